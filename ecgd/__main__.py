@@ -1,0 +1,3 @@
+from ecgd.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,110 @@
+"""Command line: ``ecgd run | check-config | classify | convert``. Exit codes follow sysexits."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+EX_OK, EX_DATAERR, EX_NOINPUT, EX_UNAVAILABLE, EX_CONFIG = 0, 65, 66, 69, 78
+
+
+def main(argv: list[str] | None = None) -> int:
+    from ecgd.config import DEFAULT_CONFIG_PATH
+
+    parser = argparse.ArgumentParser(prog="ecgd", description="Bedside ECG monitor daemon.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="run the monitor (under systemd or interactively)")
+    run.add_argument("--config", type=Path, default=DEFAULT_CONFIG_PATH)
+    run.add_argument("--duration", type=float, help="stop after this many seconds (demo, tests)")
+
+    check = sub.add_parser("check-config", help="validate a config without touching hardware")
+    check.add_argument("--config", type=Path, default=DEFAULT_CONFIG_PATH)
+
+    cls = sub.add_parser("classify", help="classify a recording offline, one JSON line per window")
+    cls.add_argument("record", help="WFDB record (.hea or path without extension), .csv or .npy (mV)")
+    cls.add_argument("--model", type=Path, help="TFLite model (default: the bundled one)")
+    cls.add_argument("--hop", type=float, help="seconds between window starts (default: the window length)")
+    cls.add_argument(
+        "--frontend",
+        choices=("pcf8591", "none"),
+        default="none",
+        help="pass the signal through the AD8232 + 8-bit PCF8591 model first",
+    )
+    cls.add_argument("--channel", type=int, default=0, help="signal/column to use (default 0)")
+    cls.add_argument("--fs", type=float, help="sample rate of a .csv/.npy recording")
+    cls.add_argument("--config", type=Path, help="take front-end and quality settings from this config")
+
+    try:
+        from ecgd.convert import add_convert_arguments
+    except ImportError:  # pragma: no cover - convert ships with the package
+        add_convert_arguments = None
+    if add_convert_arguments is not None:
+        conv = sub.add_parser("convert", help="convert a SavedModel/Keras model to .tflite + metadata")
+        add_convert_arguments(conv)
+
+    args = parser.parse_args(argv)
+    if args.command == "run":
+        from ecgd.daemon import run_daemon
+
+        return run_daemon(args.config, args.duration)
+    if args.command == "check-config":
+        return _check_config(args.config)
+    if args.command == "classify":
+        return _classify(args)
+    from ecgd.convert import run_convert
+
+    return run_convert(args)
+
+
+def _check_config(path: Path) -> int:
+    from ecgd import config as cfg
+    from ecgd.daemon import load_checked_model
+    from ecgd.model import ModelError
+
+    try:
+        settings = cfg.load(path)
+        model = load_checked_model(settings)
+    except cfg.ConfigError as exc:
+        print(f"ecgd: {exc}", file=sys.stderr)
+        return EX_CONFIG
+    except ModelError as exc:
+        print(f"ecgd: {exc}", file=sys.stderr)
+        return EX_CONFIG
+    print(cfg.describe(settings), end="")
+    print(f"# model ok: {model.metadata.ident}, labels {', '.join(model.labels)}, backend {model.backend}")
+    return EX_OK
+
+
+def _classify(args: argparse.Namespace) -> int:
+    from ecgd import config as cfg
+    from ecgd.model import ModelError, load_model
+    from ecgd.offline import classify_recording
+    from ecgd.records import RecordError, read_recording
+
+    try:
+        settings = cfg.load(args.config) if args.config else cfg.Settings()
+        model = load_model(args.model or settings.model_path)
+    except (cfg.ConfigError, ModelError) as exc:
+        print(f"ecgd: {exc}", file=sys.stderr)
+        return EX_CONFIG
+    try:
+        rec = read_recording(args.record, args.channel, args.fs)
+    except FileNotFoundError as exc:
+        print(f"ecgd: {args.record}: no such recording ({exc.filename})", file=sys.stderr)
+        return EX_NOINPUT
+    except (RecordError, OSError, ValueError) as exc:
+        print(f"ecgd: {exc}", file=sys.stderr)
+        return EX_DATAERR
+    hop = args.hop or model.metadata.window_seconds
+    if hop <= 0:
+        print("ecgd: --hop must be positive", file=sys.stderr)
+        return EX_DATAERR
+    frontend = settings.analog_frontend if args.frontend == "pcf8591" else None
+    out = sys.stdout
+    for row in classify_recording(rec, model, hop, frontend, settings.quality):
+        out.write(json.dumps(row, separators=(",", ":")) + "\n")
+    out.flush()
+    return EX_OK

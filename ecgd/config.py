@@ -1,0 +1,377 @@
+"""One YAML file → validated, immutable settings, before anything starts.
+
+Every key is declared once in a schema (type, default, bounds, help). Loading
+collects *all* problems, each naming the key path, the bad value and what is
+allowed, and suggests the close match for an unknown key, so an admin fixes a
+file in one go instead of one restart per typo.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import stat
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ecgd.frontend import AnalogFrontEnd
+from ecgd.quality import QualitySettings
+
+DEFAULT_CONFIG_PATH = Path("/etc/ecgd/ecgd.yaml")
+PACKAGE_DIR = Path(__file__).resolve().parent
+BUNDLED_MODEL = PACKAGE_DIR / "models" / "default.tflite"
+BUNDLED_DEMO_RECORD = PACKAGE_DIR / "demo" / "mitdb201_excerpt.hea"
+
+
+class ConfigError(Exception):
+    """Every problem found in one config file; ``str()`` lists them one per line."""
+
+    def __init__(self, source: str, problems: list[str]) -> None:
+        self.source = source
+        self.problems = problems
+        super().__init__(f"{source}: invalid configuration:\n" + "\n".join(f"  - {p}" for p in problems))
+
+
+def _opt(
+    default: Any,
+    help: str,
+    *,
+    lo: float | None = None,
+    hi: float | None = None,
+    choices: tuple[str, ...] | None = None,
+    nullable: bool = False,
+) -> Any:
+    return field(
+        default=default, metadata={"help": help, "lo": lo, "hi": hi, "choices": choices, "nullable": nullable}
+    )
+
+
+@dataclass(frozen=True)
+class DeviceSettings:
+    kind: str = _opt(
+        "pcf8591", "ADC source: the real PCF8591 on I2C, or the emulated one", choices=("pcf8591", "emulated")
+    )
+    i2c_bus: int = _opt(1, "I2C bus number (/dev/i2c-N)", lo=0, hi=255)
+    address: int = _opt(0x48, "7-bit I2C address of the PCF8591 (0x48 with A0-A2 low)", lo=0x03, hi=0x77)
+    channel: int = _opt(2, "PCF8591 analog input wired to the AD8232 OUTPUT", lo=0, hi=3)
+    retries: int = _opt(1, "read retries within one sample slot after an I2C error", lo=0, hi=5)
+    fault_after_seconds: float = _opt(
+        2.0, "no good sample for this long → sensor fault state", lo=0.05, hi=3600
+    )
+    max_backoff_seconds: float = _opt(
+        1.0, "longest wait between attempts while in the fault state", lo=0.01, hi=60
+    )
+
+
+@dataclass(frozen=True)
+class EmulatedSettings:
+    recording: str | None = _opt(
+        None,
+        "WFDB/CSV/.npy recording played by the emulated device (null: the bundled MIT-BIH excerpt)",
+        nullable=True,
+    )
+    recording_channel: int = _opt(0, "channel of the recording to play", lo=0, hi=63)
+    recording_rate_hz: float | None = _opt(
+        None, "sample rate of a CSV/.npy recording", lo=1, hi=100000, nullable=True
+    )
+    bus_latency_ms: float = _opt(0.2, "time one I2C byte read takes on the emulated bus", lo=0, hi=50)
+    error_rate: float = _opt(0.0, "probability that a read fails with EREMOTEIO", lo=0, hi=1)
+    seed: int = _opt(1, "seed of the emulated error injection", lo=0, hi=2**31)
+
+
+@dataclass(frozen=True)
+class SamplingSettings:
+    rate_hz: float = _opt(360.0, "sampling rate of the absolute grid", lo=1, hi=2000)
+    late_tolerance_ms: float = _opt(
+        1.0,
+        "a read later than this after its slot's deadline is not taken: "
+        "the slot is counted missing instead of time-shifted",
+        lo=0.05,
+        hi=1000,
+    )
+    ring_seconds: float = _opt(
+        120.0, "ring buffer length; must exceed window_seconds + hop_seconds", lo=1, hi=3600
+    )
+
+
+@dataclass(frozen=True)
+class FrontendSettings:
+    gain: float = _opt(1100.0, "AD8232 module gain, electrodes → OUTPUT (V/V)", lo=1, hi=100000)
+    offset_volts: float = _opt(1.65, "AD8232 OUTPUT for 0 mV at the electrodes (REFOUT)", lo=0, hi=5)
+    highpass_hz: float = _opt(
+        0.5, "board high-pass corner (emulated device and --frontend only)", lo=0, hi=100
+    )
+    lowpass_hz: float = _opt(
+        40.0, "board low-pass corner (emulated device and --frontend only)", lo=0, hi=1000
+    )
+    adc_reference_volts: float = _opt(3.3, "PCF8591 VREF − AGND", lo=0.5, hi=6)
+
+
+@dataclass(frozen=True)
+class WindowSettings:
+    window_seconds: float = _opt(10.0, "length of each classified window", lo=1, hi=600)
+    hop_seconds: float = _opt(2.0, "a new window every this many seconds", lo=0.1, hi=600)
+    max_missing_fraction: float = _opt(
+        0.005,
+        "windows with more missing samples than this fraction are "
+        "not classified (fewer are filled by interpolation for the model "
+        "only, and counted)",
+        lo=0,
+        hi=0.5,
+    )
+
+
+@dataclass(frozen=True)
+class ModelSettings:
+    path: str | None = _opt(None, "TFLite model (null: the bundled default model)", nullable=True)
+    metadata: str | None = _opt(None, "model metadata JSON (null: the model path with .json)", nullable=True)
+
+
+@dataclass(frozen=True)
+class OutputSettings:
+    journal: bool = _opt(True, "write results to journald")
+    console: bool = _opt(False, "print a readable line per result on stdout (interactive runs)")
+    log_file: str | None = _opt(
+        "/var/log/ecgd/results.jsonl", "JSON Lines result log (null: none)", nullable=True
+    )
+    log_max_bytes: int = _opt(
+        10 * 1024 * 1024, "rotate the log file when it would exceed this size", lo=4096, hi=2**40
+    )
+    log_backups: int = _opt(5, "rotated files kept (results.jsonl.1 … .N)", lo=0, hi=1000)
+    queue_size: int = _opt(
+        1000, "results waiting for a slow sink before new ones are counted as dropped", lo=10, hi=1_000_000
+    )
+
+
+@dataclass(frozen=True)
+class Settings:
+    device: DeviceSettings = field(default_factory=DeviceSettings)
+    emulated: EmulatedSettings = field(default_factory=EmulatedSettings)
+    sampling: SamplingSettings = field(default_factory=SamplingSettings)
+    frontend: FrontendSettings = field(default_factory=FrontendSettings)
+    windows: WindowSettings = field(default_factory=WindowSettings)
+    quality: QualitySettings = field(default_factory=QualitySettings)
+    model: ModelSettings = field(default_factory=ModelSettings)
+    output: OutputSettings = field(default_factory=OutputSettings)
+    source: str = "<defaults>"
+
+    @property
+    def analog_frontend(self) -> AnalogFrontEnd:
+        f = self.frontend
+        return AnalogFrontEnd(
+            gain=f.gain,
+            offset_volts=f.offset_volts,
+            highpass_hz=f.highpass_hz,
+            lowpass_hz=f.lowpass_hz,
+            adc_reference_volts=f.adc_reference_volts,
+        )
+
+    @property
+    def model_path(self) -> Path:
+        return self._resolve(self.model.path) if self.model.path else BUNDLED_MODEL
+
+    @property
+    def metadata_path(self) -> Path:
+        return (
+            self._resolve(self.model.metadata)
+            if self.model.metadata
+            else self.model_path.with_suffix(".json")
+        )
+
+    @property
+    def demo_recording(self) -> Path:
+        return self._resolve(self.emulated.recording) if self.emulated.recording else BUNDLED_DEMO_RECORD
+
+    def _resolve(self, value: str) -> Path:
+        """Relative paths are relative to the config file, so a config and its files travel together."""
+        p = Path(value).expanduser()
+        if p.is_absolute() or self.source.startswith("<"):
+            return p
+        return Path(self.source).resolve().parent / p
+
+
+SECTIONS: dict[str, type] = {
+    f.name: f.default_factory().__class__
+    for f in fields(Settings)  # type: ignore[misc]
+    if f.name != "source"
+}
+
+
+def load(path: str | Path) -> Settings:
+    """Read and validate a config file; raises ``ConfigError`` listing every problem."""
+    p = Path(path)
+    try:
+        text = p.read_text()
+    except FileNotFoundError:
+        raise ConfigError(str(p), ["file not found"]) from None
+    except OSError as exc:
+        raise ConfigError(str(p), [f"cannot read: {exc.strerror}"]) from None
+    _refuse_if_world_writable(p, "config file")
+    return parse(text, str(p))
+
+
+def parse(text: str, source: str = "<string>") -> Settings:
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError(source, [f"YAML syntax error: {where}{problem}"]) from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(source, [f"top level must be a mapping of sections, got {_kind(data)}"])
+    problems: list[str] = []
+    sections: dict[str, Any] = {}
+    for name, value in data.items():
+        if name not in SECTIONS:
+            problems.append(_unknown(str(name), list(SECTIONS), ""))
+            continue
+        if value is None:
+            value = {}
+        if not isinstance(value, dict):
+            problems.append(f"{name}: must be a mapping of settings, got {_kind(value)}")
+            continue
+        sections[name] = _build(SECTIONS[name], value, name, problems)
+    settings = Settings(**{k: v for k, v in sections.items() if v is not None}, source=source)
+    problems += _cross_checks(settings)
+    if problems:
+        raise ConfigError(source, problems)
+    return settings
+
+
+def _build(cls: type, values: dict[str, Any], prefix: str, problems: list[str]) -> Any:
+    known = {f.name: f for f in fields(cls)}
+    kwargs: dict[str, Any] = {}
+    for key, value in values.items():
+        path = f"{prefix}.{key}"
+        if key not in known:
+            problems.append(_unknown(str(key), list(known), prefix + "."))
+            continue
+        f = known[key]
+        error = _check(f, value)
+        if error:
+            problems.append(f"{path}: {error}")
+        else:
+            kwargs[key] = float(value) if _base_type(f) is float and value is not None else value
+    return cls(**kwargs)
+
+
+def _base_type(f: Any) -> type:
+    t = f.type if isinstance(f.type, str) else getattr(f.type, "__name__", str(f.type))
+    for name, typ in (("bool", bool), ("int", int), ("float", float), ("str", str)):
+        if t.startswith(name):
+            return typ
+    raise TypeError(f"unsupported setting type {f.type!r}")
+
+
+def _check(f: Any, value: Any) -> str | None:
+    meta = f.metadata
+    typ = _base_type(f)
+    if value is None:
+        return None if meta.get("nullable") else f"must be set (got null); default is {f.default!r}"
+    if typ is bool:
+        if not isinstance(value, bool):
+            return f"must be true or false, got {value!r}"
+        return None
+    if typ is int and (isinstance(value, bool) or not isinstance(value, int)):
+        return f"must be a whole number, got {value!r} ({_kind(value)})"
+    if typ is float and (isinstance(value, bool) or not isinstance(value, (int, float))):
+        return f"must be a number, got {value!r} ({_kind(value)})"
+    if typ is str and not isinstance(value, str):
+        return f"must be a string, got {value!r} ({_kind(value)})"
+    choices = meta.get("choices")
+    if choices and value not in choices:
+        return f"must be one of {', '.join(choices)}; got {value!r}"
+    lo, hi = meta.get("lo", 0), meta.get("hi")  # thresholds declared without bounds must not be negative
+    if typ in (int, float) and ((lo is not None and value < lo) or (hi is not None and value > hi)):
+        allowed = f"{lo:g} to {hi:g}" if hi is not None else f"at least {lo:g}"
+        return f"{value!r} is out of range; allowed {allowed}"
+    return None
+
+
+def _cross_checks(s: Settings) -> list[str]:
+    problems = []
+    w = s.windows
+    if w.hop_seconds > w.window_seconds:
+        problems.append(
+            f"windows.hop_seconds: {w.hop_seconds:g} is longer than windows.window_seconds "
+            f"({w.window_seconds:g}); samples between windows would never be classified"
+        )
+    if s.sampling.ring_seconds < w.window_seconds + w.hop_seconds:
+        problems.append(
+            f"sampling.ring_seconds: {s.sampling.ring_seconds:g} must be at least "
+            f"windows.window_seconds + windows.hop_seconds ({w.window_seconds + w.hop_seconds:g})"
+        )
+    if s.sampling.late_tolerance_ms * 1e-3 * s.sampling.rate_hz > 1:
+        problems.append(
+            f"sampling.late_tolerance_ms: {s.sampling.late_tolerance_ms:g} ms is more than one "
+            f"sample period at {s.sampling.rate_hz:g} Hz; a late read would land in the next slot"
+        )
+    if s.frontend.offset_volts > s.frontend.adc_reference_volts:
+        problems.append(
+            f"frontend.offset_volts: {s.frontend.offset_volts:g} V is above "
+            f"frontend.adc_reference_volts ({s.frontend.adc_reference_volts:g} V)"
+        )
+    return problems
+
+
+def _unknown(key: str, known: list[str], prefix: str) -> str:
+    close = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
+    hint = f"; did you mean {prefix}{close[0]}?" if close else f"; known keys: {', '.join(known)}"
+    return f"{prefix}{key}: unknown key{hint}"
+
+
+def _kind(value: Any) -> str:
+    return {
+        dict: "a mapping",
+        list: "a list",
+        str: "a string",
+        bool: "a boolean",
+        int: "an integer",
+        float: "a number",
+    }.get(type(value), type(value).__name__)
+
+
+def _refuse_if_world_writable(p: Path, what: str) -> None:
+    """A file anyone can write controls what the monitor reports: refuse it."""
+    try:
+        mode = p.stat().st_mode
+    except OSError:
+        return
+    if mode & stat.S_IWOTH:
+        raise ConfigError(
+            str(p), [f"{what} is writable by other users (mode {stat.filemode(mode)}); run: chmod o-w {p}"]
+        )
+
+
+def check_file_not_world_writable(p: Path, what: str) -> None:
+    """The same refusal for model files (public wrapper)."""
+    _refuse_if_world_writable(p, what)
+
+
+def describe(settings: Settings) -> str:
+    """The effective settings as YAML, for ``ecgd check-config``."""
+    out: dict[str, Any] = {}
+    for name in SECTIONS:
+        section = getattr(settings, name)
+        out[name] = {f.name: getattr(section, f.name) for f in fields(section)}
+    text = yaml.safe_dump(out, sort_keys=False, default_flow_style=False)
+    return f"# effective settings from {settings.source}\n# model: {settings.model_path}\n{text}"
+
+
+def with_overrides(settings: Settings, **sections: Any) -> Settings:
+    """Replace whole sections (used by tests and the demo); runs the cross-checks again."""
+    new = replace(settings, **sections)
+    problems = _cross_checks(new)
+    if problems:
+        raise ConfigError(settings.source, problems)
+    return new
+
+
+def environment_config_path() -> Path:
+    return Path(os.environ.get("ECGD_CONFIG", str(DEFAULT_CONFIG_PATH)))

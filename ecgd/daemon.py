@@ -1,0 +1,449 @@
+"""Wiring: source → sampler → ring → windows → classifier → sinks, plus signals,
+sd_notify, the watchdog and live reload. The only module that knows all others.
+
+Threads: the sampler (owns the source and the grid), the inference worker
+(owns the scheduler and the classifier), the sink dispatcher (owns the sinks);
+the main thread handles signals, faults, status and the watchdog. Data moves
+one way, through the ring and the dispatcher's bounded queue.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import queue
+import signal
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from ecgd import config as cfg
+from ecgd.classifier import UNCLASSIFIED, Classification, WindowClassifier
+from ecgd.clock import Clock, RealClock
+from ecgd.model import Model, ModelError, load_model
+from ecgd.notify import Notifier
+from ecgd.quality import adc_rails_mv
+from ecgd.records import RecordError, read_recording
+from ecgd.results import ERR, INFO, NOTICE, Record, event_record, result_record
+from ecgd.ring import SampleRing
+from ecgd.sampler import SampleGrid, Sampler, SamplerEvent
+from ecgd.sinks import Sink, SinkDispatcher
+from ecgd.sinks.console import ConsoleSink
+from ecgd.sinks.logfile import RotatingJsonLog
+from ecgd.sources.emulated import EmulatedI2c, emulated_device
+from ecgd.sources.pcf8591 import Pcf8591
+from ecgd.windows import Window, WindowScheduler
+
+EX_OK, EX_UNAVAILABLE, EX_CONFIG = 0, 69, 78
+LIVENESS_LIMIT_S = 5.0  # a thread silent this long is hung: stop feeding the watchdog
+ACQUISITION_SECTIONS = ("device", "emulated", "sampling", "frontend")
+
+
+class StartupError(Exception):
+    """A problem that makes starting pointless (bad model, config, recording): exit 78."""
+
+
+def load_checked_model(settings: cfg.Settings) -> Model:
+    """The configured model, checked against the settings that feed it."""
+    for p, what in ((settings.model_path, "model file"), (settings.metadata_path, "model metadata file")):
+        try:
+            cfg.check_file_not_world_writable(p, what)
+        except cfg.ConfigError as exc:
+            raise ModelError(str(exc)) from None
+    model = load_model(settings.model_path, settings.metadata_path)
+    w = settings.windows.window_seconds
+    if abs(model.metadata.window_seconds - w) > 1e-9:
+        raise ModelError(
+            f"{settings.model_path}: model window is {model.metadata.window_seconds:g} s but "
+            f"windows.window_seconds is {w:g} s in {settings.source}"
+        )
+    return model
+
+
+@dataclass
+class Pipeline:
+    """What the worker needs for one configuration generation."""
+
+    settings: cfg.Settings
+    model: Model
+    classifier: WindowClassifier
+    generation: int
+
+
+class Daemon:
+    def __init__(
+        self,
+        settings: cfg.Settings,
+        *,
+        clock: Clock | None = None,
+        notifier: Notifier | None = None,
+        stdout=None,
+    ) -> None:
+        self.settings = settings
+        self.clock = clock or RealClock()
+        self.notifier = notifier or Notifier()
+        self.stdout = stdout
+        self.events: queue.SimpleQueue[SamplerEvent] = queue.SimpleQueue()
+        self.i2c: EmulatedI2c | None = None
+        self.results = 0
+        self.last_label = "-"
+        self.worker_heartbeat = time.monotonic()
+        self._stop = threading.Event()
+        self._reload_requested = threading.Event()
+        self._pipeline: Pipeline | None = None
+        self._generation = 0
+        self._journal_said = False
+
+    # -- building blocks ---------------------------------------------------------------------
+    def _pipeline_for(self, settings: cfg.Settings, model: Model | None = None) -> Pipeline:
+        model = model or load_checked_model(settings)
+        rails = adc_rails_mv(settings.analog_frontend)
+        classifier = WindowClassifier(
+            model, settings.sampling.rate_hz, settings.quality, rails, settings.windows.max_missing_fraction
+        )
+        self._generation += 1
+        return Pipeline(settings, model, classifier, self._generation)
+
+    def _sinks(self, settings: cfg.Settings) -> list[Sink]:
+        out = settings.output
+        sinks: list[Sink] = []
+        if out.log_file:
+            sinks.append(RotatingJsonLog(settings._resolve(out.log_file), out.log_max_bytes, out.log_backups))
+        if out.journal:
+            try:
+                from ecgd.sinks.journal import JournalSink
+
+                sinks.append(JournalSink())
+            except ImportError as exc:
+                print(
+                    f"ecgd: journald output unavailable ({exc}); continuing with the other outputs",
+                    file=sys.stderr,
+                )
+        if out.console:
+            sinks.append(ConsoleSink(self.stdout))
+        return sinks
+
+    def _source(self, settings: cfg.Settings) -> Pcf8591:
+        d = settings.device
+        if d.kind == "emulated":
+            e = settings.emulated
+            try:
+                rec = read_recording(settings.demo_recording, e.recording_channel, e.recording_rate_hz)
+            except (RecordError, OSError) as exc:
+                raise StartupError(f"emulated.recording: {exc}") from None
+            self.i2c = emulated_device(
+                rec,
+                settings.analog_frontend,
+                self.clock,
+                channel=d.channel,
+                bus_number=d.i2c_bus,
+                address=d.address,
+                latency_ms=e.bus_latency_ms,
+                error_rate=e.error_rate,
+                seed=e.seed,
+            )
+            return Pcf8591(d.i2c_bus, d.address, d.channel, bus_factory=self.i2c)
+        self.i2c = None
+        return Pcf8591(d.i2c_bus, d.address, d.channel)
+
+    def _start_sampler(
+        self, settings: cfg.Settings, source: Pcf8591, ring: SampleRing, grid: SampleGrid | None = None
+    ) -> None:
+        s, d = settings.sampling, settings.device
+        self.sampler = Sampler(
+            source,
+            ring,
+            self.clock,
+            s.rate_hz,
+            late_tolerance_ms=s.late_tolerance_ms,
+            retries=d.retries,
+            fault_after_s=d.fault_after_seconds,
+            max_backoff_s=d.max_backoff_seconds,
+            events=self.events,
+        )
+        self._sampler_thread = threading.Thread(
+            target=self.sampler.run, kwargs={"grid": grid}, name="ecgd-sampler", daemon=True
+        )
+        self._sampler_thread.start()
+        self.sampler.wait_ready(5.0)
+
+    @staticmethod
+    def _new_ring(settings: cfg.Settings) -> SampleRing:
+        return SampleRing(int(settings.sampling.ring_seconds * settings.sampling.rate_hz))
+
+    # -- lifecycle -----------------------------------------------------------------------------
+    def start(self) -> None:
+        """Everything that can fail for a bad config or model fails here, before any thread runs."""
+        settings = self.settings
+        pipeline = self._pipeline_for(settings)
+        source = self._source(settings)
+        self.dispatcher = SinkDispatcher(self._sinks(settings), settings.output.queue_size)
+        self.dispatcher.start()
+        self._pipeline = pipeline
+        self.ring = self._new_ring(settings)
+        sys.setswitchinterval(0.0005)  # let the sampler thread take the GIL promptly at its deadline
+        self._start_sampler(settings, source, self.ring)
+        self._worker_thread = threading.Thread(target=self._work, name="ecgd-worker", daemon=True)
+        self._worker_thread.start()
+        m = pipeline.model
+        self._lifecycle(
+            f"ecgd started: {settings.device.kind} source, {settings.sampling.rate_hz:g} Hz, "
+            f"model {m.metadata.ident} ({m.backend}, {m.input_dtype})",
+            event="started",
+            backend=m.backend,
+            config=settings.source,
+        )
+        self.notifier.ready(self._status())
+
+    def request_stop(self) -> None:
+        self._stop.set()
+
+    def request_reload(self) -> None:
+        self._reload_requested.set()
+
+    def run(self, duration_s: float | None = None) -> int:
+        """Main loop: signals, sensor events, status and watchdog, until stopped."""
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda *_: self.request_stop())
+        signal.signal(signal.SIGHUP, lambda *_: self.request_reload())
+        end = None if duration_s is None else time.monotonic() + duration_s
+        wd = self.notifier.watchdog_interval_s
+        next_ping = next_status = 0.0
+        while not self._stop.is_set():
+            self._stop.wait(0.1)
+            now = time.monotonic()
+            self._drain_events()
+            if self._reload_requested.is_set():
+                self._reload_requested.clear()
+                self.reload()
+            if end is not None and now >= end:
+                break
+            if wd is not None and now >= next_ping and self.alive():
+                self.notifier.watchdog()
+                next_ping = now + wd
+            if now >= next_status:
+                self.notifier.status(self._status())
+                next_status = now + 1.0
+        self.shutdown()
+        return EX_OK
+
+    def alive(self) -> bool:
+        """Both data threads made progress recently (a hung one stops the watchdog pings)."""
+        sampler_age = (self.clock.monotonic_ns() - self.sampler.heartbeat_ns) / 1e9
+        worker_age = time.monotonic() - self.worker_heartbeat
+        return (
+            self._sampler_thread.is_alive()
+            and self._worker_thread.is_alive()
+            and sampler_age < LIVENESS_LIMIT_S
+            and worker_age < LIVENESS_LIMIT_S
+        )
+
+    def shutdown(self) -> None:
+        self.notifier.stopping()
+        self.sampler.stop()
+        self._stop.set()
+        self._sampler_thread.join(1.0)
+        self._worker_thread.join(1.0)
+        self._drain_events()
+        st = self.sampler.stats()
+        self._lifecycle(
+            f"ecgd stopping: {self.results} windows reported, {st.taken} samples taken, {st.missing} missing",
+            event="stopped",
+            results=self.results,
+            samples_taken=st.taken,
+            samples_missing=st.missing,
+        )
+        self.dispatcher.close(1.0)
+
+    # -- the inference worker ------------------------------------------------------------------
+    def _work(self) -> None:
+        pipeline = self._pipeline
+        assert pipeline is not None
+        scheduler = self._scheduler(pipeline.settings)
+        while not self._stop.is_set():
+            self.worker_heartbeat = time.monotonic()
+            current = self._pipeline
+            if current is not None and current.generation != pipeline.generation:
+                if (
+                    _windowing(current.settings) != _windowing(pipeline.settings)
+                    or scheduler.ring is not self.ring
+                ):
+                    scheduler = self._scheduler(current.settings)
+                pipeline = current
+            for window in scheduler.next(timeout=0.25):
+                self._emit_window(window, pipeline)
+        self._emit_incomplete(scheduler, pipeline)
+
+    def _scheduler(self, settings: cfg.Settings) -> WindowScheduler:
+        rate = settings.sampling.rate_hz
+        w = settings.windows
+        sampler = self.sampler
+        return WindowScheduler(
+            self.ring,
+            round(w.window_seconds * rate),
+            max(1, round(w.hop_seconds * rate)),
+            lambda seq: sampler.grid.wall_ns(seq),
+            first_seq=self.ring.next_seq,
+        )
+
+    def _emit_window(self, window: Window, pipeline: Pipeline) -> None:
+        c: Classification | None = None
+        if window.block is not None:
+            fe = pipeline.settings.analog_frontend
+            c = pipeline.classifier.classify(fe.counts_to_mv(window.block.counts), window.block.valid)
+        meta = pipeline.model.metadata
+        self._submit(result_record(window, c, meta.ident, meta.abnormal_labels, self.clock.wall_ns()))
+
+    def _emit_incomplete(self, scheduler: WindowScheduler, pipeline: Pipeline) -> None:
+        """At shutdown, the window being filled is dropped, with a record saying so."""
+        acquired = self.ring.next_seq - (scheduler.next_stop - scheduler.hop)
+        if acquired <= 0:
+            return
+        first = scheduler.next_stop - scheduler.window
+        window = Window(
+            scheduler.next_index,
+            first,
+            scheduler.next_stop,
+            None,
+            scheduler.wall_ns(first),
+            scheduler.wall_ns(scheduler.next_stop),
+        )
+        reason = (
+            f"stopped before the window was complete ({acquired} of {scheduler.hop} new samples); "
+            "not classified"
+        )
+        c = Classification(UNCLASSIFIED, None, None, reason, 0, None)
+        meta = pipeline.model.metadata
+        record = result_record(window, c, meta.ident, meta.abnormal_labels, self.clock.wall_ns())
+        record.fields["missing_samples"] = None
+        self._submit(record)
+
+    def _submit(self, record: Record) -> None:
+        self.dispatcher.submit(record)
+        if record.kind == "result":
+            self.results += 1
+            self.last_label = record.fields["label"]
+
+    # -- events, status, reload --------------------------------------------------------------
+    def _drain_events(self) -> None:
+        while True:
+            try:
+                ev = self.events.get_nowait()
+            except queue.Empty:
+                return
+            wall = self.clock.wall_ns()
+            if ev.kind == "sensor_fault":
+                d = self.settings.device
+                msg = (
+                    f"sensor fault: {ev.detail} from PCF8591 0x{d.address:02x} on i2c-{d.i2c_bus}; "
+                    "retrying with back-off"
+                )
+                self.dispatcher.submit(event_record("fault", msg, ERR, wall, event=ev.kind, seq=ev.seq))
+            else:
+                self.dispatcher.submit(
+                    event_record(
+                        "fault",
+                        f"sensor recovered: {ev.detail}",
+                        NOTICE,
+                        wall,
+                        event=ev.kind,
+                        seq=ev.seq,
+                        outage_s=round(ev.outage_s, 3),
+                    )
+                )
+            self.notifier.status(self._status())
+
+    def _status(self) -> str:
+        st = self.sampler.stats() if hasattr(self, "sampler") else None
+        if st is None:
+            return "starting"
+        state = "SENSOR FAULT" if st.in_fault else "running"
+        return (
+            f"{state}; last {self.last_label}; {self.results} windows; {st.taken} samples, "
+            f"{st.missing} missing; lateness p99 {st.lateness_p99_ms:.2f} ms"
+        )
+
+    def _lifecycle(self, message: str, **fields) -> None:
+        self.dispatcher.submit(event_record("lifecycle", message, INFO, self.clock.wall_ns(), **fields))
+
+    def reload(self) -> None:
+        """SIGHUP: apply a valid new config without losing samples; keep the old one otherwise."""
+        self.notifier.reloading()
+        old = self.settings
+        try:
+            new = cfg.load(old.source)
+            changed = [n for n in cfg.SECTIONS if getattr(new, n) != getattr(old, n)]
+            pipeline = self._pipeline_for(new) if changed else None
+        except (cfg.ConfigError, ModelError) as exc:
+            self.dispatcher.submit(
+                event_record(
+                    "fault",
+                    f"reload rejected, old configuration kept: {exc}",
+                    ERR,
+                    self.clock.wall_ns(),
+                    event="reload_rejected",
+                )
+            )
+            self.notifier.ready(self._status())
+            return
+        restarted = False
+        if any(n in changed for n in ACQUISITION_SECTIONS):
+            try:
+                source = self._source(new)
+            except StartupError as exc:
+                self.dispatcher.submit(
+                    event_record(
+                        "fault",
+                        f"reload rejected, old configuration kept: {exc}",
+                        ERR,
+                        self.clock.wall_ns(),
+                        event="reload_rejected",
+                    )
+                )
+                self.notifier.ready(self._status())
+                return
+            restarted = True
+            grid = self.sampler.grid
+            self.sampler.stop()
+            self._sampler_thread.join(2.0)
+            same_rate = new.sampling.rate_hz == old.sampling.rate_hz
+            if not same_rate or new.sampling.ring_seconds != old.sampling.ring_seconds:
+                self.ring = self._new_ring(new)
+                grid = None
+            self._start_sampler(new, source, self.ring, grid)
+        if "output" in changed:
+            old_dispatcher = self.dispatcher
+            self.dispatcher = SinkDispatcher(self._sinks(new), new.output.queue_size)
+            self.dispatcher.start()
+            old_dispatcher.close(1.0)
+        self.settings = new
+        if pipeline is not None:
+            self._pipeline = pipeline
+        what = ", ".join(changed) or "nothing changed"
+        self._lifecycle(
+            f"configuration reloaded ({what})" + ("; sampler restarted" if restarted else ""),
+            event="reloaded",
+            changed=changed,
+            sampler_restarted=restarted,
+        )
+        self.notifier.ready(self._status())
+
+
+def _windowing(settings: cfg.Settings) -> tuple:
+    return (settings.sampling.rate_hz, dataclasses.astuple(settings.windows))
+
+
+def run_daemon(config_path: Path, duration_s: float | None = None) -> int:
+    """``ecgd run``: load, start, serve. Returns a sysexits code."""
+    try:
+        settings = cfg.load(config_path)
+        daemon = Daemon(settings)
+        daemon.start()
+    except cfg.ConfigError as exc:
+        print(f"ecgd: {exc}", file=sys.stderr)
+        return EX_CONFIG
+    except (ModelError, StartupError) as exc:
+        print(f"ecgd: {exc}", file=sys.stderr)
+        return EX_CONFIG
+    return daemon.run(duration_s)

@@ -1,0 +1,50 @@
+"""``ecgd classify``: the daemon's windowing and classifier over a recording.
+
+Windows start at sample 0 and step by the hop, in the recording's own samples.
+With a front end the recording first goes through the same AD8232 + 8-bit ADC
+model the emulated device uses, so the results are what the monitor would see.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+
+from ecgd.classifier import WindowClassifier
+from ecgd.frontend import AnalogFrontEnd
+from ecgd.model import Model
+from ecgd.quality import QualitySettings, adc_rails_mv
+from ecgd.records import Recording
+
+
+def classify_recording(
+    rec: Recording,
+    model: Model,
+    hop_seconds: float,
+    frontend: AnalogFrontEnd | None = None,
+    quality: QualitySettings | None = None,
+) -> Iterator[dict[str, Any]]:
+    fs = rec.fs
+    window_n = round(model.metadata.window_seconds * fs)
+    hop_n = max(1, round(hop_seconds * fs))
+    if frontend is not None:
+        mv = frontend.simulate_mv(rec.mv, fs)
+        rails: tuple[float, float] | None = adc_rails_mv(frontend)
+    else:
+        mv = np.asarray(rec.mv, dtype=np.float32)
+        rails = None
+    classifier = WindowClassifier(model, fs, quality or QualitySettings(), rails, max_missing_fraction=0.0)
+    for start in range(0, mv.size - window_n + 1, hop_n):
+        c = classifier.classify(mv[start : start + window_n])
+        out: dict[str, Any] = {
+            "start": start,
+            "end": start + window_n,
+            "label": c.label,
+            "confidence": None if c.confidence is None else round(c.confidence, 4),
+            "probabilities": c.probabilities,
+        }
+        if c.reason:
+            out["reason"] = c.reason
+        yield out

@@ -1,0 +1,99 @@
+"""The records ecgd writes: one per window, plus faults and lifecycle events.
+
+A record has lower-case field names (the JSON log) that map 1:1 onto journald
+fields as ``ECG_<NAME>``; ``MESSAGE_ID`` says which kind of entry it is, so
+``journalctl MESSAGE_ID=…`` or ``journalctl ECG_LABEL=V`` select them.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+from ecgd.classifier import Classification
+from ecgd.windows import Window
+
+MESSAGE_IDS = {
+    "result": "e59f77e50dac475e9f4c642396c50f3a",
+    "fault": "68be2987fde34fdd8d0ca0a70f9e7024",
+    "lifecycle": "cb29204c78a84f1aa5e0ebd4224cf53f",
+}
+# syslog priorities
+ERR, WARNING, NOTICE, INFO = 3, 4, 5, 6
+
+
+@dataclass(frozen=True)
+class Record:
+    kind: str  # result | fault | lifecycle
+    message: str
+    priority: int
+    fields: dict[str, Any] = field(default_factory=dict)
+    wall_ns: int | None = None
+
+    def journal_fields(self) -> dict[str, str]:
+        out = {}
+        for key, value in self.fields.items():
+            if value is None:
+                continue
+            if isinstance(value, (dict, list)):
+                value = json.dumps(value, separators=(",", ":"))
+            elif isinstance(value, bool):
+                value = "1" if value else "0"
+            out[f"ECG_{key.upper()}"] = str(value)
+        return out
+
+    def json_line(self) -> str:
+        ts = iso_utc(self.wall_ns) if self.wall_ns is not None else None
+        body = {"time": ts, "kind": self.kind, "priority": self.priority, "message": self.message}
+        body.update(self.fields)
+        return json.dumps(body, separators=(",", ":"), allow_nan=False) + "\n"
+
+
+def iso_utc(wall_ns: int) -> str:
+    dt = datetime.fromtimestamp(wall_ns // 1_000_000_000, tz=timezone.utc)
+    return dt.strftime("%Y-%m-%dT%H:%M:%S") + f".{(wall_ns // 1_000_000) % 1000:03d}Z"
+
+
+def result_record(
+    window: Window,
+    c: Classification | None,
+    model_ident: str,
+    abnormal_labels: tuple[str, ...],
+    now_wall_ns: int,
+) -> Record:
+    """One window's record. ``c`` is None for a window that was skipped (reason on the window)."""
+    label = c.label if c else "skipped"
+    reason = c.reason if c else window.skip_reason
+    missing = c.missing if c else (window.block.missing if window.block is not None else None)
+    classified = c is not None and c.probabilities is not None
+    abnormal = classified and label in abnormal_labels
+    fields = {
+        "label": label,
+        "confidence": round(c.confidence, 4) if c and c.confidence is not None else None,
+        "probabilities": c.probabilities if c else None,
+        "reason": reason,
+        "window_index": window.index,
+        "window_start": iso_utc(window.start_wall_ns),
+        "window_end": iso_utc(window.end_wall_ns),
+        "first_seq": window.first_seq,
+        "last_seq": window.stop_seq - 1,
+        "missing_samples": missing,
+        "inference_ms": round(c.inference_ms, 3) if c and c.inference_ms is not None else None,
+        "model": model_ident,
+        "abnormal": abnormal,
+    }
+    if classified:
+        message = f"ECG {label} ({c.confidence:.2f}) {fields['window_start']} – {fields['window_end']}"
+        if missing:
+            message += f", {missing} missing samples"
+    else:
+        message = f"ECG {label}: {reason} ({fields['window_start']} – {fields['window_end']})"
+    priority = WARNING if abnormal or not classified else INFO
+    return Record("result", message, priority, fields, now_wall_ns)
+
+
+def event_record(kind: str, message: str, priority: int, now_wall_ns: int, **fields: Any) -> Record:
+    """A fault or lifecycle entry (``event`` names what happened)."""
+    return Record(kind, message, priority, fields, now_wall_ns)
