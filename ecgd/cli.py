@@ -82,7 +82,7 @@ def _classify(args: argparse.Namespace) -> int:
     from ecgd import config as cfg
     from ecgd.model import ModelError, load_model
     from ecgd.offline import classify_recording
-    from ecgd.records import RecordError, read_recording
+    from ecgd.records import RecordError, RecordNotFound, read_recording
 
     try:
         settings = cfg.load(args.config) if args.config else cfg.Settings()
@@ -92,8 +92,8 @@ def _classify(args: argparse.Namespace) -> int:
         return EX_CONFIG
     try:
         rec = read_recording(args.record, args.channel, args.fs)
-    except FileNotFoundError as exc:
-        print(f"ecgd: {args.record}: no such recording ({exc.filename})", file=sys.stderr)
+    except RecordNotFound as exc:
+        print(f"ecgd: {exc}", file=sys.stderr)
         return EX_NOINPUT
     except (RecordError, OSError, ValueError) as exc:
         print(f"ecgd: {exc}", file=sys.stderr)

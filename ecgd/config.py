@@ -85,12 +85,12 @@ class EmulatedSettings:
 @dataclass(frozen=True)
 class SamplingSettings:
     rate_hz: float = _opt(360.0, "sampling rate of the absolute grid", lo=1, hi=2000)
-    late_tolerance_ms: float = _opt(
-        1.0,
-        "a read later than this after its slot's deadline is not taken: "
-        "the slot is counted missing instead of time-shifted",
+    late_tolerance_periods: float = _opt(
+        0.5,
+        "a read later than this fraction of a sample period after its slot's deadline is not taken "
+        "(the slot is counted missing): up to half a period a sample is nearer its own slot than any other",
         lo=0.05,
-        hi=1000,
+        hi=0.5,
     )
     ring_seconds: float = _opt(
         120.0, "ring buffer length; must exceed window_seconds + hop_seconds", lo=1, hi=3600
@@ -306,11 +306,6 @@ def _cross_checks(s: Settings) -> list[str]:
         problems.append(
             f"sampling.ring_seconds: {s.sampling.ring_seconds:g} must be at least "
             f"windows.window_seconds + windows.hop_seconds ({w.window_seconds + w.hop_seconds:g})"
-        )
-    if s.sampling.late_tolerance_ms * 1e-3 * s.sampling.rate_hz > 1:
-        problems.append(
-            f"sampling.late_tolerance_ms: {s.sampling.late_tolerance_ms:g} ms is more than one "
-            f"sample period at {s.sampling.rate_hz:g} Hz; a late read would land in the next slot"
         )
     if s.frontend.offset_volts > s.frontend.adc_reference_volts:
         problems.append(

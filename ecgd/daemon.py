@@ -79,11 +79,13 @@ class Daemon:
         clock: Clock | None = None,
         notifier: Notifier | None = None,
         stdout=None,
+        liveness_limit_s: float = LIVENESS_LIMIT_S,
     ) -> None:
         self.settings = settings
         self.clock = clock or RealClock()
         self.notifier = notifier or Notifier()
         self.stdout = stdout
+        self.liveness_limit_s = liveness_limit_s
         self.events: queue.SimpleQueue[SamplerEvent] = queue.SimpleQueue()
         self.i2c: EmulatedI2c | None = None
         self.results = 0
@@ -156,7 +158,7 @@ class Daemon:
             ring,
             self.clock,
             s.rate_hz,
-            late_tolerance_ms=s.late_tolerance_ms,
+            late_tolerance_ms=s.late_tolerance_periods * 1000.0 / s.rate_hz,
             retries=d.retries,
             fault_after_s=d.fault_after_seconds,
             max_backoff_s=d.max_backoff_seconds,
@@ -235,8 +237,8 @@ class Daemon:
         return (
             self._sampler_thread.is_alive()
             and self._worker_thread.is_alive()
-            and sampler_age < LIVENESS_LIMIT_S
-            and worker_age < LIVENESS_LIMIT_S
+            and sampler_age < self.liveness_limit_s
+            and worker_age < self.liveness_limit_s
         )
 
     def shutdown(self) -> None:

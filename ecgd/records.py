@@ -19,6 +19,10 @@ class RecordError(ValueError):
     """A recording that cannot be read, with the file and the reason."""
 
 
+class RecordNotFound(RecordError):
+    """The recording (or one of its files) does not exist."""
+
+
 @dataclass(frozen=True)
 class Recording:
     """One channel of ECG in millivolts at a known rate."""
@@ -44,6 +48,8 @@ def read_recording(path: str | Path, channel: int = 0, fs: float | None = None) 
     CSV and ``.npy`` hold millivolts (one column, or the column ``channel``); their rate is ``fs``.
     """
     p = Path(path)
+    if p.suffix in (".npy", ".csv") and not p.exists():
+        raise RecordNotFound(f"{p}: no such file")
     if p.suffix == ".npy":
         return _from_array(np.load(p, allow_pickle=False), p, channel, fs)
     if p.suffix == ".csv":
@@ -71,6 +77,8 @@ def read_wfdb(header: Path, channel: int = 0) -> Recording:
     """Read one channel of a single-segment WFDB record in physical units (mV)."""
     try:
         lines = [ln.strip() for ln in header.read_text().splitlines()]
+    except FileNotFoundError:
+        raise RecordNotFound(f"{header}: no such record header") from None
     except OSError as exc:
         raise RecordError(f"{header}: cannot read header: {exc.strerror}") from exc
     lines = [ln for ln in lines if ln and not ln.startswith("#")]
@@ -116,6 +124,8 @@ def _parse_signal(header: Path, line: str) -> _SignalSpec:
 def _read_samples(dat: Path, fmt: int, n_sig: int, n_samples: int | None) -> np.ndarray:
     try:
         raw = np.fromfile(dat, dtype=np.uint8)
+    except FileNotFoundError:
+        raise RecordNotFound(f"{dat}: signal file not found") from None
     except OSError as exc:
         raise RecordError(f"{dat}: cannot read signal file: {exc.strerror}") from exc
     if fmt == 16:

@@ -48,12 +48,14 @@ class RecordingPlayback:
 @dataclass(frozen=True)
 class BusFault:
     """Between ``start_ns`` and ``end_ns`` every transfer fails with ``errno``; ``gone`` also
-    makes the bus device node disappear (opening it fails with ENOENT)."""
+    makes the bus device node disappear (opening it fails with ENOENT); ``hang`` blocks each
+    transfer until the end instead (a slave holding SCL low), then fails with ETIMEDOUT."""
 
     start_ns: int
     end_ns: int
     errno: int = errnos.EREMOTEIO
     gone: bool = False
+    hang: bool = False
 
 
 class EmulatedPcf8591:
@@ -150,6 +152,9 @@ class EmulatedBus:
         a.clock.sleep_until(start + a.latency_ns)
         fault = a.active_fault(start)
         if fault is not None:
+            if fault.hang:
+                a.clock.sleep_until(fault.end_ns)
+                raise OSError(errnos.ETIMEDOUT, "emulated I2C bus held low")
             raise OSError(errnos.ENODEV if fault.gone else fault.errno, "emulated I2C fault")
         if addr != a.address:
             raise OSError(errnos.ENXIO, "No such device or address")
