@@ -210,7 +210,7 @@ def load(path: str | Path) -> Settings:
     except OSError as exc:
         raise ConfigError(str(p), [f"cannot read: {exc.strerror}"]) from None
     _refuse_if_world_writable(p, "config file")
-    return parse(text, str(p))
+    return parse(text, str(p.absolute()))  # relative paths inside resolve against the file, whatever the cwd
 
 
 def parse(text: str, source: str = "<string>") -> Settings:
@@ -307,6 +307,7 @@ def _cross_checks(s: Settings) -> list[str]:
             f"sampling.ring_seconds: {s.sampling.ring_seconds:g} must be at least "
             f"windows.window_seconds + windows.hop_seconds ({w.window_seconds + w.hop_seconds:g})"
         )
+    problems += [f"quality.{p}" for p in s.quality.problems()]
     if s.frontend.offset_volts > s.frontend.adc_reference_volts:
         problems.append(
             f"frontend.offset_volts: {s.frontend.offset_volts:g} V is above "

@@ -237,6 +237,7 @@ class Daemon:
         return (
             self._sampler_thread.is_alive()
             and self._worker_thread.is_alive()
+            and self.dispatcher.is_alive()
             and sampler_age < self.liveness_limit_s
             and worker_age < self.liveness_limit_s
         )

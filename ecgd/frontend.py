@@ -44,10 +44,12 @@ class AnalogFrontEnd:
         pad = min(x.size - 1, int(5 * fs))
         padded = np.pad(x, pad, mode="reflect") if pad > 0 else x
         n = 1 << int(np.ceil(np.log2(padded.size)))  # power of two: fast FFT, zero tail absorbs wrap
-        spectrum = np.fft.rfft(padded - padded.mean(), n)
+        mean = padded.mean()  # filtered apart: zero padding must not meet a DC step
+        spectrum = np.fft.rfft(padded - mean, n)
         spectrum *= self.response(np.fft.rfftfreq(n, 1.0 / fs))
         y = np.fft.irfft(spectrum, n)[: padded.size]
-        return y[pad : pad + x.size]
+        dc_gain = 0.0 if self.highpass_hz > 0 else 1.0
+        return y[pad : pad + x.size] + mean * dc_gain
 
     def response(self, freqs_hz: np.ndarray) -> np.ndarray:
         """Complex analog response H(j f) of the board's two-pole Butterworth filters."""

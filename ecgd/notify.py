@@ -24,8 +24,14 @@ class Notifier:
         self.watchdog_interval_s: float | None = int(usec) / 2e6 if usec.isdigit() and ours else None
 
     def send(self, *states: str) -> None:
-        if self._notify is not None:
-            self._notify("\n".join(states))
+        if self._notify is None:
+            return
+        for _ in range(3):  # the C extension does not retry a send interrupted by our own signals
+            try:
+                self._notify("\n".join(states))
+                return
+            except InterruptedError:
+                continue
 
     def ready(self, status: str) -> None:
         self.send("READY=1", f"STATUS={status}")

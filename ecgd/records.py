@@ -106,7 +106,12 @@ def read_wfdb(header: Path, channel: int = 0) -> Recording:
 def _parse_signal(header: Path, line: str) -> _SignalSpec:
     f = line.split()
     try:
-        fmt = int(f[1].split("x")[0].split(":")[0].split("+")[0])
+        fmt_field = f[1]
+        if any(c in fmt_field for c in "x:+"):
+            raise RecordError(
+                f"{header}: format {fmt_field!r}: samples per frame, skew and byte offsets are not supported"
+            )
+        fmt = int(fmt_field)
         gain_field = f[2] if len(f) > 2 else "0"
         gain_text = gain_field.split("/")[0]
         baseline = None
@@ -131,11 +136,16 @@ def _read_samples(dat: Path, fmt: int, n_sig: int, n_samples: int | None) -> np.
     if fmt == 16:
         flat = raw[: raw.size // 2 * 2].view("<i2").astype(np.int32)
     elif fmt == 212:
-        triples = raw[: raw.size // 3 * 3].reshape(-1, 3).astype(np.int32)
+        # Two 12-bit samples in three bytes; an odd last sample is stored in the first two bytes.
+        tail = raw.size % 3 == 2
+        padded = np.concatenate([raw, np.zeros(1, np.uint8)]) if tail else raw[: raw.size // 3 * 3]
+        triples = padded.reshape(-1, 3).astype(np.int32)
         first = triples[:, 0] | ((triples[:, 1] & 0x0F) << 8)
         second = triples[:, 2] | ((triples[:, 1] & 0xF0) << 4)
         flat = np.empty(triples.shape[0] * 2, dtype=np.int32)
         flat[0::2], flat[1::2] = first, second
+        if tail:
+            flat = flat[:-1]
         flat[flat > 2047] -= 4096  # 12-bit two's complement
     else:
         raise RecordError(f"{dat}: WFDB format {fmt} is not supported (212 and 16 are)")

@@ -42,6 +42,7 @@ class SampleRing:
         self._valid = np.zeros(capacity, dtype=bool)
         self._stamps = np.zeros(capacity, dtype=np.int64)
         self.next_seq = 0  # every slot below this is final
+        self._write_limit = 0  # slots below this may be being written (published before writing)
         self.taken = 0
         self.missing = 0
         self._wake_at = 1 << 62
@@ -53,6 +54,7 @@ class SampleRing:
             raise ValueError(f"slot {seq} is already final (next is {self.next_seq})")
         if seq > self.next_seq:
             self.fill_missing_until(seq)
+        self._write_limit = seq + 1
         i = seq % self.capacity
         self._counts[i] = count
         self._valid[i] = True
@@ -68,6 +70,7 @@ class SampleRing:
         if seq <= start:
             return
         n = seq - start
+        self._write_limit = seq
         if n >= self.capacity:
             self._valid[:] = False
             self._counts[:] = 0
@@ -88,11 +91,13 @@ class SampleRing:
         """Block until slot ``seq - 1`` is final (``next_seq >= seq``) or the timeout passes."""
         if self.next_seq >= seq:
             return True
-        self._wake.clear()
+        # Target first, then clear: a put() in between can only set the event for *this* target.
         self._wake_at = seq
+        self._wake.clear()
         if self.next_seq >= seq:
             return True
-        return self._wake.wait(timeout) or self.next_seq >= seq
+        self._wake.wait(timeout)
+        return self.next_seq >= seq
 
     def read(self, first_seq: int, stop_seq: int) -> Block:
         """Copy slots ``[first_seq, stop_seq)``; they must be final and not yet overwritten."""
@@ -103,10 +108,10 @@ class SampleRing:
             raise ValueError(f"cannot read {n} slots from a ring of {self.capacity}")
         idx = np.arange(first_seq, stop_seq) % self.capacity
         block = Block(first_seq, self._counts[idx], self._valid[idx], self._stamps[idx])
-        # The writer may have lapped us while we copied: slot next_seq is being written now.
-        if first_seq <= self.next_seq - self.capacity:
+        # The writer may have lapped us while we copied: it publishes how far it writes first.
+        if first_seq < self._write_limit - self.capacity:
             raise RingOverrun(
-                f"samples from {first_seq} were overwritten (writer at {self.next_seq}, "
+                f"samples from {first_seq} were overwritten (writer at {self._write_limit}, "
                 f"capacity {self.capacity})"
             )
         return block

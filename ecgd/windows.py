@@ -57,6 +57,8 @@ class WindowScheduler:
         if not self.ring.wait_for(self.next_stop, timeout):
             return []
         ready = self.ring.next_seq
+        if ready < self.next_stop:
+            return []
         newest = self.next_stop + (ready - self.next_stop) // self.hop * self.hop
         out = [
             self._make(stop, None, "skipped: inference fell behind; coalesced to the newest window")

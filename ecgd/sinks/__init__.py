@@ -38,7 +38,8 @@ class SinkDispatcher:
         self.written = {s.name: 0 for s in sinks}
         self.failed = {s.name: 0 for s in sinks}
         self._down: dict[str, str] = {}
-        self._drop_reported = False
+        self._episode_failed = {s.name: 0 for s in sinks}
+        self._drops_reported = 0
         self._thread = threading.Thread(target=self._run, name="ecgd-sinks", daemon=True)
         self.heartbeat = time.monotonic()
 
@@ -65,6 +66,9 @@ class SinkDispatcher:
     def down(self) -> dict[str, str]:
         return dict(self._down)
 
+    def is_alive(self) -> bool:
+        return self._thread.is_alive()
+
     def _run(self) -> None:
         while True:
             item = self._queue.get()
@@ -72,26 +76,24 @@ class SinkDispatcher:
             if item is _STOP:
                 return
             assert isinstance(item, Record)
-            if self.dropped and not self._drop_reported:
-                self._drop_reported = True
+            self._write_all(item)
+            if self.dropped > self._drops_reported and self._queue.empty():  # once per episode
+                new = self.dropped - self._drops_reported
+                self._drops_reported = self.dropped
+                message = f"{new} records dropped: outputs too slow (queue full; {self.dropped} in total)"
                 self._write_all(
                     event_record(
-                        "fault",
-                        f"{self.dropped} records dropped: sinks too slow",
-                        ERR,
-                        item.wall_ns or 0,
-                        event="records_dropped",
-                        dropped=self.dropped,
+                        "fault", message, ERR, item.wall_ns or 0, event="records_dropped", dropped=new
                     )
                 )
-            self._write_all(item)
 
     def _write_all(self, record: Record) -> None:
         for sink in self.sinks:
             try:
                 sink.write(record)
-            except OSError as exc:
+            except Exception as exc:  # noqa: BLE001 - a broken sink must never stop the others
                 self.failed[sink.name] += 1
+                self._episode_failed[sink.name] += 1
                 if sink.name not in self._down:
                     self._down[sink.name] = str(exc)
                     self._report(
@@ -107,16 +109,17 @@ class SinkDispatcher:
                 del self._down[sink.name]
                 self._report(
                     sink,
-                    f"{sink.name} writing again after {self.failed[sink.name]} failed records",
+                    f"{sink.name} writing again after {self._episode_failed[sink.name]} failed records",
                     NOTICE,
                     record,
                     "sink_up",
                 )
+                self._episode_failed[sink.name] = 0
 
     def _report(self, about: Sink, message: str, priority: int, record: Record, event: str) -> None:
         print(f"ecgd: {message}", file=sys.stderr, flush=True)
         note = event_record("fault", message, priority, record.wall_ns or 0, event=event, sink=about.name)
         for sink in self.sinks:
             if sink is not about and sink.name not in self._down:
-                with contextlib.suppress(OSError):
+                with contextlib.suppress(Exception):
                     sink.write(note)

@@ -115,10 +115,16 @@ class EmulatedI2c:
         self._lock = threading.Lock()
 
     def inject(
-        self, duration_s: float, errno: int = errnos.EREMOTEIO, *, gone: bool = False, after_s: float = 0.0
+        self,
+        duration_s: float,
+        errno: int = errnos.EREMOTEIO,
+        *,
+        gone: bool = False,
+        hang: bool = False,
+        after_s: float = 0.0,
     ) -> BusFault:
         start = self.clock.monotonic_ns() + int(after_s * 1e9)
-        fault = BusFault(start, start + int(duration_s * 1e9), errno, gone)
+        fault = BusFault(start, start + int(duration_s * 1e9), errno, gone, hang)
         self.faults.append(fault)
         return fault
 
