@@ -6,6 +6,7 @@ import json
 import os
 import socket
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -82,7 +83,8 @@ def read_journal(*matches: str, after: str = "", settle_s: float = 0.0) -> list[
 
 
 class NotifyListener:
-    """A NOTIFY_SOCKET like systemd's: collects READY=1, STATUS=…, WATCHDOG=1 datagrams."""
+    """A NOTIFY_SOCKET like systemd's: a thread drains it at once (a full datagram queue would block
+    the sender) and keeps READY=1, STATUS=…, WATCHDOG=1 with their arrival times."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -90,32 +92,40 @@ class NotifyListener:
         self.sock.bind(str(path))
         self.sock.settimeout(0.05)
         self.messages: list[tuple[float, str]] = []
+        self._closed = threading.Event()
+        self._thread = threading.Thread(target=self._drain, daemon=True)
+        self._thread.start()
 
-    def poll(self, duration: float = 0.0) -> list[tuple[float, str]]:
-        end = time.monotonic() + duration
-        while True:
+    def _drain(self) -> None:
+        while not self._closed.is_set():
             try:
                 data = self.sock.recv(65536)
-                for state in data.decode().splitlines():
-                    self.messages.append((time.monotonic(), state))
-                continue
             except TimeoutError:
-                pass
-            if time.monotonic() >= end:
-                return self.messages
+                continue
+            except OSError:
+                return
+            now = time.monotonic()
+            self.messages.extend((now, state) for state in data.decode().splitlines())
+
+    def poll(self, duration: float = 0.0) -> list[tuple[float, str]]:
+        if duration:
+            time.sleep(duration)
+        return list(self.messages)
 
     def wait_for(self, state: str, timeout: float) -> bool:
         end = time.monotonic() + timeout
         while time.monotonic() < end:
-            self.poll(0.05)
             if any(s == state or s.startswith(state) for _, s in self.messages):
                 return True
+            time.sleep(0.02)
         return False
 
     def states(self, prefix: str) -> list[str]:
         return [s for _, s in self.messages if s.startswith(prefix)]
 
     def close(self) -> None:
+        self._closed.set()
+        self._thread.join(1)
         self.sock.close()
 
 

@@ -1,0 +1,176 @@
+"""The daemon in-process, with a real NOTIFY_SOCKET listener: READY, STATUS, watchdog, reload, stop."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from ecgd import config as cfg
+from ecgd.daemon import Daemon
+from ecgd.notify import Notifier
+
+
+def write_config(path: Path, log: Path, **sections: dict) -> None:
+    body = {
+        "device": {"kind": "emulated", "fault_after_seconds": 1.0, "max_backoff_seconds": 0.2},
+        "output": {"journal": False, "log_file": str(log)},
+    }
+    for name, values in sections.items():
+        body.setdefault(name, {}).update(values)
+    path.write_text(json.dumps(body))  # JSON is YAML
+
+
+def log_records(log: Path) -> list[dict]:
+    return [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
+
+
+@pytest.fixture
+def daemon_env(tmp_path, notify_socket, monkeypatch):
+    monkeypatch.setenv("NOTIFY_SOCKET", str(notify_socket.path))
+    monkeypatch.setenv("WATCHDOG_USEC", "400000")  # ping every 0.2 s
+    monkeypatch.delenv("WATCHDOG_PID", raising=False)
+    saved = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)}
+    yield tmp_path, notify_socket
+    for s, h in saved.items():
+        signal.signal(s, h)
+
+
+def run_in_main_thread(daemon: Daemon, actions, limit_s: float = 60.0) -> float:
+    """Run the daemon's main loop here (signals need the main thread) while ``actions`` runs beside."""
+    worker = threading.Thread(target=actions, daemon=True)
+    worker.start()
+    t = time.monotonic()
+    assert daemon.run(duration_s=limit_s) == 0
+    worker.join(5)
+    return time.monotonic() - t
+
+
+def pings(listener, since: float = 0.0) -> list[float]:
+    return [t for t, s in listener.poll() if s == "WATCHDOG=1" and t >= since]
+
+
+def test_watchdog_stops_while_the_sampler_hangs_and_resumes_after(daemon_env):
+    tmp, listener = daemon_env
+    write_config(tmp / "c.yaml", tmp / "r.jsonl")
+    daemon = Daemon(cfg.load(tmp / "c.yaml"), notifier=Notifier(), liveness_limit_s=1.0)
+    daemon.start()
+    assert listener.wait_for("READY=1", 5)
+    marks = {}
+
+    def actions():
+        time.sleep(1.5)
+        marks["hang"] = time.monotonic()
+        daemon.i2c.inject(3.0, hang=True)  # the slave holds SCL low for 3 s
+        time.sleep(5.0)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    run_in_main_thread(daemon, actions)
+    t_hang = marks["hang"]
+    before = pings(listener)
+    assert len([t for t in before if t < t_hang]) >= 4
+    during = [t for t in before if t_hang + 1.3 < t < t_hang + 2.9]
+    assert during == [], "watchdog was fed while the sampler was hung"
+    assert [t for t in before if t > t_hang + 3.2], "watchdog pings did not resume"
+    assert "STOPPING=1" in listener.states("STOPPING")
+
+
+def test_watchdog_stops_while_the_worker_hangs(daemon_env):
+    tmp, listener = daemon_env
+    write_config(tmp / "c.yaml", tmp / "r.jsonl")
+    daemon = Daemon(cfg.load(tmp / "c.yaml"), notifier=Notifier(), liveness_limit_s=1.0)
+    daemon.start()
+    release = threading.Event()
+    classifier = daemon._pipeline.classifier
+    real = classifier.classify
+
+    def blocking(*a, **kw):
+        release.wait(20)
+        return real(*a, **kw)
+
+    classifier.classify = blocking  # the worker's next window blocks (a hung interpreter)
+    marks = {}
+
+    def actions():
+        time.sleep(11.0)  # first window completes at 10 s and hangs in "inference"
+        marks["t"] = time.monotonic()
+        time.sleep(2.0)
+        release.set()
+        time.sleep(1.0)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    run_in_main_thread(daemon, actions)
+    t = marks["t"]
+    assert [p for p in pings(listener) if t + 0.2 < p < t + 2.0] == []
+    assert [p for p in pings(listener) if p > t + 2.3], "pings did not resume"
+
+
+def test_reload_applies_valid_config_rejects_invalid_and_loses_no_samples(daemon_env):
+    tmp, listener = daemon_env
+    conf, log = tmp / "c.yaml", tmp / "r.jsonl"
+    write_config(conf, log)
+    daemon = Daemon(cfg.load(conf), notifier=Notifier())
+    daemon.start()
+
+    def actions():
+        time.sleep(1.0)
+        write_config(conf, log, windows={"hop_seconds": 1.0})
+        os.kill(os.getpid(), signal.SIGHUP)
+        time.sleep(1.0)
+        conf.write_text("windows:\n  hop_seconds: lots\n")
+        os.kill(os.getpid(), signal.SIGHUP)
+        time.sleep(1.0)
+        write_config(conf, log, windows={"hop_seconds": 1.0}, device={"retries": 2})
+        os.kill(os.getpid(), signal.SIGHUP)
+        time.sleep(11.0)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    run_in_main_thread(daemon, actions)
+    records = log_records(log)
+    events = [r for r in records if r["kind"] != "result"]
+    reloads = [r["message"] for r in events if r.get("event") in ("reloaded", "reload_rejected")]
+    assert reloads[0].startswith("configuration reloaded (windows)")
+    assert reloads[1].startswith("reload rejected, old configuration kept")
+    assert "windows.hop_seconds: must be a number, got 'lots'" in reloads[1]
+    assert reloads[2] == "configuration reloaded (device); sampler restarted"
+    # RELOADING=1 is followed by READY=1 each time.
+    states = [s for _, s in listener.poll() if s in ("RELOADING=1", "READY=1")]
+    assert states == ["READY=1"] + ["RELOADING=1", "READY=1"] * 3
+    # The new hop applies: windows 1 s apart; the sampler restart kept the grid (no compression).
+    results = [r for r in records if r["kind"] == "result"][:-1]  # the last one: dropped at stop
+    firsts = [r["first_seq"] for r in results]
+    assert firsts and all(b - a == 360 for a, b in itertools.pairwise(firsts))
+    stopped = next(r for r in events if r.get("event") == "stopped")
+    st = daemon.sampler.stats()
+    assert stopped["samples_taken"] + stopped["samples_missing"] == st.next_seq
+    elapsed_slots = (time.monotonic_ns() - daemon.sampler.grid.t0_ns) / 1e9 * 360
+    assert st.next_seq <= elapsed_slots + 2  # never more slots than time passed
+
+
+def test_sigterm_stops_within_two_seconds_and_flushes(daemon_env):
+    tmp, listener = daemon_env
+    write_config(tmp / "c.yaml", tmp / "r.jsonl")
+    daemon = Daemon(cfg.load(tmp / "c.yaml"), notifier=Notifier())
+    daemon.start()
+    marks = {}
+
+    def actions():
+        time.sleep(11.0)
+        marks["sent"] = time.monotonic()
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    run_in_main_thread(daemon, actions)
+    assert time.monotonic() - marks["sent"] < 2.0
+    records = log_records(tmp / "r.jsonl")
+    assert records[-1]["event"] == "stopped"
+    results = [r for r in records if r["kind"] == "result"]
+    assert len(results) == 2  # the window ending at 10 s, and the in-flight one dropped with a reason
+    assert "stopped before the window was complete" in results[-1]["reason"]
+    status = listener.states("STATUS=")
+    assert any("windows" in s for s in status)

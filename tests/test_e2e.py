@@ -1,0 +1,153 @@
+"""End to end: ``ecgd run`` on the demo set-up as a real process, read back from journald and the log.
+
+One run of ~26 s covers: READY=1 only once running, a result per window in both sinks with consistent
+sequence ranges, a SIGSTOP/SIGCONT stall accounted exactly as missing samples (never compressed), and a
+clean stop on SIGTERM within 2 s (STOPPING=1, exit 0, the in-flight window reported as dropped).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from conftest import read_journal
+
+RESULT_ID = "e59f77e50dac475e9f4c642396c50f3a"
+RATE, WINDOW, HOP = 360, 3600, 720
+
+
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory, journald):
+    tmp = tmp_path_factory.mktemp("e2e")
+    log = tmp / "results.jsonl"
+    conf = tmp / "ecgd.yaml"
+    conf.write_text(
+        "device: {kind: emulated, channel: 2}\n"
+        f"output: {{journal: true, console: false, log_file: {log}}}\n"
+    )
+    from conftest import NotifyListener
+
+    listener = NotifyListener(tmp / "notify.sock")
+    env = dict(os.environ, NOTIFY_SOCKET=str(listener.path), WATCHDOG_USEC="2000000")
+    t_start = time.monotonic()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ecgd", "run", "--config", str(conf)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert listener.wait_for("READY=1", 20), "no READY=1"
+        t_ready = time.monotonic()
+        time.sleep(13.0)
+        os.kill(proc.pid, signal.SIGSTOP)  # the whole process frozen, as by a stalled system
+        time.sleep(2.0)
+        os.kill(proc.pid, signal.SIGCONT)
+        time.sleep(9.0)
+        t_term = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=10)
+        stop_s = time.monotonic() - t_term
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    listener.poll(0.2)
+    records = [json.loads(line) for line in log.read_text().splitlines()]
+    journal = read_journal(f"_PID={proc.pid}", settle_s=0.5)
+    for _ in range(20):  # journald writes asynchronously; give it a moment under load
+        if sum(1 for e in journal if e.get("MESSAGE_ID") == RESULT_ID) >= sum(
+            1 for r in records if r["kind"] == "result"
+        ):
+            break
+        journal = read_journal(f"_PID={proc.pid}", settle_s=0.25)
+    yield {
+        "proc": proc,
+        "err": err,
+        "records": records,
+        "journal": journal,
+        "listener": listener,
+        "stop_s": stop_s,
+        "log": log,
+        "ready_s": t_ready - t_start,
+    }
+    listener.close()
+
+
+def results(run) -> list[dict]:
+    return [r for r in run["records"] if r["kind"] == "result"]
+
+
+def test_process_signals_ready_and_stops_cleanly(demo_run):
+    proc = demo_run["proc"]
+    assert proc.returncode == 0, demo_run["err"]
+    assert demo_run["stop_s"] < 2.0
+    states = [s for _, s in demo_run["listener"].messages]
+    assert states.index("READY=1") < states.index("STOPPING=1")
+    assert any(s.startswith("STATUS=running; last ") for s in states)
+    assert "WATCHDOG=1" in states
+
+
+def test_one_result_per_window_with_consistent_sequence_ranges(demo_run):
+    res = results(demo_run)
+    # ~26 s of sampling: windows end at 10, 12, ... s, plus the in-flight window dropped at stop.
+    assert 8 <= len(res) <= 11
+    assert [r["window_index"] for r in res] == list(range(len(res)))
+    firsts = [r["first_seq"] for r in res]
+    assert firsts == [i * HOP for i in range(len(res))]
+    assert all(r["last_seq"] - r["first_seq"] == WINDOW - 1 for r in res)
+    assert "stopped before the window was complete" in res[-1]["reason"]
+    labels = {"N", "S", "V", "AF", "unreadable", "unclassified", "skipped"}
+    for r in res:
+        assert r["label"] in labels
+        if r["label"] in ("N", "S", "V", "AF"):
+            assert r["probabilities"][r["label"]] == max(r["probabilities"].values())
+            assert r["missing_samples"] <= 18 and r["inference_ms"] > 0
+        else:
+            assert r["reason"]
+
+
+def test_the_stall_is_accounted_as_missing_samples_not_compressed(demo_run):
+    res = results(demo_run)[:-1]
+    stalled = [r for r in res if r["missing_samples"] >= 0.9 * 2 * RATE]
+    assert stalled, "no window shows the 2-s SIGSTOP gap"
+    for r in stalled:
+        assert r["label"] == "unclassified" and "samples missing" in r["reason"]
+        assert r["missing_samples"] <= 2.6 * RATE  # the stall (plus scheduling slack), not more
+    # Windows keep their place on the grid: 10 s of slots each, 2 s apart in wall time too.
+    starts = [r["window_start"] for r in res]
+    assert len(set(starts)) == len(starts)
+    stopped = next(r for r in demo_run["records"] if r.get("event") == "stopped")
+    assert stopped["samples_taken"] + stopped["samples_missing"] >= res[-1]["last_seq"] + 1
+
+
+def test_journald_holds_the_same_results_as_the_log_file(demo_run):
+    journal = [e for e in demo_run["journal"] if e.get("MESSAGE_ID") == RESULT_ID]
+    res = results(demo_run)
+    assert len(journal) == len(res)
+    for entry, rec in zip(journal, res, strict=True):
+        assert entry["SYSLOG_IDENTIFIER"] == "ecgd"
+        assert entry["ECG_LABEL"] == rec["label"]
+        assert int(entry["ECG_FIRST_SEQ"]) == rec["first_seq"]
+        assert entry["ECG_WINDOW_START"] == rec["window_start"]
+        assert entry["ECG_MODEL"] == rec["model"]
+        expected_priority = "6" if rec["label"] == "N" else "4"
+        assert entry["PRIORITY"] == expected_priority
+        if rec["probabilities"]:
+            assert json.loads(entry["ECG_PROBABILITIES"]) == rec["probabilities"]
+
+
+def test_log_file_is_not_world_readable(demo_run):
+    assert demo_run["log"].stat().st_mode & 0o777 == 0o640
+
+
+def test_journalctl_selects_results_by_label(demo_run):
+    res = results(demo_run)
+    label = res[0]["label"]
+    entries = read_journal(f"_PID={demo_run['proc'].pid}", f"ECG_LABEL={label}")
+    assert len(entries) == sum(1 for r in res if r["label"] == label)
