@@ -193,6 +193,22 @@ class Settings:
         return Path(self.source).resolve().parent / p
 
 
+# QualitySettings lives with the detector; its keys are described here for the reference.
+QUALITY_HELP = {
+    "enabled": "run the signal-quality gate; false passes every window to the model",
+    "flat_max_range_mv": "peak-to-peak below this (mV) is a flat line (ADC stuck, no signal)",
+    "rail_margin_fraction": "a sample within this share of the ADC span of a rail counts as at the rail",
+    "rail_max_fraction": "more than this share of the window at the rails: saturated (leads off?)",
+    "rail_max_run_s": "a longer unbroken stay at a rail (s): an electrode is off",
+    "max_peak_to_peak_mv": "peak-to-peak above this (mV) is an implausible amplitude",
+    "qrs_min_slope_mv_per_s": "a QRS complex must be at least this steep (over 20 ms)",
+    "qrs_relative_slope": "... and this share of the window's typical steepest complexes",
+    "min_qrs_per_minute": "fewer QRS complexes than this rate: no ECG found",
+    "noise_cutoff_hz": "power above this frequency counts as noise",
+    "max_noise_power_fraction": "more of the power above 1 Hz than this share lies above the cutoff: noise",
+    "min_qrs_similarity": "steep deflections must repeat like QRS complexes (median best correlation)",
+}
+
 SECTIONS: dict[str, type] = {
     f.name: f.default_factory().__class__
     for f in fields(Settings)  # type: ignore[misc]

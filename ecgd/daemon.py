@@ -256,6 +256,13 @@ class Daemon:
             results=self.results,
             samples_taken=st.taken,
             samples_missing=st.missing,
+            missing_late=st.missing_late,
+            missing_errors=st.missing_errors,
+            read_errors=st.read_errors,
+            lateness_p50_ms=round(st.lateness_p50_ms, 4),
+            lateness_p99_ms=round(st.lateness_p99_ms, 4),
+            lateness_max_ms=round(st.lateness_max_ms, 4),
+            records_dropped=self.dispatcher.dropped,
         )
         self.dispatcher.close(1.0)
 

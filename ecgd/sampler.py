@@ -95,7 +95,7 @@ class Sampler:
         fault_after_s: float = 2.0,
         max_backoff_s: float = 1.0,
         events: queue.SimpleQueue[SamplerEvent] | None = None,
-        history: int = 8192,
+        history: int = 65536,
     ) -> None:
         self.source = source
         self.ring = ring

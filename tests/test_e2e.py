@@ -43,7 +43,9 @@ def demo_run(tmp_path_factory, journald):
         text=True,
     )
     try:
-        assert listener.wait_for("READY=1", 20), "no READY=1"
+        if not listener.wait_for("READY=1", 20):
+            proc.kill()
+            pytest.fail(f"no READY=1 (exit {proc.poll()}): {proc.communicate(timeout=5)[1][-2000:]}")
         t_ready = time.monotonic()
         time.sleep(13.0)
         os.kill(proc.pid, signal.SIGSTOP)  # the whole process frozen, as by a stalled system
