@@ -120,3 +120,15 @@ def test_classify_missing_record_exits_66(tmp_path):
 
 def test_classify_bad_model_exits_78(tmp_path):
     assert main(["classify", str(DEMO), "--model", str(tmp_path / "none.tflite")]) == 78
+
+
+def test_model_writable_by_others_is_refused(tmp_path):
+    model = tmp_path / "m.tflite"
+    model.write_bytes(BUNDLED_MODEL.read_bytes())
+    model.with_suffix(".json").write_text(BUNDLED_MODEL.with_suffix(".json").read_text())
+    os.chmod(model, 0o646)
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(f"model: {{path: {model}}}\n")
+    r = ecgd("check-config", "--config", str(cfg))
+    assert r.returncode == 78
+    assert "m.tflite" in r.stderr and "writable by other users" in r.stderr

@@ -174,3 +174,38 @@ def test_sigterm_stops_within_two_seconds_and_flushes(daemon_env):
     assert "stopped before the window was complete" in results[-1]["reason"]
     status = listener.states("STATUS=")
     assert any("windows" in s for s in status)
+
+
+def test_slow_inference_coalesces_windows_and_reports_each_skipped_one(daemon_env):
+    tmp, _listener = daemon_env
+    write_config(tmp / "c.yaml", tmp / "r.jsonl", windows={"hop_seconds": 0.5})
+    daemon = Daemon(cfg.load(tmp / "c.yaml"), notifier=Notifier())
+    daemon.start()
+    classifier = daemon._pipeline.classifier
+    real = classifier.classify
+
+    def slow(*a, **kw):
+        time.sleep(1.6)  # slower than three hops
+        return real(*a, **kw)
+
+    classifier.classify = slow
+
+    def actions():
+        time.sleep(16.0)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    run_in_main_thread(daemon, actions)
+    results = [r for r in log_records(tmp / "r.jsonl") if r["kind"] == "result"]
+    # Every window has exactly one line, in order, on the 0.5-s grid ...
+    assert [r["window_index"] for r in results] == list(range(len(results)))
+    assert [r["first_seq"] for r in results] == [i * 180 for i in range(len(results))]
+    skipped = [r for r in results if r["label"] == "skipped"]
+    assert len(skipped) >= 6
+    assert all("inference fell behind" in r["reason"] for r in skipped)
+    # ... and the newest window after a backlog is the one classified.
+    classified = [r for r in results if r["label"] not in ("skipped", "unclassified")]
+    assert classified and all(r["missing_samples"] <= 18 for r in classified)
+    # The sampler kept its grid: slots accounted for the whole run, few or none lost to lateness.
+    st = daemon.sampler.stats()
+    assert st.taken + st.missing == st.next_seq
+    assert st.missing_late < 0.02 * st.next_seq
