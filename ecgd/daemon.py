@@ -385,35 +385,16 @@ class Daemon:
             new = cfg.load(old.source)
             changed = [n for n in cfg.SECTIONS if getattr(new, n) != getattr(old, n)]
             pipeline = self._pipeline_for(new) if changed else None
-        except (cfg.ConfigError, ModelError) as exc:
-            self.dispatcher.submit(
-                event_record(
-                    "fault",
-                    f"reload rejected, old configuration kept: {exc}",
-                    ERR,
-                    self.clock.wall_ns(),
-                    event="reload_rejected",
-                )
-            )
+            restart = any(n in changed for n in ACQUISITION_SECTIONS)
+            source = self._source(new) if restart else None
+        except (cfg.ConfigError, ModelError, StartupError) as exc:
+            message = f"reload rejected, old configuration kept: {exc}"
+            wall = self.clock.wall_ns()
+            self.dispatcher.submit(event_record("fault", message, ERR, wall, event="reload_rejected"))
             self.notifier.ready(self._status())
             return
-        restarted = False
-        if any(n in changed for n in ACQUISITION_SECTIONS):
-            try:
-                source = self._source(new)
-            except StartupError as exc:
-                self.dispatcher.submit(
-                    event_record(
-                        "fault",
-                        f"reload rejected, old configuration kept: {exc}",
-                        ERR,
-                        self.clock.wall_ns(),
-                        event="reload_rejected",
-                    )
-                )
-                self.notifier.ready(self._status())
-                return
-            restarted = True
+        restarted = source is not None
+        if source is not None:
             grid = self.sampler.grid
             self.sampler.stop()
             self._sampler_thread.join(2.0)
