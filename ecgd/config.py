@@ -18,7 +18,7 @@ from typing import Any
 import yaml
 
 from ecgd.frontend import AnalogFrontEnd
-from ecgd.quality import QualitySettings
+from ecgd.quality import MIN_FS_HZ, MIN_WINDOW_S, QualitySettings
 
 DEFAULT_CONFIG_PATH = Path("/etc/ecgd/ecgd.yaml")
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -324,6 +324,16 @@ def _cross_checks(s: Settings) -> list[str]:
             f"windows.window_seconds + windows.hop_seconds ({w.window_seconds + w.hop_seconds:g})"
         )
     problems += [f"quality.{p}" for p in s.quality.problems()]
+    if s.quality.enabled and s.sampling.rate_hz < MIN_FS_HZ:
+        problems.append(
+            f"sampling.rate_hz: {s.sampling.rate_hz:g} Hz is below the {MIN_FS_HZ:g} Hz the signal-quality "
+            "gate needs to see QRS complexes"
+        )
+    if s.quality.enabled and w.window_seconds < MIN_WINDOW_S:
+        problems.append(
+            f"windows.window_seconds: {w.window_seconds:g} s is shorter than the {MIN_WINDOW_S:g} s the "
+            "signal-quality gate needs (two beats)"
+        )
     if s.frontend.offset_volts > s.frontend.adc_reference_volts:
         problems.append(
             f"frontend.offset_volts: {s.frontend.offset_volts:g} V is above "

@@ -301,7 +301,21 @@ class Daemon:
         c: Classification | None = None
         if window.block is not None:
             fe = pipeline.settings.analog_frontend
-            c = pipeline.classifier.classify(fe.counts_to_mv(window.block.counts), window.block.valid)
+            try:
+                c = pipeline.classifier.classify(fe.counts_to_mv(window.block.counts), window.block.valid)
+            except Exception as exc:  # the monitor reports a broken window and goes on; it never dies on one
+                c = Classification(
+                    UNCLASSIFIED, None, None, f"internal error: {exc!r}", window.block.missing, None
+                )
+                self.dispatcher.submit(
+                    event_record(
+                        "fault",
+                        f"window {window.index} not classified: {exc!r}",
+                        ERR,
+                        self.clock.wall_ns(),
+                        event="classify_error",
+                    )
+                )
         meta = pipeline.model.metadata
         self._submit(result_record(window, c, meta.ident, meta.abnormal_labels, self.clock.wall_ns()))
 

@@ -376,3 +376,9 @@ def test_private_config_file_loads(tmp_path):
     path = write_config(tmp_path / "ecgd.yaml", "", mode=0o600)
     assert os.stat(path).st_mode & 0o777 == 0o600
     assert cfg.load(path) == cfg.Settings(source=str(path))
+
+
+def test_sampling_rate_below_what_the_quality_gate_needs_is_refused():
+    with pytest.raises(cfg.ConfigError, match=r"sampling.rate_hz: 50 Hz is below the 100 Hz"):
+        cfg.parse("sampling: {rate_hz: 50}\n")
+    assert cfg.parse("sampling: {rate_hz: 50}\nquality: {enabled: false}\n").sampling.rate_hz == 50

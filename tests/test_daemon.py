@@ -209,3 +209,33 @@ def test_slow_inference_coalesces_windows_and_reports_each_skipped_one(daemon_en
     st = daemon.sampler.stats()
     assert st.taken + st.missing == st.next_seq
     assert st.missing_late < 0.02 * st.next_seq
+
+
+def test_a_classifier_error_is_reported_and_the_worker_goes_on(daemon_env):
+    tmp, _listener = daemon_env
+    write_config(tmp / "c.yaml", tmp / "r.jsonl", windows={"hop_seconds": 1.0})
+    daemon = Daemon(cfg.load(tmp / "c.yaml"), notifier=Notifier())
+    daemon.start()
+    classifier = daemon._pipeline.classifier
+    real = classifier.classify
+    calls = []
+
+    def flaky(*a, **kw):
+        calls.append(1)
+        if len(calls) == 1:
+            raise FloatingPointError("interpreter returned NaN")
+        return real(*a, **kw)
+
+    classifier.classify = flaky
+
+    def actions():
+        time.sleep(12.5)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    run_in_main_thread(daemon, actions)
+    records = log_records(tmp / "r.jsonl")
+    results = [r for r in records if r["kind"] == "result"]
+    assert results[0]["label"] == "unclassified"
+    assert "internal error: FloatingPointError('interpreter returned NaN')" in results[0]["reason"]
+    assert any(r.get("event") == "classify_error" for r in records)
+    assert len(calls) >= 2 and results[1]["window_index"] == 1  # the worker went on
