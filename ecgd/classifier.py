@@ -37,12 +37,14 @@ class WindowClassifier:
         quality: QualitySettings,
         rails_mv: tuple[float, float] | None,
         max_missing_fraction: float,
+        max_gap_seconds: float = 0.0,
     ) -> None:
         self.model = model
         self.input_rate_hz = input_rate_hz
         self.quality = quality
         self.rails_mv = rails_mv
         self.max_missing_fraction = max_missing_fraction
+        self.max_gap_samples = int(max_gap_seconds * input_rate_hz)
 
     def classify(self, mv: np.ndarray, valid: np.ndarray | None = None) -> Classification:
         n = mv.size
@@ -63,6 +65,17 @@ class WindowClassifier:
             )
         if missing:
             assert valid is not None
+            gap = _longest_run(~valid)
+            if gap > self.max_gap_samples:
+                return Classification(
+                    UNCLASSIFIED,
+                    None,
+                    None,
+                    f"{missing} of {n} samples missing, {gap / self.input_rate_hz * 1000:.0f} ms in one gap "
+                    f"(tolerance {self.max_gap_samples / self.input_rate_hz * 1000:.0f} ms)",
+                    missing,
+                    None,
+                )
             idx = np.arange(n)
             mv = np.interp(idx, idx[valid], mv[valid]).astype(np.float32)
         if self.quality.enabled:
@@ -90,3 +103,10 @@ class WindowClassifier:
         t_out = np.arange(target) / self.model.sample_rate_hz
         t_in = np.arange(mv.size) / self.input_rate_hz
         return np.interp(t_out, t_in, mv).astype(np.float32)
+
+
+def _longest_run(flags: np.ndarray) -> int:
+    """Length of the longest run of True."""
+    edges = np.diff(flags.astype(np.int8), prepend=0, append=0)
+    runs = np.flatnonzero(edges == -1) - np.flatnonzero(edges == 1)
+    return int(runs.max()) if runs.size else 0

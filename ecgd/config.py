@@ -115,12 +115,18 @@ class WindowSettings:
     window_seconds: float = _opt(10.0, "length of each classified window", lo=1, hi=600)
     hop_seconds: float = _opt(2.0, "a new window every this many seconds", lo=0.1, hi=600)
     max_missing_fraction: float = _opt(
-        0.005,
-        "windows with more missing samples than this fraction are "
-        "not classified (fewer are filled by interpolation for the model "
-        "only, and counted)",
+        0.02,
+        "windows with more missing samples than this fraction are not classified (fewer are filled "
+        "by linear interpolation for the model only, and counted in the result)",
         lo=0,
         hi=0.5,
+    )
+    max_gap_seconds: float = _opt(
+        0.05,
+        "windows with a longer run of missing samples are not classified: it could hide half a QRS "
+        "complex (scattered single missing samples, from a late wake-up, change nothing the model sees)",
+        lo=0,
+        hi=10,
     )
 
 

@@ -102,7 +102,12 @@ class Daemon:
         model = model or load_checked_model(settings)
         rails = adc_rails_mv(settings.analog_frontend)
         classifier = WindowClassifier(
-            model, settings.sampling.rate_hz, settings.quality, rails, settings.windows.max_missing_fraction
+            model,
+            settings.sampling.rate_hz,
+            settings.quality,
+            rails,
+            settings.windows.max_missing_fraction,
+            settings.windows.max_gap_seconds,
         )
         self._generation += 1
         return Pipeline(settings, model, classifier, self._generation)

@@ -204,7 +204,7 @@ def test_slow_inference_coalesces_windows_and_reports_each_skipped_one(daemon_en
     assert all("inference fell behind" in r["reason"] for r in skipped)
     # ... and the newest window after a backlog is the one classified.
     classified = [r for r in results if r["label"] not in ("skipped", "unclassified")]
-    assert classified and all(r["missing_samples"] <= 18 for r in classified)
+    assert classified and all(r["missing_samples"] <= 72 for r in classified)
     # The sampler kept its grid: slots accounted for the whole run, few or none lost to lateness.
     st = daemon.sampler.stats()
     assert st.taken + st.missing == st.next_seq

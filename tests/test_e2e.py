@@ -109,7 +109,7 @@ def test_one_result_per_window_with_consistent_sequence_ranges(demo_run):
         assert r["label"] in labels
         if r["label"] in ("N", "S", "V", "AF"):
             assert r["probabilities"][r["label"]] == max(r["probabilities"].values())
-            assert r["missing_samples"] <= 18 and r["inference_ms"] > 0
+            assert r["missing_samples"] <= 72 and r["inference_ms"] > 0  # 2 % of the window
         else:
             assert r["reason"]
 
@@ -119,7 +119,9 @@ def test_the_stall_is_accounted_as_missing_samples_not_compressed(demo_run):
     stalled = [r for r in res if r["missing_samples"] >= 0.9 * 2 * RATE]
     assert stalled, "no window shows the 2-s SIGSTOP gap"
     for r in stalled:
-        assert r["label"] == "unclassified" and "samples missing" in r["reason"]
+        assert (
+            r["label"] == "unclassified" and "samples missing" in r["reason"] and "in one gap" in r["reason"]
+        )
         assert r["missing_samples"] <= 2.6 * RATE  # the stall (plus scheduling slack), not more
     # Windows keep their place on the grid: 10 s of slots each, 2 s apart in wall time too.
     starts = [r["window_start"] for r in res]
