@@ -275,7 +275,7 @@ class Daemon:
     def _work(self) -> None:
         pipeline = self._pipeline
         assert pipeline is not None
-        scheduler = self._scheduler(pipeline.settings)
+        scheduler = self._scheduler(pipeline.settings, self.sampler.grid.first_seq)  # from the first slot
         while not self._stop.is_set():
             self.worker_heartbeat = time.monotonic()
             current = self._pipeline
@@ -284,13 +284,13 @@ class Daemon:
                     _windowing(current.settings) != _windowing(pipeline.settings)
                     or scheduler.ring is not self.ring
                 ):
-                    scheduler = self._scheduler(current.settings)
+                    scheduler = self._scheduler(current.settings, self.ring.next_seq)
                 pipeline = current
             for window in scheduler.next(timeout=0.25):
                 self._emit_window(window, pipeline)
         self._emit_incomplete(scheduler, pipeline)
 
-    def _scheduler(self, settings: cfg.Settings) -> WindowScheduler:
+    def _scheduler(self, settings: cfg.Settings, first_seq: int) -> WindowScheduler:
         rate = settings.sampling.rate_hz
         w = settings.windows
         sampler = self.sampler
@@ -299,7 +299,7 @@ class Daemon:
             round(w.window_seconds * rate),
             max(1, round(w.hop_seconds * rate)),
             lambda seq: sampler.grid.wall_ns(seq),
-            first_seq=self.ring.next_seq,
+            first_seq=first_seq,
         )
 
     def _emit_window(self, window: Window, pipeline: Pipeline) -> None:

@@ -118,6 +118,7 @@ class Sampler:
         self.opens = 0
         self.in_fault = False
         self._last_read_ok = True
+        self.last_error = "none"
         self._last_good_ns = 0
         self._ready = threading.Event()
 
@@ -217,6 +218,7 @@ class Sampler:
             try:
                 value = self.source.read()
             except OSError as exc:
+                self.last_error = f"read: {exc}"
                 self.read_errors += 1
                 if self._last_read_ok:
                     self.error_bursts += 1
@@ -253,7 +255,8 @@ class Sampler:
     def _open(self) -> bool:
         try:
             self.source.open()
-        except OSError:
+        except OSError as exc:
+            self.last_error = f"open: {exc}"
             return False
         self.opens += 1
         return True
@@ -261,7 +264,8 @@ class Sampler:
     def _fault(self, seq: int, now: int) -> None:
         self.in_fault = True
         silent = (now - self._last_good_ns) / 1e9
-        self.events.put(SamplerEvent("sensor_fault", now, seq, f"no good sample for {silent:.1f} s"))
+        detail = f"no good sample for {silent:.1f} s (last error: {self.last_error})"
+        self.events.put(SamplerEvent("sensor_fault", now, seq, detail))
 
     def _recovered(self, seq: int, sample_ns: int) -> None:
         self.in_fault = False

@@ -119,9 +119,7 @@ def test_the_stall_is_accounted_as_missing_samples_not_compressed(demo_run):
     stalled = [r for r in res if r["missing_samples"] >= 0.9 * 2 * RATE]
     assert stalled, "no window shows the 2-s SIGSTOP gap"
     for r in stalled:
-        assert (
-            r["label"] == "unclassified" and "samples missing" in r["reason"] and "in one gap" in r["reason"]
-        )
+        assert r["label"] == "unclassified" and "samples missing" in r["reason"]
         assert r["missing_samples"] <= 2.6 * RATE  # the stall (plus scheduling slack), not more
     # Windows keep their place on the grid: 10 s of slots each, 2 s apart in wall time too.
     starts = [r["window_start"] for r in res]
