@@ -182,10 +182,12 @@ def test_real_time_sample_count_matches_elapsed_time(demo_recording, frontend):
     thread.start()
     sampler.wait_ready(5)
     time.sleep(3.0)
+    elapsed = (clock.monotonic_ns() - sampler.grid.t0_ns) / 1e9
     sampler.stop()
     thread.join(5)
-    elapsed = (clock.monotonic_ns() - sampler.grid.t0_ns) / 1e9
     st = sampler.stats()
     assert st.taken + st.missing == st.next_seq
-    assert abs(st.next_seq - elapsed * RATE) <= 3  # no drift: one slot per period of real time
+    # No drift: one slot per period of real time (a sleep-after-read loop would be ~120 slots short
+    # here); 7 slots = 20 ms of slack for a loaded machine descheduling either thread around stop().
+    assert abs(st.next_seq - elapsed * RATE) <= 7
     assert st.taken >= 0.9 * st.next_seq  # shared machines wake late now and then; those slots are missing
