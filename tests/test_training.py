@@ -1,0 +1,104 @@
+"""A tiny end-to-end training run (excerpts of two records, one short epoch) through conversion and the
+daemon's inference path, plus the ``ecgd convert`` contract when TensorFlow is missing.
+
+The TensorFlow tests skip cleanly in the daemon's venv; run them with ``.venv-train/bin/python -m pytest``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(
+    0, str(REPO)
+)  # training/ is a top-level folder of the repo, not part of the installed package
+
+from ecgd import convert as convert_mod  # noqa: E402
+
+DATA = Path(os.environ.get("ECGD_SHARED_DATA", REPO.parent / "shared" / "data"))
+needs_data = pytest.mark.skipif(
+    not (DATA / "mitdb" / "203.hea").exists(), reason="MIT-BIH data not available"
+)
+
+
+def _args(tmp_path: Path, *extra: str) -> argparse.Namespace:
+    parser = argparse.ArgumentParser()
+    convert_mod.add_convert_arguments(parser)
+    return parser.parse_args([str(tmp_path / "missing.keras"), str(tmp_path / "out.tflite"), *extra])
+
+
+def test_convert_without_tensorflow_exits_69(tmp_path: Path, monkeypatch, capsys) -> None:
+    """The daemon's venv has no TensorFlow: the command must say which extra to install and exit 69."""
+    monkeypatch.setitem(sys.modules, "tensorflow", None)  # makes ``import tensorflow`` raise ImportError
+    assert convert_mod.run_convert(_args(tmp_path)) == 69
+    assert "pip install 'ecgd[train]'" in capsys.readouterr().err
+    assert not (tmp_path / "out.tflite").exists()
+
+
+def test_convert_rejects_bad_metadata_before_tensorflow(tmp_path: Path, capsys) -> None:
+    code = convert_mod.run_convert(_args(tmp_path, "--labels", "N,S", "--abnormal", "V"))
+    assert code == 65
+    assert "abnormal labels ['V']" in capsys.readouterr().err
+
+
+@needs_data
+@pytest.mark.train
+def test_tiny_training_run_end_to_end(tmp_path: Path) -> None:
+    pytest.importorskip("tensorflow", reason="training needs the [train] extra (TensorFlow)")
+    from ecgd.model import load_model
+    from training import evaluate as ev
+    from training.data import load_noise, load_record
+    from training.train import Progress, TrainConfig, export_variants, train_model
+
+    # Excerpts: 203 (AF with V beats) and 209 (N, S) first 3 minutes; 119 first 3 minutes (V) held out.
+    records = {
+        n: dataclasses.replace(r, mv=r.mv[: 180 * 360])
+        for n in ("203", "209")
+        for r in [load_record(DATA, n)]
+    }
+    held = {"119": dataclasses.replace(load_record(DATA, "119"), mv=load_record(DATA, "119").mv[: 180 * 360])}
+    cfg = TrainConfig(epochs=1, epoch_windows=32, batch_size=32, index_hop=720)
+    model, history = train_model(records, load_noise(DATA), cfg, 0, Progress(None), "tiny", held)
+    assert len(history) == 1 and np.isfinite(history[0]["loss"])
+    assert 0.0 <= history[0]["val_f1_frontend"] <= 1.0
+
+    meta = {**convert_mod.DEFAULT_METADATA, "provenance": {"training_data": "test"}, "evaluation": {}}
+    paths = export_variants(model, tmp_path, [str(DATA / "mitdb" / "203")], meta, calibration_windows=16)
+    for variant, path in paths.items():
+        assert json.loads(path.with_suffix(".json").read_text())["labels"] == ["N", "S", "V", "AF"]
+        assert path.stat().st_size < 500_000
+        loaded = load_model(path)
+        assert loaded.input_dtype == ("int8" if variant == "int8" else "float32")
+        p = loaded.predict(held["119"].mv[:3600])
+        assert p.shape == (4,) and abs(float(p.sum()) - 1.0) < 0.03
+
+    rows = ev.classify_records(paths["float32"], DATA, ["209"], frontend=True)
+    metrics = ev.summarise(rows)
+    assert metrics["windows"] == len(rows) > 0
+    assert set(metrics["per_class"]) == {"N", "S", "V", "AF"}
+
+
+def test_metrics_from_confusion() -> None:
+    """EC57-style Se and +P with unreadable windows as misses that are no class's false positive."""
+    from training.evaluate import confusion, metrics_from_confusion
+
+    rows = [
+        {"truth": "N", "pred": "N"},
+        {"truth": "N", "pred": "V"},
+        {"truth": "V", "pred": "V"},
+        {"truth": "V", "pred": "unreadable"},
+        {"truth": "AF", "pred": "AF"},
+    ]
+    m = metrics_from_confusion(confusion(rows))
+    assert m["per_class"]["N"]["se"] == 0.5 and m["per_class"]["N"]["ppv"] == 1.0
+    assert m["per_class"]["V"]["se"] == 0.5 and m["per_class"]["V"]["ppv"] == 0.5
+    assert m["per_class"]["S"]["se"] is None
+    assert m["unreadable"] == 1 and m["windows"] == 5
