@@ -46,3 +46,12 @@ def test_readme_lists_every_cli_command():
     ).stdout
     assert all(c in help_text for c in ("run", "check-config", "classify", "convert"))
     assert callable(main)
+
+
+def test_model_figures_are_the_shipped_models():
+    block = re.search(r"<!-- model-card:start -->\n(.*?)<!-- model-card:end -->", README, re.S)
+    assert block, "README lost its model-card markers"
+    generated = subprocess.run(
+        [sys.executable, str(REPO / "tools" / "model_card.py")], capture_output=True, text=True, check=True
+    ).stdout
+    assert block.group(1) == generated, "README's model figures are stale: run tools/model_card.py"
