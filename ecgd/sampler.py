@@ -201,9 +201,18 @@ class Sampler:
                 self._fault(k, now)
             if self.in_fault or not is_open:
                 backoff_ns = min(max(2 * backoff_ns, 10_000_000), self.max_backoff_ns)
-                self._sleep_until(now + backoff_ns)
+                wake = now + backoff_ns
+                if not self.in_fault:  # try again right at the threshold: an outage past it is a fault
+                    wake = min(wake, max(now + 1, self._last_good_ns + self.fault_after_ns))
+                self._sleep_until(wake)
                 if not is_open:
                     is_open = self._open()
+                    if (
+                        not is_open
+                        and not self.in_fault
+                        and clock.monotonic_ns() - self._last_good_ns >= (self.fault_after_ns)
+                    ):
+                        self._fault(k, clock.monotonic_ns())
                 k = max(k + 1, grid.first_slot_at_or_after(clock.monotonic_ns()))
             else:
                 k += 1

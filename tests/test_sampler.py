@@ -191,3 +191,14 @@ def test_real_time_sample_count_matches_elapsed_time(demo_recording, frontend):
     # here); 7 slots = 20 ms of slack for a loaded machine descheduling either thread around stop().
     assert abs(st.next_seq - elapsed * RATE) <= 7
     assert st.taken >= 0.9 * st.next_seq  # shared machines wake late now and then; those slots are missing
+
+
+def test_an_outage_just_past_the_threshold_is_a_fault_whatever_the_back_off(emulated, sim_clock):
+    """The back-off before the fault state must not step over fault_after (found by bench/soak.py)."""
+    sampler, _ring = make_sampler(emulated, sim_clock, fault_after_s=2.0, max_backoff_s=1.0)
+    emulated.inject(2.1, gone=True, after_s=1.0)
+    sampler.run(max_slots=int(6 * RATE))
+    kinds = []
+    while not sampler.events.empty():
+        kinds.append(sampler.events.get().kind)
+    assert kinds == ["sensor_fault", "sensor_recovered"]
