@@ -43,9 +43,14 @@ def test_prediction_is_a_probability_per_label(window_mv):
 def test_both_tflite_runtimes_give_the_same_answer(backend, window_mv):
     pytest.importorskip(f"{backend}.interpreter")
     reference = load_model(BUNDLED_MODEL, backend="ai_edge_litert").predict(window_mv)
-    probs = load_model(BUNDLED_MODEL, backend=backend).predict(window_mv)
-    assert load_model(BUNDLED_MODEL, backend=backend).backend == backend
-    np.testing.assert_allclose(probs, reference, atol=1e-5)
+    model = load_model(BUNDLED_MODEL, backend=backend)
+    assert model.backend == backend
+    probs = model.predict(window_mv)
+    # Float models agree to rounding; int8 kernels of the two runtimes may round an output step apart.
+    quant = model._out_q
+    tolerance = 1e-5 if quant is None else 2.5 * quant[0]
+    np.testing.assert_allclose(probs, reference, atol=tolerance)
+    assert int(np.argmax(probs)) == int(np.argmax(reference))
 
 
 def test_wrong_window_length_is_refused():

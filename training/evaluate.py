@@ -29,6 +29,7 @@ def classify_records(
     records: Sequence[str],
     frontend: bool,
     hop_seconds: float = 10.0,
+    backend: str | None = None,
 ) -> list[dict]:
     """One row per scored window: record, start, truth, prediction, probabilities (daemon path)."""
     from ecgd.frontend import AnalogFrontEnd
@@ -38,7 +39,7 @@ def classify_records(
     from training.data import mlii_channel
     from training.labels import read_annotations
 
-    model = load_model(model_path)
+    model = load_model(model_path, backend=backend)
     fe = AnalogFrontEnd() if frontend else None
     rows = []
     for name in records:
@@ -141,11 +142,11 @@ def _num(x: float | None) -> str:
     return "–" if x is None else f"{x:.3f}"
 
 
-def time_inference(model_path: str | Path, n: int = 200, seed: int = 0) -> dict:
+def time_inference(model_path: str | Path, n: int = 200, seed: int = 0, backend: str | None = None) -> dict:
     """Milliseconds per window through ``Model.timed_predict`` (one interpreter thread, like the daemon)."""
     from ecgd.model import load_model
 
-    model = load_model(model_path)
+    model = load_model(model_path, backend=backend)
     rng = np.random.default_rng(seed)
     x = rng.normal(0, 0.3, model.window_samples).astype(np.float32)
     for _ in range(10):
@@ -168,11 +169,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--data", default="/work/shared/data")
     p.add_argument("--records", default=",".join(DS1), help="comma-separated record names (default DS1)")
     p.add_argument("--frontend", choices=("none", "pcf8591"), default="pcf8591")
+    p.add_argument("--backend", choices=("ai_edge_litert", "tflite_runtime", "tensorflow"))
     p.add_argument("--out", help="write metrics JSON here")
     args = p.parse_args(argv)
-    rows = classify_records(args.model, args.data, args.records.split(","), args.frontend == "pcf8591")
+    rows = classify_records(
+        args.model, args.data, args.records.split(","), args.frontend == "pcf8591", backend=args.backend
+    )
     m = summarise(rows)
-    m["timing"] = time_inference(args.model)
+    m["timing"] = time_inference(args.model, backend=args.backend)
     print(format_table(m, f"{args.model} on {args.records} (front end: {args.frontend})"))
     print(f"inference: median {m['timing']['median_ms']:.2f} ms per window ({m['timing']['backend']})")
     if args.out:

@@ -57,8 +57,8 @@ def build_model(cfg: ModelConfig | None = None, seed: int = 0):
         x = layers.ReLU(name=f"drelu{j}")(x)
     if cfg.pooling in ("relative", "mixed"):
         # Each feature standardised over the window's own time course, then its most extreme excursions:
-        # "how unlike this window's typical beat is its most unusual beat". A patient whose every beat is
-        # wide (bundle branch block) then looks like any other regular rhythm, not like a run of PVCs.
+        # "how unlike this window's typical beat is its most unusual beat". Meant to make a patient whose
+        # every beat is wide (bundle branch block) look like any other regular rhythm, not like PVCs.
         z = layers.LayerNormalization(axis=1, center=False, scale=False, epsilon=1e-3, name="relative")(x)
         neg = layers.Rescaling(-1.0, name="negate")(z)
         pooled = [layers.GlobalMaxPooling1D()(z), layers.GlobalMaxPooling1D()(neg)]

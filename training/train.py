@@ -260,6 +260,8 @@ def run(args: argparse.Namespace) -> int:
         cfg.epoch_windows = args.epoch_windows
     if args.pooling:
         cfg.model = dataclasses.replace(cfg.model, pooling=args.pooling)
+    if args.dilations:
+        cfg.model = dataclasses.replace(cfg.model, dilations=tuple(int(d) for d in args.dilations.split(",")))
     if args.synth_af is not None:
         cfg.synth_af_share = args.synth_af
     if args.synth_s is not None:
@@ -377,10 +379,15 @@ def ship(run_dir: Path, progress=print) -> None:
     progress(f"shipped the {chosen} model of {run_dir} to {dest / 'default.tflite'}")
 
 
-def summarise_cv(cv_rows: dict[str, dict[str, list[dict]]], cfg: TrainConfig, progress: Progress) -> dict:
+def summarise_cv(
+    cv_rows: dict[str, dict[str, list[dict]]],
+    cfg: TrainConfig,
+    progress: Progress,
+    variants: tuple[str, ...] | list[str] = VARIANTS,
+) -> dict:
     """Pooled CV metrics per variant, nested prior-shift figures, and the variant to ship."""
     res: dict = {"folds": [list(f) for f in cfg.folds], "variants": {}}
-    for v in VARIANTS:
+    for v in variants:
         both = {k: cv_rows[f"{v}/pcf8591"][k] + cv_rows[f"{v}/none"][k] for k in cv_rows[f"{v}/pcf8591"]}
         nested: dict[str, list[dict]] = {"pcf8591": [], "none": []}
         fold_w = {}
@@ -398,12 +405,27 @@ def summarise_cv(cv_rows: dict[str, dict[str, list[dict]]], cfg: TrainConfig, pr
             entry[f"prior_nested/{fe}"] = ev.summarise(nested[fe])
             for how in ("argmax", "prior_nested"):
                 progress(ev.format_table(entry[f"{how}/{fe}"], f"CV {v}, {how}, front end {fe}:"))
+        # Whether a prior shift helps at all is itself judged on the nested figures: if it does not beat the
+        # plain argmax out of fold, the shipped model gets none.
+        use = entry["prior_nested/pcf8591"]["macro_f1"] > entry["argmax/pcf8591"]["macro_f1"]
+        entry["decision"] = "prior_nested" if use else "argmax"
         res["variants"][v] = entry
-    key = "prior_nested/pcf8591"
-    chosen = max(VARIANTS, key=lambda v: (res["variants"][v][key]["macro_f1"], v == "float32"))
+
+    def score(v: str) -> tuple[float, bool]:
+        e = res["variants"][v]
+        return e[f"{e['decision']}/pcf8591"]["macro_f1"], v == "float32"
+
+    chosen = max(variants, key=score)
+    entry = res["variants"][chosen]
     res["chosen_variant"] = chosen
-    res["prior_log_weights"] = res["variants"][chosen]["prior_log_weights"]
-    progress(f"chosen: {chosen} (CV macro-F1, 8-bit front end), prior log weights {res['prior_log_weights']}")
+    res["decision"] = entry["decision"]
+    res["prior_log_weights"] = (
+        entry["prior_log_weights"] if entry["decision"] == "prior_nested" else [0.0] * 4
+    )
+    progress(
+        f"chosen: {chosen}, {entry['decision']} (CV macro-F1, 8-bit front end), "
+        f"prior log weights {res['prior_log_weights']}"
+    )
     return res
 
 
@@ -416,7 +438,8 @@ def _evaluation(cv: dict, chosen: str) -> dict:
             for c in LABELS
         }
 
-    fe, clean = entry["prior_nested/pcf8591"], entry["prior_nested/none"]
+    how = cv.get("decision", "prior_nested")
+    fe, clean = entry[f"{how}/pcf8591"], entry[f"{how}/none"]
     return {
         "protocol": (
             "MIT-BIH DS1 patient-wise 5-fold cross-validation (folds by record: "
@@ -424,8 +447,12 @@ def _evaluation(cv: dict, chosen: str) -> dict:
             + "); each fold's model converted to .tflite and run through ecgd.offline.classify_recording on "
             "its held-out records, non-overlapping 10 s windows from sample 0, signal-quality gate on "
             "(unreadable = miss); window labels from the .atr reference annotations (training/labels.py); "
-            "class prior weights chosen on the other folds (nested). DS2 not evaluated. The shipped model is "
-            "retrained on all of DS1 with the same recipe."
+            + (
+                "class prior weights chosen on the other folds (nested). "
+                if how == "prior_nested"
+                else "plain argmax (a prior shift chosen on the other folds scored lower, so none is used). "
+            )
+            + "DS2 not evaluated. The shipped model is retrained on all of DS1 with the same recipe."
         ),
         "frontend": "pcf8591-8bit",
         "per_class": compact(fe),
@@ -447,7 +474,7 @@ def _metadata(cfg: TrainConfig, command: str, evaluation: dict) -> dict:
         "abnormal_labels": list(ABNORMAL),
         "provenance": {
             "training_data": TRAINING_DATA,
-            "code": "training/ (train.py, data.py, labels.py, augment.py, model.py, evaluate.py)",
+            "code": "training/ (labels, data, augment, model, train, ensemble, evaluate, plots)",
             "command": command,
             "seeds": {"final": cfg.seed, "folds": [cfg.seed + 1 + k for k in range(len(cfg.folds))]},
             "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
@@ -456,7 +483,7 @@ def _metadata(cfg: TrainConfig, command: str, evaluation: dict) -> dict:
     }
 
 
-def _plots(out: Path, histories: dict, cv: dict | None, chosen: str | None) -> None:
+def _plots(out: Path, histories: dict, cv: dict | None, chosen: str | None, what: str = ".tflite") -> None:
     from training import plots
 
     if histories:
@@ -465,15 +492,16 @@ def _plots(out: Path, histories: dict, cv: dict | None, chosen: str | None) -> N
         return
     v = chosen or cv["chosen_variant"]
     entry = cv["variants"][v]
+    how = cv.get("decision", "prior_nested")
     plots.plot_confusion(
-        entry["prior_nested/pcf8591"],
+        entry[f"{how}/pcf8591"],
         out / "confusion.png",
-        f"DS1 patient-wise 5-fold CV, {v} .tflite, AD8232 + 8-bit PCF8591 (simulated)",
+        f"DS1 patient-wise 5-fold CV, {v} {what}, AD8232 + 8-bit PCF8591 (simulated)",
     )
     plots.plot_per_class(
-        {"8-bit front end": entry["prior_nested/pcf8591"], "no front end": entry["prior_nested/none"]},
+        {"8-bit front end": entry[f"{how}/pcf8591"], "no front end": entry[f"{how}/none"]},
         out / "per_class.png",
-        f"DS1 patient-wise 5-fold CV, {v} .tflite, daemon inference path",
+        f"DS1 patient-wise 5-fold CV, {v} {what}, daemon inference path",
         TARGETS,
     )
 
@@ -492,6 +520,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--pooling", choices=("absolute", "relative", "mixed"), help="override the model's pooling"
     )
+    p.add_argument("--dilations", help="dilations of the last convolutions, e.g. 2,4 (default 2,4,8)")
     p.add_argument("--synth-af", type=float, help="share of AF draws made synthetic (default 0.5)")
     p.add_argument("--synth-s", type=float, help="share of S draws made synthetic (default 0)")
     p.add_argument("--folds", help="only these folds (0-based, comma-separated); CV figures need all")
