@@ -17,6 +17,7 @@ import queue
 import threading
 from dataclasses import dataclass
 from fractions import Fraction
+from functools import cached_property
 
 import numpy as np
 
@@ -38,17 +39,22 @@ class SampleGrid:
     wall_offset_ns: int
     first_seq: int = 0
 
-    @property
+    @cached_property
     def period(self) -> Fraction:
+        """Exact, so that slot k is never off by accumulated rounding (computed once: Fractions are slow)."""
         return Fraction(10**9) / Fraction(self.rate_hz).limit_denominator(10**6)
 
+    @cached_property
+    def _ratio(self) -> tuple[int, int]:
+        return self.period.numerator, self.period.denominator
+
     def deadline_ns(self, seq: int) -> int:
-        p = self.period
-        return self.t0_ns + ((seq - self.first_seq) * p.numerator) // p.denominator
+        num, den = self._ratio
+        return self.t0_ns + ((seq - self.first_seq) * num) // den
 
     def first_slot_at_or_after(self, t_ns: int) -> int:
-        p = self.period
-        return self.first_seq + max(0, -((-(t_ns - self.t0_ns) * p.denominator) // p.numerator))
+        num, den = self._ratio
+        return self.first_seq + max(0, -((-(t_ns - self.t0_ns) * den) // num))
 
     def wall_ns(self, seq: int) -> int:
         return self.deadline_ns(seq) + self.wall_offset_ns
