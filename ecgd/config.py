@@ -131,6 +131,28 @@ class WindowSettings:
 
 
 @dataclass(frozen=True)
+class LeadsSettings:
+    gpio_chip: str = _opt("/dev/gpiochip0", "GPIO character device the AD8232 LO+/LO− pins are wired to")
+    lo_plus_line: int | None = _opt(
+        None,
+        "GPIO line (the BCM number on a Pi) wired to AD8232 LO+; null: not wired. With either line set, "
+        "a window during which an electrode was off is `unreadable` (needs the gpiod package)",
+        lo=0,
+        hi=1023,
+        nullable=True,
+    )
+    lo_minus_line: int | None = _opt(
+        None, "GPIO line wired to AD8232 LO−; null: not wired", lo=0, hi=1023, nullable=True
+    )
+
+    @property
+    def offsets(self) -> dict[str, int]:
+        """The wired pins, by AD8232 name."""
+        pairs = (("LO+", self.lo_plus_line), ("LO−", self.lo_minus_line))
+        return {name: line for name, line in pairs if line is not None}
+
+
+@dataclass(frozen=True)
 class ModelSettings:
     path: str | None = _opt(None, "TFLite model (null: the bundled default model)", nullable=True)
     metadata: str | None = _opt(None, "model metadata JSON (null: the model path with .json)", nullable=True)
@@ -160,6 +182,7 @@ class Settings:
     frontend: FrontendSettings = field(default_factory=FrontendSettings)
     windows: WindowSettings = field(default_factory=WindowSettings)
     quality: QualitySettings = field(default_factory=QualitySettings)
+    leads: LeadsSettings = field(default_factory=LeadsSettings)
     model: ModelSettings = field(default_factory=ModelSettings)
     output: OutputSettings = field(default_factory=OutputSettings)
     source: str = "<defaults>"
@@ -339,6 +362,11 @@ def _cross_checks(s: Settings) -> list[str]:
         problems.append(
             f"windows.window_seconds: {w.window_seconds:g} s is shorter than the {MIN_WINDOW_S:g} s the "
             "signal-quality gate needs (two beats)"
+        )
+    if s.leads.lo_plus_line is not None and s.leads.lo_plus_line == s.leads.lo_minus_line:
+        problems.append(
+            f"leads.lo_minus_line: {s.leads.lo_minus_line} is also leads.lo_plus_line; LO+ and LO− are "
+            "two pins on two lines"
         )
     if s.frontend.offset_volts > s.frontend.adc_reference_volts:
         problems.append(

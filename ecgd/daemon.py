@@ -19,25 +19,27 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ecgd import config as cfg
-from ecgd.classifier import UNCLASSIFIED, Classification, WindowClassifier
+from ecgd.classifier import UNCLASSIFIED, UNREADABLE, Classification, WindowClassifier
 from ecgd.clock import Clock, RealClock
+from ecgd.leadoff import GpiodLeadOffLines, LeadOffError, LeadOffLines, LeadOffMonitor
 from ecgd.model import Model, ModelError, load_model
 from ecgd.notify import Notifier
 from ecgd.quality import adc_rails_mv
 from ecgd.records import RecordError, read_recording
-from ecgd.results import ERR, INFO, NOTICE, Record, event_record, result_record
+from ecgd.results import ERR, INFO, NOTICE, WARNING, Record, event_record, result_record
 from ecgd.ring import SampleRing
 from ecgd.sampler import SampleGrid, Sampler, SamplerEvent
 from ecgd.sinks import Sink, SinkDispatcher
 from ecgd.sinks.console import ConsoleSink
 from ecgd.sinks.logfile import RotatingJsonLog
-from ecgd.sources.emulated import EmulatedI2c, emulated_device
+from ecgd.sources.emulated import EmulatedI2c, EmulatedLeadOffLines, emulated_device
 from ecgd.sources.pcf8591 import Pcf8591
 from ecgd.windows import Window, WindowScheduler
 
 EX_OK, EX_UNAVAILABLE, EX_CONFIG = 0, 69, 78
 LIVENESS_LIMIT_S = 5.0  # a thread silent this long is hung: stop feeding the watchdog
 ACQUISITION_SECTIONS = ("device", "emulated", "sampling", "frontend")
+ELECTRODE = {"LO+": "+IN", "LO−": "−IN"}  # which electrode each AD8232 leads-off pin watches
 
 
 class StartupError(Exception):
@@ -88,6 +90,8 @@ class Daemon:
         self.liveness_limit_s = liveness_limit_s
         self.events: queue.SimpleQueue[SamplerEvent] = queue.SimpleQueue()
         self.i2c: EmulatedI2c | None = None
+        self.leads: LeadOffMonitor | None = None
+        self.leads_problem: str | None = None
         self.results = 0
         self.last_label = "-"
         self.worker_heartbeat = time.monotonic()
@@ -154,6 +158,32 @@ class Daemon:
         self.i2c = None
         return Pcf8591(d.i2c_bus, d.address, d.channel)
 
+    def _open_leads(self, settings: cfg.Settings) -> tuple[LeadOffMonitor | None, str | None]:
+        """The LO+/LO− monitor, if pins are configured. A pin that cannot be read is reported, not
+        fatal: the signal-quality gate still judges every window (like a missing ADC, it must not
+        make the unit exit)."""
+        offsets = settings.leads.offsets
+        if not offsets:
+            return None, None
+        lines: LeadOffLines
+        try:
+            if settings.device.kind == "emulated":
+                assert self.i2c is not None and self.i2c.electrodes is not None
+                lines = EmulatedLeadOffLines(self.i2c.electrodes, tuple(offsets))
+            else:
+                lines = GpiodLeadOffLines(settings.leads.gpio_chip, offsets)
+        except LeadOffError as exc:
+            return None, str(exc)
+        return LeadOffMonitor(lines, self.clock.monotonic_ns()), None
+
+    def _report_leads_problem(self) -> None:
+        if self.leads_problem:
+            message = (
+                f"leads-off input unavailable: {self.leads_problem}; windows are judged from the signal alone"
+            )
+            wall = self.clock.wall_ns()
+            self.dispatcher.submit(event_record("fault", message, ERR, wall, event="leads_input"))
+
     def _start_sampler(
         self, settings: cfg.Settings, source: Pcf8591, ring: SampleRing, grid: SampleGrid | None = None
     ) -> None:
@@ -188,6 +218,8 @@ class Daemon:
         self.dispatcher = SinkDispatcher(self._sinks(settings), settings.output.queue_size)
         self.dispatcher.start()
         self._pipeline = pipeline
+        self.leads, self.leads_problem = self._open_leads(settings)
+        self._report_leads_problem()
         self.ring = self._new_ring(settings)
         sys.setswitchinterval(0.0005)  # let the sampler thread take the GIL promptly at its deadline
         self._start_sampler(settings, source, self.ring)
@@ -254,6 +286,8 @@ class Daemon:
         self._sampler_thread.join(1.0)
         self._worker_thread.join(1.0)
         self._drain_events()
+        if self.leads is not None:
+            self.leads.close()
         st = self.sampler.stats()
         self._lifecycle(
             f"ecgd stopping: {self.results} windows reported, {st.taken} samples taken, {st.missing} missing",
@@ -304,7 +338,13 @@ class Daemon:
 
     def _emit_window(self, window: Window, pipeline: Pipeline) -> None:
         c: Classification | None = None
-        if window.block is not None:
+        leads = self.leads
+        if window.block is not None and leads is not None:
+            grid = self.sampler.grid
+            off = leads.off_between(grid.deadline_ns(window.first_seq), grid.deadline_ns(window.stop_seq - 1))
+            if off is not None:  # the second witness: never pass such a window to the model
+                c = Classification(UNREADABLE, None, None, off, window.block.missing, None)
+        if window.block is not None and c is None:
             fe = pipeline.settings.analog_frontend
             try:
                 c = pipeline.classifier.classify(fe.counts_to_mv(window.block.counts), window.block.valid)
@@ -356,6 +396,7 @@ class Daemon:
 
     # -- events, status, reload --------------------------------------------------------------
     def _drain_events(self) -> None:
+        self._report_leads()
         while True:
             try:
                 ev = self.events.get_nowait()
@@ -383,11 +424,35 @@ class Daemon:
                 )
             self.notifier.status(self._status())
 
+    def _report_leads(self) -> None:
+        """Electrode off / back on, as the LO pins tell it (WARNING / NOTICE in journald)."""
+        leads = self.leads
+        if leads is None:
+            return
+        transitions = leads.take_transitions()
+        for t in transitions:
+            wall = t.t_ns + self.sampler.grid.wall_offset_ns
+            where = f"AD8232 {t.line} (the {ELECTRODE[t.line]} electrode)"
+            if t.kind == "leads_off":
+                message, priority, extra = f"electrode off: {where} went high", WARNING, {}
+            else:
+                message = f"electrode back on: {where} low again after {t.off_s:.1f} s"
+                priority, extra = NOTICE, {"off_s": round(t.off_s, 3)}
+            record = event_record("fault", message, priority, wall, event=t.kind, line=t.line, **extra)
+            self.dispatcher.submit(record)
+        if transitions:
+            self.notifier.status(self._status())
+
     def _status(self) -> str:
         st = self.sampler.stats() if hasattr(self, "sampler") else None
         if st is None:
             return "starting"
         state = "SENSOR FAULT" if st.in_fault else "running"
+        off = self.leads.off_now() if self.leads is not None else []
+        if off:
+            state += f", LEADS OFF ({' '.join(off)})"
+        if self.leads_problem:
+            state += ", leads-off input unavailable"
         return (
             f"{state}; last {self.last_label}; {self.results} windows; {st.taken} samples, "
             f"{st.missing} missing; lateness p99 {st.lateness_p99_ms:.2f} ms"
@@ -427,6 +492,12 @@ class Daemon:
             self.dispatcher = SinkDispatcher(self._sinks(new), new.output.queue_size)
             self.dispatcher.start()
             old_dispatcher.close(1.0)
+        if restarted or "leads" in changed:  # the emulated pins belong to the emulated board
+            if self.leads is not None:
+                self._report_leads()
+                self.leads.close()  # first: a GPIO line can be requested by one holder at a time
+            self.leads, self.leads_problem = self._open_leads(new)
+            self._report_leads_problem()
         self.settings = new
         if pipeline is not None:
             self._pipeline = pipeline

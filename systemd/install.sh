@@ -123,7 +123,8 @@ else
 fi
 run "$VENV/bin/python" -m pip install --upgrade pip
 # Not editable: the service must not depend on the checkout staying around.
-run "$VENV/bin/python" -m pip install --upgrade "$SRC"
+# [gpio]: libgpiod bindings, used only when leads.lo_plus_line / lo_minus_line are set.
+run "$VENV/bin/python" -m pip install --upgrade "${SRC}[gpio]"
 if [[ -f "$SRC/README.md" ]]; then
     run install -m 0644 "$SRC/README.md" "$PREFIX/README.md"
 fi

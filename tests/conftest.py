@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import threading
@@ -163,3 +164,15 @@ def shared_record(name: str) -> Path:
     if not path.exists():
         pytest.skip(f"shared ECG data not found at {SHARED_DATA} (set ECGD_SHARED_DATA)")
     return path
+
+
+@pytest.fixture
+def daemon_env(tmp_path, notify_socket, monkeypatch):
+    """For an in-process Daemon: a real notify socket with a watchdog, signal handlers restored after."""
+    monkeypatch.setenv("NOTIFY_SOCKET", str(notify_socket.path))
+    monkeypatch.setenv("WATCHDOG_USEC", "400000")  # ping every 0.2 s
+    monkeypatch.delenv("WATCHDOG_PID", raising=False)
+    saved = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)}
+    yield tmp_path, notify_socket
+    for s, h in saved.items():
+        signal.signal(s, h)

@@ -3,53 +3,16 @@
 from __future__ import annotations
 
 import itertools
-import json
 import os
 import signal
 import threading
 import time
-from pathlib import Path
 
-import pytest
+from daemon_support import log_records, run_in_main_thread, write_config
 
 from ecgd import config as cfg
 from ecgd.daemon import Daemon
 from ecgd.notify import Notifier
-
-
-def write_config(path: Path, log: Path, **sections: dict) -> None:
-    body = {
-        "device": {"kind": "emulated", "fault_after_seconds": 1.0, "max_backoff_seconds": 0.2},
-        "output": {"journal": False, "log_file": str(log)},
-    }
-    for name, values in sections.items():
-        body.setdefault(name, {}).update(values)
-    path.write_text(json.dumps(body))  # JSON is YAML
-
-
-def log_records(log: Path) -> list[dict]:
-    return [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
-
-
-@pytest.fixture
-def daemon_env(tmp_path, notify_socket, monkeypatch):
-    monkeypatch.setenv("NOTIFY_SOCKET", str(notify_socket.path))
-    monkeypatch.setenv("WATCHDOG_USEC", "400000")  # ping every 0.2 s
-    monkeypatch.delenv("WATCHDOG_PID", raising=False)
-    saved = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)}
-    yield tmp_path, notify_socket
-    for s, h in saved.items():
-        signal.signal(s, h)
-
-
-def run_in_main_thread(daemon: Daemon, actions, limit_s: float = 60.0) -> float:
-    """Run the daemon's main loop here (signals need the main thread) while ``actions`` runs beside."""
-    worker = threading.Thread(target=actions, daemon=True)
-    worker.start()
-    t = time.monotonic()
-    assert daemon.run(duration_s=limit_s) == 0
-    worker.join(5)
-    return time.monotonic() - t
 
 
 def pings(listener, since: float = 0.0) -> list[float]:

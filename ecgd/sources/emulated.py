@@ -6,7 +6,8 @@ instant of each conversion (on the injected clock), results are 8-bit, each
 read returns the *previous* conversion (so the first byte after a control
 byte is stale), every transfer costs bus time, and faults can be injected:
 random EREMOTEIO, timed error bursts with any errno, and the bus device
-vanishing (/dev/i2c-N gone).
+vanishing (/dev/i2c-N gone). Electrodes can be detached: the AD8232 output
+then sits at a rail and its LO+/LO− pin (emulated GPIO with edge events) is high.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 import errno as errnos
 import random
 import threading
+from array import array
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -21,6 +23,7 @@ import numpy as np
 
 from ecgd.clock import Clock
 from ecgd.frontend import AnalogFrontEnd
+from ecgd.leadoff import Edge
 from ecgd.records import Recording
 
 VoltageInput = Callable[[int], float]  # monotonic ns → volts at the ADC pin
@@ -30,7 +33,8 @@ class RecordingPlayback:
     """A recording as a continuous-time voltage: front-end model applied once, linear interpolation."""
 
     def __init__(self, recording: Recording, frontend: AnalogFrontEnd, start_ns: int) -> None:
-        self._volts = frontend.mv_to_volts(frontend.filter_mv(recording.mv, recording.fs)).tolist()
+        # array('d'): indexing yields a Python float as fast as a list does, at 8 bytes a sample, not 32
+        self._volts = array("d", frontend.mv_to_volts(frontend.filter_mv(recording.mv, recording.fs)))
         self._n = len(self._volts)
         self._fs_per_ns = recording.fs / 1e9
         self._start_ns = start_ns
@@ -108,6 +112,7 @@ class EmulatedI2c:
         self.latency_ns = latency_ns
         self.error_rate = error_rate
         self.faults: list[BusFault] = []
+        self.electrodes: EmulatedElectrodes | None = None  # the AD8232 on the board, if there is one
         self.reads = 0
         self.failed_reads = 0
         self.opens = 0
@@ -188,6 +193,88 @@ class EmulatedBus:
         self._open = False
 
 
+@dataclass(frozen=True)
+class Detachment:
+    """Electrode ``line`` ("LO+": the +IN electrode, "LO−": −IN) is off in [start_ns, end_ns)."""
+
+    line: str
+    start_ns: int
+    end_ns: int
+
+
+class EmulatedElectrodes:
+    """The AD8232's electrodes. With DC leads-off detection a detached input is pulled to a supply
+    rail: the output saturates (+IN off: near +Vs, −IN off: near GND) and its LO pin goes high,
+    over exactly the same interval."""
+
+    RAIL_SWING_VOLTS = 0.05  # how close the rail-to-rail output gets to each rail
+
+    def __init__(self, signal: VoltageInput, clock: Clock, supply_volts: float = 3.3) -> None:
+        self.signal = signal
+        self.clock = clock
+        self.supply_volts = supply_volts
+        self.detachments: list[Detachment] = []
+
+    def detach(self, line: str, duration_s: float, *, after_s: float = 0.0) -> Detachment:
+        if line not in ("LO+", "LO−"):
+            raise ValueError(f"line must be 'LO+' or 'LO−', got {line!r}")
+        start = self.clock.monotonic_ns() + int(after_s * 1e9)
+        d = Detachment(line, start, start + int(duration_s * 1e9))
+        self.detachments.append(d)
+        return d
+
+    def off(self, line: str, t_ns: int) -> bool:
+        return any(d.line == line and d.start_ns <= t_ns < d.end_ns for d in self.detachments)
+
+    def __call__(self, t_ns: int) -> float:
+        """The AD8232 OUTPUT pin."""
+        if self.detachments:
+            if self.off("LO+", t_ns):
+                return self.supply_volts - self.RAIL_SWING_VOLTS
+            if self.off("LO−", t_ns):
+                return self.RAIL_SWING_VOLTS
+        return self.signal(t_ns)
+
+
+class EmulatedLeadOffLines:
+    """LO+/LO− as GPIO inputs with edge detection, like the kernel's v2 uAPI: each edge stamped at
+    its instant, numbered, and held in a buffer of ``buffer_size`` that drops the *oldest* edges when
+    it overflows (so the newest edge always tells the current state)."""
+
+    def __init__(self, electrodes: EmulatedElectrodes, lines: tuple[str, ...], buffer_size: int = 64) -> None:
+        self.electrodes = electrodes
+        self.lines = lines
+        self.buffer_size = buffer_size
+        self.closed = False
+        self._seen_until_ns = electrodes.clock.monotonic_ns()
+        self._seqno = 0
+
+    def values(self) -> dict[str, bool]:
+        now = self.electrodes.clock.monotonic_ns()
+        return {line: self.electrodes.off(line, now) for line in self.lines}
+
+    def read_edges(self) -> list[Edge]:
+        if self.closed:
+            raise OSError(errnos.EBADF, "Bad file descriptor")
+        e = self.electrodes
+        now = e.clock.monotonic_ns()
+        instants = sorted(
+            {t for d in e.detachments for t in (d.start_ns, d.end_ns) if self._seen_until_ns < t <= now}
+        )
+        self._seen_until_ns = now
+        edges = []
+        for t in instants:
+            for line in self.lines:
+                after = e.off(line, t)
+                if after != e.off(line, t - 1):
+                    self._seqno += 1
+                    edges.append(Edge(t, line, after, self._seqno))
+        return edges[-self.buffer_size :]
+
+    def close(self) -> None:
+        self.closed = True
+
+
 def constant(volts: float) -> VoltageInput:
     return lambda _t: volts
 
@@ -207,9 +294,11 @@ def emulated_device(
     """A PCF8591 board with the AD8232 on ``channel``; the other inputs hold distinct fixed
     voltages (like the LDR/thermistor/pot of common modules), so a wrong channel shows."""
     inputs: list[VoltageInput] = [constant(v) for v in (0.4, 0.9, 2.1, 2.9)]
-    inputs[channel] = RecordingPlayback(recording, frontend, clock.monotonic_ns())
+    playback = RecordingPlayback(recording, frontend, clock.monotonic_ns())
+    electrodes = EmulatedElectrodes(playback, clock, frontend.adc_reference_volts)
+    inputs[channel] = electrodes
     chip = EmulatedPcf8591(inputs, frontend.adc_reference_volts)
-    return EmulatedI2c(
+    i2c = EmulatedI2c(
         chip,
         clock,
         bus_number=bus_number,
@@ -218,6 +307,8 @@ def emulated_device(
         error_rate=error_rate,
         seed=seed,
     )
+    i2c.electrodes = electrodes
+    return i2c
 
 
 def expected_counts(recording: Recording, frontend: AnalogFrontEnd, times_s: np.ndarray) -> np.ndarray:

@@ -1,0 +1,34 @@
+"""Helpers for tests that run the daemon in-process: config files, the result log, the main loop."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from pathlib import Path
+
+from ecgd.daemon import Daemon
+
+
+def write_config(path: Path, log: Path, **sections: dict) -> None:
+    body = {
+        "device": {"kind": "emulated", "fault_after_seconds": 1.0, "max_backoff_seconds": 0.2},
+        "output": {"journal": False, "log_file": str(log)},
+    }
+    for name, values in sections.items():
+        body.setdefault(name, {}).update(values)
+    path.write_text(json.dumps(body))  # JSON is YAML
+
+
+def log_records(log: Path) -> list[dict]:
+    return [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
+
+
+def run_in_main_thread(daemon: Daemon, actions, limit_s: float = 60.0) -> float:
+    """Run the daemon's main loop here (signals need the main thread) while ``actions`` runs beside."""
+    worker = threading.Thread(target=actions, daemon=True)
+    worker.start()
+    t = time.monotonic()
+    assert daemon.run(duration_s=limit_s) == 0
+    worker.join(5)
+    return time.monotonic() - t
