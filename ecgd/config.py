@@ -95,6 +95,13 @@ class SamplingSettings:
     ring_seconds: float = _opt(
         120.0, "ring buffer length; must exceed window_seconds + hop_seconds", lo=1, hi=3600
     )
+    realtime_priority: int = _opt(
+        20,
+        "SCHED_FIFO priority of the sampler thread (1-99; 0: normal scheduling). Needs CAP_SYS_NICE or "
+        "LimitRTPRIO (the unit sets it); if refused, a warning and sampling at normal priority",
+        lo=0,
+        hi=99,
+    )
 
 
 @dataclass(frozen=True)

@@ -198,6 +198,7 @@ class Daemon:
             fault_after_s=d.fault_after_seconds,
             max_backoff_s=d.max_backoff_seconds,
             events=self.events,
+            realtime_priority=s.realtime_priority,
         )
         self._sampler_thread = threading.Thread(
             target=self.sampler.run, kwargs={"grid": grid}, name="ecgd-sampler", daemon=True
@@ -232,6 +233,7 @@ class Daemon:
             event="started",
             backend=m.backend,
             config=settings.source,
+            sampler_policy=self.sampler.policy,
         )
         self.notifier.ready(self._status())
 
@@ -301,6 +303,7 @@ class Daemon:
             lateness_p50_ms=round(st.lateness_p50_ms, 4),
             lateness_p99_ms=round(st.lateness_p99_ms, 4),
             lateness_max_ms=round(st.lateness_max_ms, 4),
+            sampler_policy=self.sampler.policy,
             records_dropped=self.dispatcher.dropped,
         )
         self.dispatcher.close(1.0)
@@ -403,7 +406,9 @@ class Daemon:
             except queue.Empty:
                 return
             wall = self.clock.wall_ns()
-            if ev.kind == "sensor_fault":
+            if ev.kind == "realtime_refused":
+                self.dispatcher.submit(event_record("fault", ev.detail, WARNING, wall, event=ev.kind))
+            elif ev.kind == "sensor_fault":
                 d = self.settings.device
                 msg = (
                     f"sensor fault: {ev.detail} from PCF8591 0x{d.address:02x} on i2c-{d.i2c_bus}; "

@@ -13,6 +13,7 @@ the recovery with the outage length.
 from __future__ import annotations
 
 import errno as errnos
+import os
 import queue
 import threading
 from dataclasses import dataclass
@@ -62,7 +63,7 @@ class SampleGrid:
 
 @dataclass(frozen=True)
 class SamplerEvent:
-    """A change the daemon must report: ``sensor_fault`` or ``sensor_recovered``."""
+    """A change the daemon must report: ``sensor_fault``, ``sensor_recovered``, ``realtime_refused``."""
 
     kind: str
     monotonic_ns: int
@@ -102,6 +103,7 @@ class Sampler:
         max_backoff_s: float = 1.0,
         events: queue.SimpleQueue[SamplerEvent] | None = None,
         history: int = 65536,
+        realtime_priority: int = 0,
     ) -> None:
         self.source = source
         self.ring = ring
@@ -111,6 +113,8 @@ class Sampler:
         self.retries = retries
         self.fault_after_ns = int(fault_after_s * 1e9)
         self.max_backoff_ns = int(max_backoff_s * 1e9)
+        self.realtime_priority = realtime_priority
+        self.policy = "normal"
         self.events: queue.SimpleQueue[SamplerEvent] = events if events is not None else queue.SimpleQueue()
         self.grid: SampleGrid | None = None
         self.heartbeat_ns = clock.monotonic_ns()
@@ -168,6 +172,7 @@ class Sampler:
         its timing, so the slots that passed during the restart are counted missing, not compressed.
         """
         clock, ring = self.clock, self.ring
+        self._set_realtime()
         is_open = self._open()  # before the grid starts, so that slot 0 is not late by the open
         now = clock.monotonic_ns()
         start_seq = ring.next_seq
@@ -260,6 +265,25 @@ class Sampler:
             return k, t_read, True
 
     # -- helpers -------------------------------------------------------------------------------
+    def _set_realtime(self) -> None:
+        """SCHED_FIFO for this thread only: wake-ups at the deadline stop queueing behind ordinary
+        tasks (and the inference worker stays an ordinary task). Refused → said, and sampling goes on."""
+        prio = self.realtime_priority
+        if not prio:
+            return
+        try:
+            os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(prio))  # 0: the calling thread
+        except OSError as exc:
+            detail = (
+                f"SCHED_FIFO priority {prio} for the sampler refused ({exc.strerror}: needs CAP_SYS_NICE "
+                f"or LimitRTPRIO={prio}, and no RestrictRealtime=); sampling at normal priority"
+            )
+            self.events.put(
+                SamplerEvent("realtime_refused", self.clock.monotonic_ns(), self.ring.next_seq, detail)
+            )
+            return
+        self.policy = f"SCHED_FIFO {prio}"
+
     def _sleep_until(self, deadline_ns: int) -> None:
         clock = self.clock
         while deadline_ns - clock.monotonic_ns() > _CHUNK_NS and not self._stop.is_set():

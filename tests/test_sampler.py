@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import errno
+import os
+import shutil
+import subprocess
+import sys
 import threading
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -202,3 +207,66 @@ def test_an_outage_just_past_the_threshold_is_a_fault_whatever_the_back_off(emul
     while not sampler.events.empty():
         kinds.append(sampler.events.get().kind)
     assert kinds == ["sensor_fault", "sensor_recovered"]
+
+
+def sampler_policy_in_thread(emulated, clock, priority: int) -> tuple[int, Sampler]:
+    """The scheduling policy the kernel reports for the sampler's own thread while it runs."""
+    sampler, _ring = make_sampler(emulated, clock, realtime_priority=priority)
+    seen: list[int] = []
+    t = threading.Thread(target=sampler.run, daemon=True)
+    t.start()
+    assert sampler.wait_ready(5)
+    seen.append(os.sched_getscheduler(t.native_id))
+    sampler.stop()
+    t.join(5)
+    return seen[0], sampler
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="SCHED_FIFO needs root or CAP_SYS_NICE (CI runs as root)")
+def test_realtime_priority_applies_to_the_sampler_thread_only(demo_recording, frontend):
+    clock = RealClock()
+    emulated = emulated_device(demo_recording, frontend, clock, channel=2)
+    policy, sampler = sampler_policy_in_thread(emulated, clock, 10)
+    assert policy == os.SCHED_FIFO and sampler.policy == "SCHED_FIFO 10"
+    assert os.sched_getscheduler(0) == os.SCHED_OTHER  # the calling thread is untouched
+    policy, sampler = sampler_policy_in_thread(emulated, clock, 0)
+    assert policy == os.SCHED_OTHER and sampler.policy == "normal"
+
+
+REFUSED = """
+import queue, sys
+from ecgd.clock import RealClock
+from ecgd.config import BUNDLED_DEMO_RECORD
+from ecgd.frontend import AnalogFrontEnd
+from ecgd.records import read_recording
+from ecgd.ring import SampleRing
+from ecgd.sampler import Sampler
+from ecgd.sources.emulated import emulated_device
+from ecgd.sources.pcf8591 import Pcf8591
+clock = RealClock()
+i2c = emulated_device(read_recording(BUNDLED_DEMO_RECORD), AnalogFrontEnd(), clock)
+events = queue.SimpleQueue()
+s = Sampler(Pcf8591(1, 0x48, 2, bus_factory=i2c), SampleRing(4000), clock, 360.0, events=events,
+            realtime_priority=20)
+s.run(max_slots=36)
+ev = events.get_nowait()
+print(ev.kind, s.policy, s.ring.taken + s.ring.missing, ev.detail, sep="|")
+"""
+
+
+def test_a_refused_realtime_priority_is_reported_and_sampling_goes_on(tmp_path):
+    """Without CAP_SYS_NICE (and RLIMIT_RTPRIO 0), the kernel says EPERM: a warning, not a stop."""
+    cmd = [sys.executable, "-c", REFUSED]
+    if os.geteuid() == 0:  # drop root for the child: an unprivileged user, no capabilities
+        setpriv = shutil.which("setpriv")
+        assert setpriv, "util-linux setpriv is needed to drop root"
+        cmd = [setpriv, "--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all", *cmd]
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1]))
+    out = subprocess.run(
+        ["prlimit", "--rtprio=0", *cmd], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=60
+    )
+    assert out.returncode == 0, out.stderr
+    kind, policy, slots, detail = out.stdout.strip().split("|")
+    # 36 slots read; the conversion started in the last one is still in the chip, so 35 are final.
+    assert (kind, policy, slots) == ("realtime_refused", "normal", "35")
+    assert "SCHED_FIFO priority 20 for the sampler refused" in detail and "LimitRTPRIO=20" in detail
