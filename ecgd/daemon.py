@@ -435,6 +435,9 @@ class Daemon:
         if leads is None:
             return
         transitions = leads.take_transitions()
+        if leads.failed and not self.leads_problem:
+            self.leads_problem = leads.failed
+            self._report_leads_problem()
         for t in transitions:
             wall = t.t_ns + self.sampler.grid.wall_offset_ns
             where = f"AD8232 {t.line} (the {ELECTRODE[t.line]} electrode)"

@@ -62,26 +62,29 @@ class LeadOffMonitor:
         self._lines = lines
         self._lock = threading.Lock()
         self._closed = False
+        self.failed: str | None = None  # why the pins can no longer be read (then nothing more is polled)
         self._off_since: dict[str, int | None] = {
             name: (now_ns if off else None) for name, off in lines.values().items()
         }
         self._intervals: deque[tuple[int, int, str]] = deque(maxlen=_HISTORY)
         self._last_seqno = 0  # the kernel numbers a request's edges from 1
         self._last_t_ns = now_ns
-        self._transitions: list[Transition] = [
-            Transition("leads_off", name, now_ns) for name, since in self._off_since.items() if since
-        ]
-
-    @property
-    def lines(self) -> tuple[str, ...]:
-        return tuple(self._off_since)
+        off_at_start = [name for name, since in self._off_since.items() if since is not None]
+        self._transitions = [Transition("leads_off", name, now_ns) for name in off_at_start]
 
     def poll(self) -> None:
-        """Read the edges waiting in the kernel and update the intervals."""
+        """Read the edges waiting in the kernel and update the intervals. A read that fails (the chip
+        gone) is kept in ``failed`` for the daemon to report; it never reaches the caller, which may
+        be the inference worker."""
         with self._lock:
-            if self._closed:
+            if self._closed or self.failed:
                 return
-            for edge in self._lines.read_edges():
+            try:
+                edges = self._lines.read_edges()
+            except OSError as exc:
+                self.failed = f"reading the LO pins failed: {exc.strerror or exc}"
+                return
+            for edge in edges:
                 self._apply(edge)
 
     def _apply(self, edge: Edge) -> None:
@@ -111,12 +114,13 @@ class LeadOffMonitor:
             return [name for name, since in self._off_since.items() if since is not None]
 
     def off_between(self, t0_ns: int, t1_ns: int) -> str | None:
-        """Why [t0, t1] cannot be trusted (an electrode off for part of it), or None."""
+        """Why [t0, t1] cannot be trusted (an electrode off for part of it), or None. An edge exactly at
+        t0 or t1 overlaps nothing: the pin changed before the first or after the last sample."""
         self.poll()
         off: dict[str, int] = {}
         with self._lock:
-            spans = [(s, e, name) for s, e, name in self._intervals if s <= t1_ns and e >= t0_ns]
-            spans += [(s, t1_ns, name) for name, s in self._off_since.items() if s is not None and s <= t1_ns]
+            spans = [(s, e, name) for s, e, name in self._intervals if s < t1_ns and e > t0_ns]
+            spans += [(s, t1_ns, name) for name, s in self._off_since.items() if s is not None and s < t1_ns]
         for s, e, name in spans:
             off[name] = off.get(name, 0) + min(e, t1_ns) - max(s, t0_ns)
         if not off:

@@ -112,6 +112,15 @@ def test_lost_edge_events_make_the_unknown_stretch_unreadable(emulated, sim_cloc
     assert monitor.off_now() == []
 
 
+def test_pins_that_fail_mid_run_are_reported_never_raised(emulated, sim_clock):
+    lines = EmulatedLeadOffLines(emulated.electrodes, ("LO+",))
+    monitor = LeadOffMonitor(lines, sim_clock.monotonic_ns())
+    lines.close()  # the request's fd is gone: the next read fails with EBADF
+    assert monitor.off_between(0, sim_clock.monotonic_ns()) is None
+    assert monitor.failed == "reading the LO pins failed: Bad file descriptor"
+    assert monitor.take_transitions() == [] and monitor.off_now() == []
+
+
 def test_gpiod_lines_refuse_a_path_that_is_not_a_gpio_chip(tmp_path: Path):
     wanted = r"/dev/gpiochip99 is not a GPIO chip device \(wanted LO\+ on line 17, LO− on line 27\)"
     with pytest.raises(LeadOffError, match=wanted):
