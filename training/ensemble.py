@@ -36,6 +36,7 @@ from training.train import (
     _metadata,
     _p,
     _plots,
+    export_final,
     export_variants,
     ship,
     summarise_cv,
@@ -162,21 +163,7 @@ def run(args: argparse.Namespace) -> int:
     ship_command = command if "--ship" in command.split() else command + " --ship"
     meta["provenance"]["command"] = " && ".join([*member_commands, ship_command])
     meta["provenance"]["seeds"] = "members: final seed 0, fold k seed k+1 (see their config.json)"
-    variants = export_variants(model, out / "final", list(paths.values()), meta)
-    final = {}
-    for v, path in variants.items():
-        rows = ev.classify_records(path, args.data, DS1, True)
-        final[v] = {
-            "resubstitution_ds1_pcf8591": ev.summarise(rows),
-            "timing": ev.time_inference(path),
-            "bytes": path.stat().st_size,
-        }
-        progress(
-            f"final {v}: {path.stat().st_size / 1024:.0f} KiB, "
-            f"{final[v]['timing']['median_ms']:.2f} ms/window (median), DS1 resubstitution macro-F1 "
-            f"{final[v]['resubstitution_ds1_pcf8591']['macro_f1']:.3f}"
-        )
-    (out / "final_metrics.json").write_text(json.dumps(final, indent=1) + "\n")
+    export_final(model, out, list(paths.values()), meta, args.data, progress)
     _plots(out, {}, cv, chosen, "ensemble .tflite")
     if args.ship:
         ship(out, progress)

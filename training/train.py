@@ -228,6 +228,27 @@ def export_variants(
     return paths
 
 
+def export_final(model, out: Path, calibration: list, meta: dict, data: str, progress=print) -> dict:
+    """The shipped variants in ``out/final``, each scored on DS1 through the 8-bit front end (the
+    training data: a sanity check only) and timed; the figures go to ``final_metrics.json``."""
+    variants = export_variants(model, out / "final", calibration, meta)
+    final = {}
+    for v, path in variants.items():
+        rows = ev.classify_records(path, data, DS1, True)
+        final[v] = {
+            "resubstitution_ds1_pcf8591": ev.summarise(rows),
+            "timing": ev.time_inference(path),
+            "bytes": path.stat().st_size,
+        }
+        progress(
+            f"final {v}: {path.stat().st_size / 1024:.0f} KiB, "
+            f"{final[v]['timing']['median_ms']:.2f} ms/window (median), DS1 resubstitution macro-F1 "
+            f"{final[v]['resubstitution_ds1_pcf8591']['macro_f1']:.3f} (training data: a sanity check only)"
+        )
+    (out / "final_metrics.json").write_text(json.dumps(final, indent=1) + "\n")
+    return final
+
+
 def choose_prior(rows: list[dict], grid: tuple[float, ...]) -> tuple[np.ndarray, float]:
     """Log class weights (N fixed at 0) maximising macro-F1 of ``rows``; ties go to the smallest shift."""
     scored = [r for r in rows if r["probs"] is not None]
@@ -334,21 +355,7 @@ def run(args: argparse.Namespace) -> int:
         _evaluation(cv, chosen) if cv else {"protocol": "no cross-validation run", "frontend": "pcf8591-8bit"}
     )
     meta = _metadata(cfg, command, evaluation)
-    variants = export_variants(model, out / "final", list(paths.values()), meta)
-    final = {}
-    for v, path in variants.items():
-        rows = ev.classify_records(path, args.data, DS1, True)
-        final[v] = {
-            "resubstitution_ds1_pcf8591": ev.summarise(rows),
-            "timing": ev.time_inference(path),
-            "bytes": path.stat().st_size,
-        }
-        progress(
-            f"final {v}: {path.stat().st_size / 1024:.0f} KiB, "
-            f"{final[v]['timing']['median_ms']:.2f} ms/window (median), DS1 resubstitution macro-F1 "
-            f"{final[v]['resubstitution_ds1_pcf8591']['macro_f1']:.3f} (training data: a sanity check only)"
-        )
-    (out / "final_metrics.json").write_text(json.dumps(final, indent=1) + "\n")
+    export_final(model, out, list(paths.values()), meta, args.data, progress)
     _plots(out, histories, cv, chosen)
     if args.ship:
         ship(out, progress)
