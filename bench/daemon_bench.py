@@ -25,8 +25,8 @@ import dataclasses
 import json
 import os
 import platform
+import resource
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -37,13 +37,13 @@ from pathlib import Path
 import numpy as np
 import yaml
 
+from ecgd.harness import Journald, NotifyListener
+
 REPO = Path(__file__).resolve().parents[1]
 DEMO_CONFIG = REPO / "config" / "demo.yaml"
 DEFAULT_RECORD = REPO.parent / "shared" / "data" / "mitdb" / "208"
 DEFAULT_TF_PYTHON = REPO / ".venv-train" / "bin" / "python"
 RATE_HZ = 360.0
-JOURNAL_SOCKET = Path("/run/systemd/journal/socket")
-JOURNALD = Path("/lib/systemd/systemd-journald")
 
 TARGETS = {
     "rate_ppm": 10.0,
@@ -105,77 +105,6 @@ def fd_count(pid: int | str = "self") -> int:
     return len(os.listdir(f"/proc/{pid}/fd"))
 
 
-def journal_socket_live() -> bool:
-    if not JOURNAL_SOCKET.exists():
-        return False
-    s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-    try:
-        s.connect(str(JOURNAL_SOCKET))
-        return True
-    except OSError:
-        return False
-    finally:
-        s.close()
-
-
-class Journald:
-    """A live journald: reused if one runs, else (root only) started as a child and stopped at the end.
-
-    Never a second one on the same paths: that corrupts the journal file.
-    """
-
-    def __init__(self, mode: str = "auto") -> None:
-        """``mode``: auto (reuse, else start one), reuse (only a running one), off."""
-        self.proc: subprocess.Popen | None = None
-        self.how = "none"
-        if mode == "off":
-            self.how = "none"
-        elif journal_socket_live():
-            self.how = "reused the running journald"
-        elif mode == "auto" and os.geteuid() == 0 and JOURNALD.exists():
-            env = {k: v for k, v in os.environ.items() if k not in ("NOTIFY_SOCKET", "WATCHDOG_USEC")}
-            self.proc = subprocess.Popen(
-                [str(JOURNALD)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env
-            )
-            deadline = time.monotonic() + 10
-            while not journal_socket_live():
-                if self.proc.poll() is not None or time.monotonic() > deadline:
-                    self.proc.kill()
-                    self.proc.wait(5)
-                    self.proc = None
-                    break
-                time.sleep(0.02)
-            if self.proc is not None:
-                self.how = f"started systemd-journald as a child (PID {self.proc.pid})"
-
-    @property
-    def live(self) -> bool:
-        return self.how != "none"
-
-    def stop(self) -> None:
-        if self.proc is not None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
-            self.proc = None
-
-
-def journal_cursor() -> str:
-    out = subprocess.run(
-        ["journalctl", "-n", "0", "--show-cursor", "--no-pager", "-q"],
-        capture_output=True,
-        text=True,
-        check=False,
-    ).stdout
-    for line in out.splitlines():
-        if line.startswith("-- cursor:"):
-            return line.split(":", 1)[1].strip()
-    return ""
-
-
 def journal_count(cursor: str, *matches: str) -> int:
     """Entries after ``cursor`` matching every ``FIELD=value``.
 
@@ -196,57 +125,10 @@ def journal_count(cursor: str, *matches: str) -> int:
     return n
 
 
-class NotifyListener:
-    """A NOTIFY_SOCKET drained on a thread at once (an unread datagram socket blocks the sender)."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        self.sock.bind(str(path))
-        self.sock.settimeout(0.05)
-        self.messages: list[tuple[float, str]] = []
-        self._closed = threading.Event()
-        self._thread = threading.Thread(target=self._drain, daemon=True)
-        self._thread.start()
-
-    def _drain(self) -> None:
-        while not self._closed.is_set():
-            try:
-                data = self.sock.recv(65536)
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            now = time.monotonic()
-            self.messages.extend((now, state) for state in data.decode(errors="replace").splitlines())
-
-    def first(self, prefix: str) -> float | None:
-        for t, state in list(self.messages):
-            if state.startswith(prefix):
-                return t
-        return None
-
-    def wait_for(self, prefix: str, timeout: float) -> float | None:
-        end = time.monotonic() + timeout
-        while time.monotonic() < end:
-            t = self.first(prefix)
-            if t is not None:
-                return t
-            time.sleep(0.005)
-        return None
-
-    def close(self) -> None:
-        self._closed.set()
-        self._thread.join(1)
-        self.sock.close()
-
-
-def demo_config(
-    path: Path, *, output: dict, emulated: dict | None = None, device: dict | None = None
-) -> Path:
-    """config/demo.yaml with the given keys replaced, written to ``path``."""
+def demo_config(path: Path, *, output: dict, **sections: dict | None) -> Path:
+    """config/demo.yaml with the given keys of each section replaced, written to ``path``."""
     data = yaml.safe_load(DEMO_CONFIG.read_text()) or {}
-    for section, values in (("output", output), ("emulated", emulated), ("device", device)):
+    for section, values in (("output", output), *sections.items()):
         if values:
             data.setdefault(section, {})
             data[section] = {**(data[section] or {}), **values}
@@ -293,6 +175,7 @@ class SamplingResult:
     missing: int
     windows: int
     inference_ms: float | None
+    cpu_pct: float | None = None
 
     @property
     def ppm(self) -> float:
@@ -306,6 +189,7 @@ class SamplingResult:
             f"{self.ppm:+.1f}",
             f"{self.p50_ms:.3f} / {self.p99_ms:.3f} / {self.max_ms:.3f}",
             str(self.missing),
+            fmt(self.cpu_pct, ".1f"),
         ]
 
 
@@ -319,21 +203,29 @@ def rates(seqs: np.ndarray, stamps_ns: np.ndarray) -> tuple[float, float]:
     return achieved, 1.0 / slope_s_per_sample
 
 
-def bench_daemon_sampling(duration: float, tmp: Path) -> SamplingResult:
+def cpu_seconds() -> float:
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
+def bench_daemon_sampling(duration: float, tmp: Path, realtime_priority: int) -> SamplingResult:
     from ecgd import config as cfg
     from ecgd.clock import RealClock
     from ecgd.daemon import Daemon
 
-    log = tmp / "sampling-results.jsonl"
+    log = tmp / f"sampling-results-{realtime_priority}.jsonl"
     conf = demo_config(
         tmp / "sampling.yaml",
         output={"console": False, "journal": False, "log_file": str(log)},
         emulated={"bus_latency_ms": 0.2},
+        sampling={"realtime_priority": realtime_priority},
     )
     settings = cfg.load(conf)
     daemon = Daemon(settings, clock=RealClock())
     daemon.start()
+    cpu0, t0 = cpu_seconds(), time.monotonic()
     daemon.run(duration_s=duration)  # the real main loop (status, events), then a clean shutdown
+    cpu_pct = (cpu_seconds() - cpu0) / (time.monotonic() - t0) * 100
     st = daemon.sampler.stats()
     ring = daemon.ring
     stop = ring.next_seq
@@ -345,7 +237,7 @@ def bench_daemon_sampling(duration: float, tmp: Path) -> SamplingResult:
     records = [json.loads(line) for line in log.read_text().splitlines()]
     inference = [r["inference_ms"] for r in records if r["kind"] == "result" and r.get("inference_ms")]
     return SamplingResult(
-        "ecgd Daemon (absolute grid)",
+        f"ecgd Daemon (absolute grid), sampler {daemon.sampler.policy}",
         st.taken,
         achieved,
         fit,
@@ -355,6 +247,39 @@ def bench_daemon_sampling(duration: float, tmp: Path) -> SamplingResult:
         st.missing,
         daemon.results,
         float(np.median(inference)) if inference else None,
+        cpu_pct,
+    )
+
+
+def bench_bare_loop(duration: float) -> SamplingResult:
+    """The floor of this machine: one thread sleeping to each deadline of the grid, no I/O, no other
+    threads. Its lateness is the kernel's (and hypervisor's) wake-up latency alone."""
+    n = int(duration * RATE_HZ)
+    lateness = np.empty(n, dtype=np.int64)
+    period = 1e9 / RATE_HZ
+    cpu0 = cpu_seconds()
+    t0 = time.monotonic_ns()
+    for k in range(n):
+        deadline = t0 + int(k * period)
+        remaining = deadline - time.monotonic_ns()
+        if remaining > 0:
+            time.sleep(remaining / 1e9)
+        lateness[k] = time.monotonic_ns() - deadline
+    wall = (time.monotonic_ns() - t0) / 1e9
+    ms = lateness / 1e6
+    late = int(np.count_nonzero(ms > 0.5 * 1000 / RATE_HZ))
+    return SamplingResult(
+        "floor: bare Python loop, sleep to each deadline, no I/O",
+        n,
+        RATE_HZ,
+        RATE_HZ,
+        float(np.percentile(ms, 50)),
+        float(np.percentile(ms, 99)),
+        float(ms.max()),
+        late,
+        0,
+        None,
+        (cpu_seconds() - cpu0) / wall * 100,
     )
 
 
@@ -404,6 +329,7 @@ def bench_naive_sampling(duration: float) -> SamplingResult:
     read = source.read
     period = 1.0 / RATE_HZ
     i = 0
+    cpu0 = cpu_seconds()
     t_first = time.monotonic_ns()
     end_ns = t_first + int(duration * 1e9)
     while True:
@@ -416,6 +342,7 @@ def bench_naive_sampling(duration: float) -> SamplingResult:
         i += 1
         count[0] = i
         time.sleep(period)
+    cpu_pct = (cpu_seconds() - cpu0) / ((time.monotonic_ns() - t_first) / 1e9) * 100
     done.set()
     worker.join(5)
     source.close()
@@ -435,14 +362,19 @@ def bench_naive_sampling(duration: float) -> SamplingResult:
         expected - i,
         len(inference_ms),
         float(np.median(inference_ms)) if inference_ms else None,
+        cpu_pct,
     )
 
 
 def section_sampling(duration: float, tmp: Path) -> None:
     print(f"\n## Sampling: {duration:g} s at {RATE_HZ:g} Hz, emulated bus 0.2 ms/read, inference every 2 s\n")
     print(f"load before: {uptime()}; other jobs: {other_jobs()}")
-    a = bench_daemon_sampling(duration, tmp)
+    floor = bench_bare_loop(duration)
+    load_floor = section_load("the floor")
+    a = bench_daemon_sampling(duration, tmp, 0)
     load_a = section_load("(a)")
+    fifo = bench_daemon_sampling(duration, tmp, 20)
+    load_fifo = section_load("(a, FIFO)")
     switch = sys.getswitchinterval()
     sys.setswitchinterval(0.005)  # what a naive program gets (the daemon set 0.5 ms for itself)
     try:
@@ -450,12 +382,26 @@ def section_sampling(duration: float, tmp: Path) -> None:
     finally:
         sys.setswitchinterval(switch)
     load_b = section_load("(b)")
-    header = ["method", "samples", "achieved Hz", "rate error ppm", "lateness p50/p99/max ms", "missing"]
-    rows = [a.row(), b.row(), ["target (idle machine)", "", "360", "≤ 10", "p99 ≤ 0.5", "0"]]
+    header = [
+        "method",
+        "samples",
+        "achieved Hz",
+        "rate error ppm",
+        "lateness p50/p99/max ms",
+        "missing",
+        "CPU % of a core",
+    ]
+    rows = [
+        a.row(),
+        fifo.row(),
+        b.row(),
+        floor.row(),
+        ["target (idle machine)", "", "360", "≤ 10", "p99 ≤ 0.5", "0", "≤ 3"],
+    ]
     print()
     print(table(header, rows))
     print()
-    for r in (a, b):
+    for r in (a, fifo, b):
         print(
             f"- {r.method}: {r.windows} windows classified during the run "
             f"(median inference {fmt(r.inference_ms, '.2f')} ms); least-squares rate {r.fit_hz:.4f} Hz "
@@ -463,9 +409,11 @@ def section_sampling(duration: float, tmp: Path) -> None:
         )
     print(
         "- lateness: (a) read start − slot deadline on the absolute grid (sampler statistics); "
-        "(b) stamp − (t0 + k/fs), the ideal grid from the first sample"
+        "(b) stamp − (t0 + k/fs), the ideal grid from the first sample; floor: wake-up − deadline, "
+        "'missing' = wake-ups later than half a period"
     )
-    print(f"- {load_a}\n- {load_b}")
+    print("- CPU: the whole process (getrusage) over the run, i.e. sampler, worker, emulated chip and bus")
+    print(f"- {load_floor}\n- {load_a}\n- {load_fifo}\n- {load_b}")
 
 
 # -- 2. footprint ------------------------------------------------------------------------------------

@@ -48,21 +48,20 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from daemon_bench import (  # bench/ is not a package: imported from the script directory
-    Journald,
-    NotifyListener,
     cpu_model,
     demo_config,
     ecgd_command,
     fd_count,
     fmt,
     journal_count,
-    journal_cursor,
     other_jobs,
     proc_status,
     quiet_environment,
     table,
     uptime,
 )
+
+from ecgd.harness import Journald, NotifyListener, journal_cursor
 
 RESULT_ID = "e59f77e50dac475e9f4c642396c50f3a"
 INCOMPLETE = re.compile(r"\((\d+) of (\d+) new samples\)")
@@ -159,6 +158,12 @@ class Accounting:
     inference_ms: np.ndarray = field(default_factory=lambda: np.full(4096, np.nan))
     inference_n: int = 0
     rng: random.Random = field(default_factory=lambda: random.Random(0))
+    # electrode-off checks: detachments (the driver appends) and the window's span on the grid
+    detachments: list = field(default_factory=list)
+    span_of: object = None  # (first_seq, last_seq) -> (t0_ns, t1_ns), set once the grid exists
+    leads_windows: int = 0  # windows that overlap a detachment and say "leads off" (as they must)
+    leads_missed: int = 0  # windows that overlap one and do not
+    leads_false: int = 0  # windows that say "leads off" without overlapping one
 
     def __call__(self, r: dict) -> None:
         self.kinds[r.get("kind")] += 1
@@ -176,6 +181,7 @@ class Accounting:
                 or r["last_seq"] - r["first_seq"] != self.window - 1
             ):
                 self.seq_errors += 1
+            self._check_leads(r)
             if r.get("inference_ms") is not None:
                 n, size = self.inference_n, self.inference_ms.size
                 j = n if n < size else self.rng.randrange(n + 1)
@@ -189,6 +195,19 @@ class Accounting:
                 self.faults.append({k: r.get(k) for k in ("event", "seq", "outage_s", "message")})
             if r.get("event") == "stopped":
                 self.stopped = r
+
+    def _check_leads(self, r: dict) -> None:
+        if self.span_of is None or r["label"] == "skipped" or "stopped before" in (r.get("reason") or ""):
+            return  # skipped and in-flight windows are never looked at, by the pins or anyone
+        t0, t1 = self.span_of(r["first_seq"], r["last_seq"])
+        overlaps = any(d.start_ns < t1 and d.end_ns > t0 for d in self.detachments[-16:])
+        says = r["label"] == "unreadable" and (r.get("reason") or "").startswith("leads off")
+        if overlaps and says:
+            self.leads_windows += 1
+        elif overlaps:
+            self.leads_missed += 1
+        elif says:
+            self.leads_false += 1
 
     def expected_windows(self, final_seq: int) -> tuple[int, int]:
         """(complete windows, 1 if a partly filled window was pending at the stop else 0)."""
@@ -280,6 +299,16 @@ class Driver:
         self.thread = threading.Thread(target=self._run, name="soak-driver", daemon=True)
         self.error: BaseException | None = None
         self.late_registrations = 0
+        self.mean_leads_gap_ns = int(args.leads_off_every_min * 60e9)
+        self.detachments: list = []  # the accounting reads them (the same list)
+
+    def _detach(self) -> None:
+        """An electrode off for 1-60 s (either pin), starting a little ahead like the bus faults."""
+        line = self.rng.choice(("LO+", "LO−"))
+        d = self.daemon.i2c.electrodes.detach(line, self.rng.uniform(1.0, 60.0), after_s=INJECT_LEAD_S)
+        if self.clock.monotonic_ns() > d.start_ns:
+            self.late_registrations += 1
+        self.detachments.append(d)
 
     def _next_gap(self) -> int:
         return int(self.rng.expovariate(1.0) * self.mean_gap_ns) + 1_000_000_000
@@ -309,6 +338,7 @@ class Driver:
     def _run(self) -> None:
         try:
             next_fault = self.start_ns + self._next_gap()
+            next_leads = self.start_ns + int(self.rng.expovariate(1.0) * self.mean_leads_gap_ns)
             next_sample = next_follow = 0.0
             while True:
                 now = self.clock.monotonic_ns()
@@ -321,6 +351,10 @@ class Driver:
                     ep = self._inject(now)
                     self.episodes.append(ep)
                     next_fault = ep.end_ns + self._next_gap()  # never two at once: each one is attributable
+                if now >= next_leads:
+                    self._detach()
+                    gap = int(self.rng.expovariate(1.0) * self.mean_leads_gap_ns)
+                    next_leads = self.detachments[-1].end_ns + 1_000_000_000 + gap
                 i2c = self.daemon.i2c
                 if len(i2c.faults) > 1:  # the emulator scans every fault ever injected on each transfer
                     i2c.faults = [f for f in i2c.faults if f.end_ns > now]
@@ -449,6 +483,23 @@ def analyse_faults(
     return rows, notes
 
 
+def set_up(args, tmp: Path, name: str, default_max_bytes: int, **sections: dict):
+    """journald, the log rotation size, the log path and the config file of one soak."""
+    print(f"load before: {uptime()}; other jobs: {other_jobs()}")
+    journald = Journald(args.journald)
+    max_bytes = args.log_max_bytes or default_max_bytes
+    tmp = fresh_dir(tmp, name)
+    log = tmp / "results.jsonl"
+    output = {
+        "console": False,
+        "journal": journald.live,
+        "log_file": str(log),
+        "log_max_bytes": max_bytes,
+        "log_backups": args.log_backups,
+    }
+    return journald, max_bytes, log, demo_config(tmp / "ecgd.yaml", output=output, **sections)
+
+
 def accelerated(args, tmp: Path) -> None:
     from ecgd import config as cfg
     from ecgd.clock import SimulatedClock
@@ -458,21 +509,14 @@ def accelerated(args, tmp: Path) -> None:
         f"\n## Accelerated soak: {args.hours:g} h of signal, SimulatedClock, "
         f"seeded faults (seed {args.seed})\n"
     )
-    print(f"load before: {uptime()}; other jobs: {other_jobs()}")
-    journald = Journald(args.journald)
-    max_bytes = args.log_max_bytes or 1024 * 1024
-    tmp = fresh_dir(tmp, "accel")
-    log = tmp / "results.jsonl"
-    conf = demo_config(
-        tmp / "ecgd.yaml",
-        output={
-            "console": False,
-            "journal": journald.live,
-            "log_file": str(log),
-            "log_max_bytes": max_bytes,
-            "log_backups": args.log_backups,
-        },
+    journald, max_bytes, log, conf = set_up(
+        args,
+        tmp,
+        "accel",
+        1024 * 1024,
         emulated={"error_rate": args.error_rate, "seed": args.seed},
+        leads={"lo_plus_line": 17, "lo_minus_line": 27},  # the emulated board's LO pins
+        sampling={"realtime_priority": 0},  # on the simulated clock the sampler never sleeps: no FIFO
     )
     settings = cfg.load(conf)
     rate = settings.sampling.rate_hz
@@ -486,7 +530,10 @@ def accelerated(args, tmp: Path) -> None:
     t0 = time.monotonic()
     try:
         daemon.start()
+        grid = daemon.sampler.grid
+        acct.span_of = lambda first, last: (grid.deadline_ns(first), grid.deadline_ns(last))
         driver = Driver(daemon, clock, follower, args, int(args.hours * 3.6e12))
+        acct.detachments = driver.detachments
         driver.thread.start()
         daemon.run()  # the daemon's own main loop, in the main thread; the driver stops it
         wall = time.monotonic() - t0
@@ -601,6 +648,22 @@ def accelerated(args, tmp: Path) -> None:
         ],
         *fault_rows,
         [
+            "electrode-off episodes (LO+ / LO−, 1-60 s) → leads_off / leads_on records",
+            f"{len(driver.detachments)} → {acct.events.get('leads_off', 0)} / "
+            f"{acct.events.get('leads_on', 0)}",
+            f"{len(driver.detachments)} each (the last may be open)",
+            mark(
+                len(driver.detachments) - acct.events.get("leads_on", 0) in (0, 1)
+                and acct.events.get("leads_off", 0) == len(driver.detachments)
+            ),
+        ],
+        [
+            "windows overlapping one: 'leads off' / not; 'leads off' without one",
+            f"{acct.leads_windows} / {acct.leads_missed}; {acct.leads_false}",
+            "all / 0; 0",
+            mark(acct.leads_windows > 0 and acct.leads_missed == 0 and acct.leads_false == 0),
+        ],
+        [
             f"RSS at warm-up ({warm[0]:.2f} h) → end ({end[0]:.2f} h); max",
             f"{warm[1] / 1024:.1f} → {end[1] / 1024:.1f} MiB ({(end[1] - warm[1]) / 1024:+.1f}); "
             f"{rss_max / 1024:.1f}",
@@ -622,6 +685,7 @@ def accelerated(args, tmp: Path) -> None:
         "- daemon: demo configuration, emulated PCF8591 (0.2 ms/read), "
         f"per-read error rate {args.error_rate:g}, "
         f"fault every ~{args.fault_every_min:g} simulated min (exponential gaps, never overlapping), "
+        f"an electrode off every ~{args.leads_off_every_min:g} simulated min (LO pins on), "
         f"log rotation at {max_bytes / 1024:.0f} KiB × {args.log_backups} backups"
     )
     print(
@@ -653,20 +717,9 @@ def accelerated(args, tmp: Path) -> None:
 def realtime(args, tmp: Path) -> None:
     minutes = args.realtime
     print(f"\n## Real-time soak: `ecgd run` on the demo configuration for {minutes:g} min\n")
-    print(f"load before: {uptime()}; other jobs: {other_jobs()}")
-    journald = Journald(args.journald)
-    max_bytes = args.log_max_bytes or 64 * 1024
-    tmp = fresh_dir(tmp, "realtime")
-    log = tmp / "results.jsonl"
-    conf = demo_config(
-        tmp / "ecgd.yaml",
-        output={
-            "console": False,
-            "journal": journald.live,
-            "log_file": str(log),
-            "log_max_bytes": max_bytes,
-            "log_backups": args.log_backups,
-        },
+    # As the unit runs it: the sampler thread on SCHED_FIFO 20 (refused without root: said so).
+    journald, max_bytes, log, conf = set_up(
+        args, tmp, "realtime", 64 * 1024, sampling={"realtime_priority": 20}
     )
     from ecgd import config as cfg
 
@@ -677,7 +730,7 @@ def realtime(args, tmp: Path) -> None:
     acct = Accounting(hop, window)
     follower = LogFollower(log, acct)
     cursor = journal_cursor() if journald.live else ""
-    listener = NotifyListener(tmp / "notify.sock")
+    listener = NotifyListener(log.parent / "notify.sock")
     env = dict(os.environ, NOTIFY_SOCKET=str(listener.path), WATCHDOG_USEC="10000000")
     env.pop("WATCHDOG_PID", None)
     samples: list[tuple[float, int, int]] = []
@@ -849,6 +902,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--realtime", type=float, metavar="MINUTES", help="run the real-time soak instead")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--fault-every-min", type=float, default=3.0, help="mean simulated minutes between faults")
+    p.add_argument(
+        "--leads-off-every-min",
+        type=float,
+        default=10.0,
+        help="mean simulated minutes between electrode-off episodes (1-60 s, LO+ or LO−)",
+    )
     p.add_argument("--error-rate", type=float, default=1e-4, help="random per-read EREMOTEIO probability")
     p.add_argument(
         "--log-max-bytes", type=int, help="rotation size (default 1 MiB accelerated, 64 KiB real time)"

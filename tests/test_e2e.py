@@ -15,7 +15,8 @@ import sys
 import time
 
 import pytest
-from conftest import read_journal
+
+from ecgd.harness import NotifyListener, read_journal
 
 RESULT_ID = "e59f77e50dac475e9f4c642396c50f3a"
 RATE, WINDOW, HOP = 360, 3600, 720
@@ -30,8 +31,6 @@ def demo_run(tmp_path_factory, journald):
         "device: {kind: emulated, channel: 2}\n"
         f"output: {{journal: true, console: false, log_file: {log}}}\n"
     )
-    from conftest import NotifyListener
-
     listener = NotifyListener(tmp / "notify.sock")
     env = dict(os.environ, NOTIFY_SOCKET=str(listener.path), WATCHDOG_USEC="2000000")
     t_start = time.monotonic()

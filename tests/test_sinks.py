@@ -16,9 +16,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from conftest import journal_cursor, read_journal
 
 from ecgd.classifier import Classification
+from ecgd.harness import journal_cursor, read_journal
 from ecgd.results import ERR, INFO, MESSAGE_IDS, NOTICE, WARNING, Record, event_record, iso_utc, result_record
 from ecgd.ring import SampleRing
 from ecgd.sinks import SinkDispatcher
