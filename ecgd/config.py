@@ -122,7 +122,7 @@ class WindowSettings:
     window_seconds: float = _opt(10.0, "length of each classified window", lo=1, hi=600)
     hop_seconds: float = _opt(2.0, "a new window every this many seconds", lo=0.1, hi=600)
     max_missing_fraction: float = _opt(
-        0.02,
+        0.05,
         "windows with more missing samples than this fraction are not classified (fewer are filled "
         "by linear interpolation for the model only, and counted in the result)",
         lo=0,

@@ -108,7 +108,7 @@ def test_one_result_per_window_with_consistent_sequence_ranges(demo_run):
         assert r["label"] in labels
         if r["label"] in ("N", "S", "V", "AF"):
             assert r["probabilities"][r["label"]] == max(r["probabilities"].values())
-            assert r["missing_samples"] <= 72 and r["inference_ms"] > 0  # 2 % of the window
+            assert r["missing_samples"] <= 180 and r["inference_ms"] > 0  # 5 % of the window
         else:
             assert r["reason"]
 
