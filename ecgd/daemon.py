@@ -368,7 +368,15 @@ class Daemon:
         self._submit(result_record(window, c, meta.ident, meta.abnormal_labels, self.clock.wall_ns()))
 
     def _emit_incomplete(self, scheduler: WindowScheduler, pipeline: Pipeline) -> None:
-        """At shutdown, the window being filled is dropped, with a record saying so."""
+        """At shutdown, windows not yet classified and the one being filled get a record each saying so:
+        a stop must not lose a window's line (the worker may be behind, or the stop come between a
+        window's last sample and its turn)."""
+        meta = pipeline.model.metadata
+        for window in scheduler.drain("stopped before the window was classified; not classified"):
+            c = Classification(UNCLASSIFIED, None, None, window.skip_reason, 0, None)
+            record = result_record(window, c, meta.ident, meta.abnormal_labels, self.clock.wall_ns())
+            record.fields["missing_samples"] = None
+            self._submit(record)
         acquired = self.ring.next_seq - (scheduler.next_stop - scheduler.hop)
         if acquired <= 0:
             return
@@ -386,7 +394,6 @@ class Daemon:
             "not classified"
         )
         c = Classification(UNCLASSIFIED, None, None, reason, 0, None)
-        meta = pipeline.model.metadata
         record = result_record(window, c, meta.ident, meta.abnormal_labels, self.clock.wall_ns())
         record.fields["missing_samples"] = None
         self._submit(record)

@@ -51,6 +51,14 @@ class WindowScheduler:
         self.next_index += 1
         return w
 
+    def drain(self, reason: str) -> list[Window]:
+        """At stop: every window already complete in the ring, not read, each with ``reason``."""
+        out = []
+        while self.next_stop <= self.ring.next_seq:
+            out.append(self._make(self.next_stop, None, reason))
+            self.next_stop += self.hop
+        return out
+
     def next(self, timeout: float) -> list[Window]:
         """Windows due now, oldest first: skipped ones (no block) then the newest with its samples.
         Empty when none became ready within ``timeout`` seconds."""

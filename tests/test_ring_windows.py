@@ -415,3 +415,18 @@ def test_threaded_writer_and_reader_agree_on_every_sample():
     skipped = [w for w in windows if w.block is None]
     assert len(read) > 10
     assert all(w.skip_reason and "coalesced" in w.skip_reason for w in skipped)
+
+
+def test_drain_at_stop_gives_every_complete_window_unread():
+    ring = SampleRing(100)
+    sched = WindowScheduler(ring, 10, 5, lambda seq: seq, first_seq=0)
+    ring.fill_missing_until(27)  # windows ending at 10, 15, 20, 25 are complete; 30 is not
+    assert [w.stop_seq for w in sched.next(0.0)] == [10, 15, 20, 25]  # three skipped, the newest read
+    ring.fill_missing_until(41)
+    drained = sched.drain("stopped")
+    assert [(w.index, w.stop_seq, w.block, w.skip_reason) for w in drained] == [
+        (4, 30, None, "stopped"),
+        (5, 35, None, "stopped"),
+        (6, 40, None, "stopped"),
+    ]
+    assert sched.next_stop == 45 and sched.drain("stopped") == []
