@@ -32,3 +32,15 @@ def run_in_main_thread(daemon: Daemon, actions, limit_s: float = 60.0) -> float:
     assert daemon.run(duration_s=limit_s) == 0
     worker.join(5)
     return time.monotonic() - t
+
+
+def slow_down_inference(daemon: Daemon, seconds: float) -> None:
+    """Every window's classification takes ``seconds`` longer (a model too slow for the hop)."""
+    classifier = daemon._pipeline.classifier
+    real = classifier.classify
+
+    def slow(*a, **kw):
+        time.sleep(seconds)
+        return real(*a, **kw)
+
+    classifier.classify = slow

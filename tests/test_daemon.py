@@ -8,7 +8,7 @@ import signal
 import threading
 import time
 
-from daemon_support import log_records, run_in_main_thread, write_config
+from daemon_support import log_records, run_in_main_thread, slow_down_inference, write_config
 
 from ecgd import config as cfg
 from ecgd.daemon import Daemon
@@ -150,14 +150,7 @@ def test_slow_inference_coalesces_windows_and_reports_each_skipped_one(daemon_en
     )
     daemon = Daemon(cfg.load(tmp / "c.yaml"), notifier=Notifier())
     daemon.start()
-    classifier = daemon._pipeline.classifier
-    real = classifier.classify
-
-    def slow(*a, **kw):
-        time.sleep(1.6)  # slower than three hops
-        return real(*a, **kw)
-
-    classifier.classify = slow
+    slow_down_inference(daemon, 1.6)  # slower than three hops
 
     def actions():
         time.sleep(16.0)
@@ -221,14 +214,7 @@ def test_a_stop_while_the_worker_is_behind_gives_every_window_its_line(daemon_en
     write_config(tmp / "c.yaml", tmp / "r.jsonl", windows={"hop_seconds": 0.1})
     daemon = Daemon(cfg.load(tmp / "c.yaml"), notifier=Notifier())
     daemon.start()
-    classifier = daemon._pipeline.classifier
-    real = classifier.classify
-
-    def slow(*a, **kw):
-        time.sleep(0.45)  # the worker falls ~4 hops behind each time
-        return real(*a, **kw)
-
-    classifier.classify = slow
+    slow_down_inference(daemon, 0.45)  # the worker falls ~4 hops behind each time
 
     def actions():
         time.sleep(11.2)
