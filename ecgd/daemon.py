@@ -287,6 +287,14 @@ class Daemon:
         self._stop.set()
         self._sampler_thread.join(1.0)
         self._worker_thread.join(1.0)
+        if self._worker_thread.is_alive():  # stuck in a slow inference: say so rather than lose it silently
+            message = (
+                "stopped while the inference worker was still classifying: that window, and any after "
+                "it, have no result line"
+            )
+            self.dispatcher.submit(
+                event_record("fault", message, ERR, self.clock.wall_ns(), event="worker_busy")
+            )
         self._drain_events()
         if self.leads is not None:
             self.leads.close()

@@ -232,3 +232,23 @@ def test_a_stop_while_the_worker_is_behind_gives_every_window_its_line(daemon_en
     at_stop = [r for r in results if r["reason"] and r["reason"].startswith("stopped before the window was")]
     assert any("was classified" in r["reason"] for r in at_stop), "no window was pending: test too weak"
     assert all(r["label"] == "unclassified" for r in at_stop)
+
+
+def test_a_stop_during_a_stuck_inference_says_the_window_has_no_line(daemon_env):
+    tmp, _listener = daemon_env
+    write_config(tmp / "c.yaml", tmp / "r.jsonl")
+    daemon = Daemon(cfg.load(tmp / "c.yaml"), notifier=Notifier())
+    daemon.start()
+    slow_down_inference(daemon, 4.0)  # longer than the 1-s wait for the worker at a stop
+
+    def actions():
+        time.sleep(11.0)  # the first window (0-10 s) is being classified
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    t = run_in_main_thread(daemon, actions)
+    assert t < 11.0 + 2.0  # the stop still takes under 2 s
+    records = log_records(tmp / "r.jsonl")
+    busy = [r for r in records if r.get("event") == "worker_busy"]
+    assert len(busy) == 1 and busy[0]["priority"] == 3
+    assert "have no result line" in busy[0]["message"]
+    assert records[-1]["event"] == "stopped"
