@@ -154,6 +154,22 @@ def ecgd_command() -> list[str]:
     return [str(script)] if script.exists() else [sys.executable, "-m", "ecgd"]
 
 
+def start_ecgd(conf: Path, notify_dir: Path) -> tuple[subprocess.Popen, NotifyListener, float]:
+    """``ecgd run`` as the unit starts it (NOTIFY_SOCKET, a 10-s watchdog): process, listener, exec time."""
+    listener = NotifyListener(notify_dir / "notify.sock")
+    env = dict(os.environ, NOTIFY_SOCKET=str(listener.path), WATCHDOG_USEC="10000000")
+    env.pop("WATCHDOG_PID", None)
+    t0 = time.monotonic()
+    proc = subprocess.Popen(
+        [*ecgd_command(), "run", "--config", str(conf)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    return proc, listener, t0
+
+
 def quiet_environment() -> None:
     """The in-process daemon must not talk to a service manager this script may run under."""
     for key in ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID"):
@@ -491,17 +507,7 @@ def section_footprint(duration: float, tmp: Path, tf_python: str | None, journal
             tmp / "footprint.yaml",
             output={"console": False, "journal": journald.live, "log_file": str(log)},
         )
-        listener = NotifyListener(tmp / "notify.sock")
-        env = dict(os.environ, NOTIFY_SOCKET=str(listener.path), WATCHDOG_USEC="10000000")
-        env.pop("WATCHDOG_PID", None)
-        t0 = time.monotonic()
-        proc = subprocess.Popen(
-            [*ecgd_command(), "run", "--config", str(conf)],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
+        proc, listener, t0 = start_ecgd(conf, tmp)
         rss_mib = hwm_mib = cpu_pct = ready_s = stop_s = None
         fds = None
         rc = None

@@ -7,6 +7,7 @@ The TensorFlow tests skip cleanly in the daemon's venv; run them with ``.venv-tr
 from __future__ import annotations
 
 import argparse
+import collections
 import dataclasses
 import json
 import os
@@ -56,7 +57,7 @@ def test_tiny_training_run_end_to_end(tmp_path: Path) -> None:
     from ecgd.model import load_model
     from training import evaluate as ev
     from training.data import load_noise, load_record
-    from training.train import Progress, TrainConfig, export_variants, train_model
+    from training.train import Progress, TrainConfig, export_variants, score_fold, train_model
 
     # Excerpts: 203 (AF with V beats) and 209 (N, S) first 3 minutes; 119 first 3 minutes (V) held out.
     records = {
@@ -84,6 +85,14 @@ def test_tiny_training_run_end_to_end(tmp_path: Path) -> None:
     metrics = ev.summarise(rows)
     assert metrics["windows"] == len(rows) > 0
     assert set(metrics["per_class"]) == {"N", "S", "V", "AF"}
+
+    # The fold scoring that train.py and ensemble.py share: both front ends, rows kept per fold.
+    cv_rows: dict = collections.defaultdict(dict)
+    said: list[str] = []
+    score_fold(paths["float32"], "float32", 2, ["209"], DATA, cv_rows, said.append)
+    assert set(cv_rows) == {"float32/pcf8591", "float32/none"}
+    assert cv_rows["float32/pcf8591"]["2"] == rows
+    assert len(said) == 2 and said[0].startswith("fold 3 float32 front end pcf8591: macro-F1 ")
 
 
 def test_metrics_from_confusion() -> None:

@@ -25,7 +25,6 @@ from pathlib import Path
 
 import numpy as np
 
-from training import evaluate as ev
 from training.data import DS1, load_records
 from training.labels import LABELS
 from training.model import apply_prior_shift
@@ -34,10 +33,10 @@ from training.train import (
     Progress,
     TrainConfig,
     _metadata,
-    _p,
     _plots,
     export_final,
     export_variants,
+    score_fold,
     ship,
     summarise_cv,
 )
@@ -121,16 +120,7 @@ def run(args: argparse.Namespace) -> int:
         variants = export_variants(model, out / f"fold{k + 1}", train_paths, base_meta)
         for v, path in variants.items():
             sizes[v] = max(sizes.get(v, 0), path.stat().st_size)
-            for fe in ("pcf8591", "none"):
-                rows = ev.classify_records(path, args.data, held, fe == "pcf8591")
-                cv_rows[f"{v}/{fe}"][str(k)] = rows
-                m = ev.summarise(rows)
-                progress(
-                    f"fold {k + 1} {v:7s} front end {fe:7s}: macro-F1 {m['macro_f1']:.3f} "
-                    + " ".join(
-                        f"{c} {_p(m['per_class'][c]['se'])}/{_p(m['per_class'][c]['ppv'])}" for c in LABELS
-                    )
-                )
+            score_fold(path, v, k, held, args.data, cv_rows, progress)
         (out / "cv_rows.json").write_text(json.dumps(cv_rows) + "\n")
         keras.backend.clear_session()
 

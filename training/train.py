@@ -228,6 +228,18 @@ def export_variants(
     return paths
 
 
+def score_fold(path: Path, variant: str, k: int, held: list[str], data: str, cv_rows: dict, progress) -> None:
+    """One exported fold model on its held-out records, with and without the 8-bit front end."""
+    for fe in ("pcf8591", "none"):
+        rows = ev.classify_records(path, data, held, fe == "pcf8591")
+        cv_rows[f"{variant}/{fe}"][str(k)] = rows
+        m = ev.summarise(rows)
+        progress(
+            f"fold {k + 1} {variant:7s} front end {fe:7s}: macro-F1 {m['macro_f1']:.3f} "
+            + " ".join(f"{c} {_p(m['per_class'][c]['se'])}/{_p(m['per_class'][c]['ppv'])}" for c in LABELS)
+        )
+
+
 def export_final(model, out: Path, calibration: list, meta: dict, data: str, progress=print) -> dict:
     """The shipped variants in ``out/final``, each scored on DS1 through the 8-bit front end (the
     training data: a sanity check only) and timed; the figures go to ``final_metrics.json``."""
@@ -324,16 +336,7 @@ def run(args: argparse.Namespace) -> int:
         fold_dir = out / f"fold{k + 1}"
         variants = export_variants(model, fold_dir, [paths[n] for n in train_recs], base_meta)
         for v, path in variants.items():
-            for fe in ("pcf8591", "none"):
-                rows = ev.classify_records(path, args.data, held, fe == "pcf8591")
-                cv_rows[f"{v}/{fe}"][str(k)] = rows
-                m = ev.summarise(rows)
-                progress(
-                    f"fold {k + 1} {v:7s} front end {fe:7s}: macro-F1 {m['macro_f1']:.3f} "
-                    + " ".join(
-                        f"{c} {_p(m['per_class'][c]['se'])}/{_p(m['per_class'][c]['ppv'])}" for c in LABELS
-                    )
-                )
+            score_fold(path, v, k, held, args.data, cv_rows, progress)
         (out / "cv_rows.json").write_text(json.dumps(cv_rows) + "\n")
         import keras
 
