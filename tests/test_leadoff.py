@@ -161,7 +161,7 @@ def test_unreadable_gpio_is_reported_and_the_monitor_runs_on(tmp_path):
     )
     leads, problem = Daemon(settings)._open_leads(settings)
     assert leads is None
-    assert problem is not None and ("nochip is not a GPIO chip device" in problem or "gpiod" in problem)
+    assert problem == f"{tmp_path / 'nochip'} is not a GPIO chip device (wanted LO+ on line 17)"
 
 
 def test_daemon_marks_windows_with_an_electrode_off_unreadable_and_reports_the_episode(daemon_env):
