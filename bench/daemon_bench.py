@@ -238,7 +238,7 @@ def cpu_seconds() -> float:
 
 def bench_daemon_sampling(duration: float, tmp: Path, realtime_priority: int) -> SamplingResult:
     from ecgd import config as cfg
-    from ecgd.clock import RealClock
+    from ecgd.acquisition.clock import RealClock
     from ecgd.daemon import Daemon
 
     log = tmp / f"sampling-results-{realtime_priority}.jsonl"
@@ -314,13 +314,13 @@ def bench_bare_loop(duration: float) -> SamplingResult:
 def bench_naive_sampling(duration: float) -> SamplingResult:
     """``v = bus.read_byte(addr); stamp; time.sleep(1/fs)`` with a classifier thread every 2 s."""
     from ecgd import config as cfg
-    from ecgd.classifier import WindowClassifier
-    from ecgd.clock import RealClock
+    from ecgd.acquisition.clock import RealClock
+    from ecgd.acquisition.sources.emulated import emulated_device
+    from ecgd.acquisition.sources.pcf8591 import Pcf8591
+    from ecgd.analysis.classifier import WindowClassifier
+    from ecgd.analysis.quality import adc_rails_mv
     from ecgd.daemon import load_checked_model
-    from ecgd.quality import adc_rails_mv
-    from ecgd.records import read_recording
-    from ecgd.sources.emulated import emulated_device
-    from ecgd.sources.pcf8591 import Pcf8591
+    from ecgd.io.records import read_recording
 
     settings = cfg.load(DEMO_CONFIG)
     d, fe = settings.device, settings.analog_frontend
@@ -495,8 +495,8 @@ def load_one_invoke(python: str, backend: str, model: Path) -> dict | None:
 
 
 def section_footprint(duration: float, tmp: Path, tf_python: str | None, journald_mode: str) -> None:
+    from ecgd.analysis.model import load_model
     from ecgd.config import BUNDLED_MODEL
-    from ecgd.model import load_model
 
     print(f"\n## Footprint: `ecgd run` on the demo configuration for {duration:g} s\n")
     print(f"load before: {uptime()}; other jobs: {other_jobs()}")
@@ -591,7 +591,7 @@ def section_footprint(duration: float, tmp: Path, tf_python: str | None, journal
 
 # -- 3. offline --------------------------------------------------------------------------------------
 def section_offline(record: Path) -> None:
-    from ecgd.records import read_recording
+    from ecgd.io.records import read_recording
 
     print(f"\n## Offline: `ecgd classify {record}`\n")
     if not Path(str(record) + ".hea").exists() and not record.exists():
@@ -642,8 +642,8 @@ def main(argv: list[str] | None = None) -> int:
     skip = {s.strip() for s in args.skip.split(",") if s.strip()}
     quiet_environment()
 
+    from ecgd.analysis.model import load_model
     from ecgd.config import BUNDLED_MODEL
-    from ecgd.model import load_model
 
     backend = load_model(BUNDLED_MODEL).backend
     print("# ecgd daemon benchmarks\n")

@@ -44,12 +44,12 @@ def main() -> int:
     p.add_argument("--seed", type=int, default=1)
     args = p.parse_args()
 
-    from ecgd.classifier import WindowClassifier
+    from ecgd.analysis.classifier import WindowClassifier
+    from ecgd.analysis.model import load_model
+    from ecgd.analysis.quality import QualitySettings, adc_rails_mv
     from ecgd.config import BUNDLED_MODEL
-    from ecgd.frontend import AnalogFrontEnd
-    from ecgd.model import load_model
-    from ecgd.quality import QualitySettings, adc_rails_mv
-    from ecgd.records import read_recording
+    from ecgd.io.frontend import AnalogFrontEnd
+    from ecgd.io.records import read_recording
 
     model = load_model(BUNDLED_MODEL, BUNDLED_MODEL.with_suffix(".json"))
     fe = AnalogFrontEnd()

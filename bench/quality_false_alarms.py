@@ -1,8 +1,8 @@
 """How often the quality gate calls real ECG unreadable, and how often it catches what it should.
 
 False alarms hide rhythms from the monitor; misses let the model classify garbage. This runs the gate
-(``ecgd.quality.assess_window``, default settings) over every non-overlapping 10-s window of the MIT-BIH
-DS1 records, through the AD8232 + 8-bit PCF8591 front end and without it, then over noise-only
+(``ecgd.analysis.quality.assess_window``, default settings) over every non-overlapping 10-s window of the
+MIT-BIH DS1 records, through the AD8232 + 8-bit PCF8591 front end and without it, then over noise-only
 windows (NSTDB ``bw`` and ``ma``), simulated lead faults, and DS1 with NSTDB noise added at a few
 signal-to-noise ratios (for information: where "gross" starts). Prints markdown tables.
 
@@ -21,9 +21,15 @@ from pathlib import Path
 
 import numpy as np
 
-from ecgd.frontend import AnalogFrontEnd
-from ecgd.quality import FAULT_KINDS, QualitySettings, adc_rails_mv, assess_window, simulate_lead_fault
-from ecgd.records import read_recording
+from ecgd.analysis.quality import (
+    FAULT_KINDS,
+    QualitySettings,
+    adc_rails_mv,
+    assess_window,
+    simulate_lead_fault,
+)
+from ecgd.io.frontend import AnalogFrontEnd
+from ecgd.io.records import read_recording
 
 # fmt: off
 DS1 = [

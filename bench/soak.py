@@ -529,7 +529,7 @@ def set_up(args, tmp: Path, name: str, default_max_bytes: int, **sections: dict)
 
 def accelerated(args, tmp: Path) -> None:
     from ecgd import config as cfg
-    from ecgd.clock import SimulatedClock
+    from ecgd.acquisition.clock import SimulatedClock
     from ecgd.daemon import Daemon
 
     print(
@@ -922,8 +922,8 @@ def main(argv: list[str] | None = None) -> int:
     quiet_environment()
     import platform
 
+    from ecgd.analysis.model import load_model
     from ecgd.config import BUNDLED_MODEL
-    from ecgd.model import load_model
 
     print("# ecgd soak\n")
     print(

@@ -61,8 +61,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def _check_config(path: Path) -> int:
     from ecgd import config as cfg
+    from ecgd.analysis.model import ModelError
     from ecgd.daemon import load_checked_model
-    from ecgd.model import ModelError
 
     try:
         settings = cfg.load(path)
@@ -80,9 +80,9 @@ def _check_config(path: Path) -> int:
 
 def _classify(args: argparse.Namespace) -> int:
     from ecgd import config as cfg
-    from ecgd.model import ModelError, load_model
+    from ecgd.analysis.model import ModelError, load_model
+    from ecgd.io.records import RecordError, RecordNotFound, read_recording
     from ecgd.offline import classify_recording
-    from ecgd.records import RecordError, RecordNotFound, read_recording
 
     try:
         settings = cfg.load(args.config) if args.config else cfg.Settings()

@@ -17,8 +17,8 @@ from typing import Any
 
 import yaml
 
-from ecgd.frontend import AnalogFrontEnd
-from ecgd.quality import MIN_FS_HZ, MIN_WINDOW_S, QualitySettings
+from ecgd.analysis.quality import MIN_FS_HZ, MIN_WINDOW_S, QualitySettings
+from ecgd.io.frontend import AnalogFrontEnd
 
 DEFAULT_CONFIG_PATH = Path("/etc/ecgd/ecgd.yaml")
 PACKAGE_DIR = Path(__file__).resolve().parent

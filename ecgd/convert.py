@@ -79,8 +79,8 @@ def calibration_windows(
     Both versions are used because the daemon feeds either, and their ranges differ (the board's high-pass
     removes the electrode offset, the 8-bit ADC clips at about ±1.5 mV).
     """
-    from ecgd.frontend import AnalogFrontEnd
-    from ecgd.records import read_recording
+    from ecgd.io.frontend import AnalogFrontEnd
+    from ecgd.io.records import read_recording
 
     n = window_samples(metadata)
     fs = float(metadata["sample_rate_hz"])

@@ -19,22 +19,22 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ecgd import config as cfg
-from ecgd.classifier import UNCLASSIFIED, UNREADABLE, Classification, WindowClassifier
-from ecgd.clock import Clock, RealClock
-from ecgd.leadoff import GpiodLeadOffLines, LeadOffError, LeadOffLines, LeadOffMonitor
-from ecgd.model import Model, ModelError, load_model
+from ecgd.acquisition.clock import Clock, RealClock
+from ecgd.acquisition.leadoff import GpiodLeadOffLines, LeadOffError, LeadOffLines, LeadOffMonitor
+from ecgd.acquisition.ring import SampleRing
+from ecgd.acquisition.sampler import SampleGrid, Sampler, SamplerEvent
+from ecgd.acquisition.sources.emulated import EmulatedI2c, EmulatedLeadOffLines, emulated_device
+from ecgd.acquisition.sources.pcf8591 import Pcf8591
+from ecgd.analysis.classifier import UNCLASSIFIED, UNREADABLE, Classification, WindowClassifier
+from ecgd.analysis.model import Model, ModelError, load_model
+from ecgd.analysis.quality import adc_rails_mv
+from ecgd.analysis.windows import Window, WindowScheduler
+from ecgd.io.records import RecordError, read_recording
 from ecgd.notify import Notifier
-from ecgd.quality import adc_rails_mv
-from ecgd.records import RecordError, read_recording
-from ecgd.results import ERR, INFO, NOTICE, WARNING, Record, event_record, result_record
-from ecgd.ring import SampleRing
-from ecgd.sampler import SampleGrid, Sampler, SamplerEvent
-from ecgd.sinks import Sink, SinkDispatcher
-from ecgd.sinks.console import ConsoleSink
-from ecgd.sinks.logfile import RotatingJsonLog
-from ecgd.sources.emulated import EmulatedI2c, EmulatedLeadOffLines, emulated_device
-from ecgd.sources.pcf8591 import Pcf8591
-from ecgd.windows import Window, WindowScheduler
+from ecgd.outputs.results import ERR, INFO, NOTICE, WARNING, Record, event_record, result_record
+from ecgd.outputs.sinks import Sink, SinkDispatcher
+from ecgd.outputs.sinks.console import ConsoleSink
+from ecgd.outputs.sinks.logfile import RotatingJsonLog
 
 EX_OK, EX_UNAVAILABLE, EX_CONFIG = 0, 69, 78
 LIVENESS_LIMIT_S = 5.0  # a thread silent this long is hung: stop feeding the watchdog
@@ -123,7 +123,7 @@ class Daemon:
             sinks.append(RotatingJsonLog(settings._resolve(out.log_file), out.log_max_bytes, out.log_backups))
         if out.journal:
             try:
-                from ecgd.sinks.journal import JournalSink
+                from ecgd.outputs.sinks.journal import JournalSink
 
                 sinks.append(JournalSink())
             except ImportError as exc:

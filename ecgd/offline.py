@@ -12,11 +12,11 @@ from typing import Any
 
 import numpy as np
 
-from ecgd.classifier import WindowClassifier
-from ecgd.frontend import AnalogFrontEnd
-from ecgd.model import Model
-from ecgd.quality import QualitySettings, adc_rails_mv
-from ecgd.records import Recording
+from ecgd.analysis.classifier import WindowClassifier
+from ecgd.analysis.model import Model
+from ecgd.analysis.quality import QualitySettings, adc_rails_mv
+from ecgd.io.frontend import AnalogFrontEnd
+from ecgd.io.records import Recording
 
 
 def classify_recording(

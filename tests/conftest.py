@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from ecgd.clock import SimulatedClock
-from ecgd.frontend import AnalogFrontEnd
+from ecgd.acquisition.clock import SimulatedClock
+from ecgd.acquisition.sources.emulated import EmulatedI2c, emulated_device
 from ecgd.harness import Journald, NotifyListener
-from ecgd.records import Recording, read_recording
-from ecgd.sources.emulated import EmulatedI2c, emulated_device
+from ecgd.io.frontend import AnalogFrontEnd
+from ecgd.io.records import Recording, read_recording
 
 REPO = Path(__file__).resolve().parents[1]
 DEMO_RECORD = REPO / "ecgd" / "demo" / "mitdb201_excerpt.hea"

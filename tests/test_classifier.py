@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ecgd.classifier import UNCLASSIFIED, UNREADABLE, WindowClassifier
+from ecgd.analysis.classifier import UNCLASSIFIED, UNREADABLE, WindowClassifier
+from ecgd.analysis.model import load_model
+from ecgd.analysis.quality import QualitySettings, adc_rails_mv
 from ecgd.config import BUNDLED_MODEL
-from ecgd.frontend import AnalogFrontEnd
-from ecgd.model import load_model
-from ecgd.quality import QualitySettings, adc_rails_mv
+from ecgd.io.frontend import AnalogFrontEnd
 
 
 @pytest.fixture(scope="module")

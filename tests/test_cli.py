@@ -11,12 +11,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from ecgd.analysis.model import load_model
 from ecgd.cli import main
 from ecgd.config import BUNDLED_MODEL
-from ecgd.frontend import AnalogFrontEnd
-from ecgd.model import load_model
+from ecgd.io.frontend import AnalogFrontEnd
+from ecgd.io.records import read_recording
 from ecgd.offline import classify_recording
-from ecgd.records import read_recording
 
 REPO = Path(__file__).resolve().parents[1]
 DEMO = REPO / "ecgd" / "demo" / "mitdb201_excerpt"

@@ -1,7 +1,7 @@
 """The shipped model and its metadata agree with each other and with the daemon's contract.
 
 Uses the TFLite interpreter directly (tflite-runtime, else LiteRT), so it runs in the daemon's venv and does
-not depend on ``ecgd.model``: a broken model file is caught here even if the loader changes.
+not depend on ``ecgd.analysis.model``: a broken model file is caught here even if the loader changes.
 """
 
 from __future__ import annotations
@@ -111,7 +111,7 @@ def test_obvious_training_windows(
     metadata: dict, interpreter, record: str, start: int, expected: str
 ) -> None:
     """Smoke test on windows the model was trained on (not an evaluation: see the metadata for that)."""
-    from ecgd.records import read_recording
+    from ecgd.io.records import read_recording
 
     n = round(metadata["sample_rate_hz"] * metadata["window_seconds"])
     mv = read_recording(DATA / record).mv[start : start + n]

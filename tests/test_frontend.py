@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ecgd.frontend import AnalogFrontEnd
+from ecgd.io.frontend import AnalogFrontEnd
 
 FS = 360.0
 LSB_V = 3.3 / 256

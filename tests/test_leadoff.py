@@ -14,12 +14,12 @@ import pytest
 from daemon_support import log_records, run_in_main_thread, write_config
 
 from ecgd import config as cfg
+from ecgd.acquisition.leadoff import GpiodLeadOffLines, LeadOffError, LeadOffMonitor, edge_from_gpiod
+from ecgd.acquisition.sources.emulated import EmulatedLeadOffLines
+from ecgd.acquisition.sources.pcf8591 import Pcf8591
+from ecgd.analysis.quality import QualitySettings, adc_rails_mv, assess_window
 from ecgd.daemon import Daemon
-from ecgd.leadoff import GpiodLeadOffLines, LeadOffError, LeadOffMonitor, edge_from_gpiod
 from ecgd.notify import Notifier
-from ecgd.quality import QualitySettings, adc_rails_mv, assess_window
-from ecgd.sources.emulated import EmulatedLeadOffLines
-from ecgd.sources.pcf8591 import Pcf8591
 
 S = 1_000_000_000
 

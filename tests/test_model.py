@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from ecgd.analysis.model import ModelError, load_metadata, load_model
 from ecgd.config import BUNDLED_MODEL
-from ecgd.model import ModelError, load_metadata, load_model
-from ecgd.records import read_recording
+from ecgd.io.records import read_recording
 
 REPO = Path(__file__).resolve().parents[1]
 

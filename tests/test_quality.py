@@ -12,15 +12,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ecgd.frontend import AnalogFrontEnd
-from ecgd.quality import (
+from ecgd.analysis.quality import (
     FAULT_KINDS,
     QualitySettings,
     adc_rails_mv,
     assess_window,
     simulate_lead_fault,
 )
-from ecgd.records import Recording, read_recording
+from ecgd.io.frontend import AnalogFrontEnd
+from ecgd.io.records import Recording, read_recording
 
 DATA = Path(os.environ.get("ECGD_DATA", Path(__file__).resolve().parents[1] / ".." / "shared" / "data"))
 FS = 360.0

@@ -30,7 +30,7 @@ def test_ci_runs_the_readme_test_command():
 
 
 def test_readme_message_ids_are_the_ones_the_daemon_writes():
-    from ecgd.results import MESSAGE_IDS
+    from ecgd.outputs.results import MESSAGE_IDS
 
     for kind, mid in MESSAGE_IDS.items():
         assert mid in README, f"{kind} MESSAGE_ID missing from README"

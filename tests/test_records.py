@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from conftest import DEMO_RECORD, shared_record
 
-from ecgd.records import RecordError, RecordNotFound, read_recording, read_wfdb
+from ecgd.io.records import RecordError, RecordNotFound, read_recording, read_wfdb
 
 wfdb = pytest.importorskip("wfdb")
 
@@ -79,7 +79,7 @@ def test_format_16_written_by_wfdb_reads_back(tmp_path):
 
 
 ODD_212_BUG = (
-    "BUG ecgd/records.py _read_samples (line ~134): format 212 stores an odd final sample in 2 bytes "
+    "BUG ecgd/io/records.py _read_samples (line ~134): format 212 stores an odd final sample in 2 bytes "
     "(wfdb writes 1499 bytes for 999 samples); the reader drops the incomplete 3-byte group and refuses "
     "the record as 'truncated: 998 of 999 samples' (wfdb.rdrecord reads all 999)"
 )

@@ -13,8 +13,8 @@ from collections.abc import Callable
 import numpy as np
 import pytest
 
-from ecgd.ring import RingOverrun, SampleRing
-from ecgd.windows import WindowScheduler
+from ecgd.acquisition.ring import RingOverrun, SampleRing
+from ecgd.analysis.windows import WindowScheduler
 
 PERIOD_NS = 2_777_778  # ~360 Hz
 WALL0 = 1_767_225_600 * 10**9

@@ -14,11 +14,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ecgd.clock import RealClock, SimulatedClock
-from ecgd.ring import SampleRing
-from ecgd.sampler import SampleGrid, Sampler
-from ecgd.sources.emulated import emulated_device, expected_counts
-from ecgd.sources.pcf8591 import Pcf8591
+from ecgd.acquisition.clock import RealClock, SimulatedClock
+from ecgd.acquisition.ring import SampleRing
+from ecgd.acquisition.sampler import SampleGrid, Sampler
+from ecgd.acquisition.sources.emulated import emulated_device, expected_counts
+from ecgd.acquisition.sources.pcf8591 import Pcf8591
 
 RATE = 360.0
 
@@ -235,14 +235,14 @@ def test_realtime_priority_applies_to_the_sampler_thread_only(demo_recording, fr
 
 REFUSED = """
 import queue, sys
-from ecgd.clock import RealClock
+from ecgd.acquisition.clock import RealClock
 from ecgd.config import BUNDLED_DEMO_RECORD
-from ecgd.frontend import AnalogFrontEnd
-from ecgd.records import read_recording
-from ecgd.ring import SampleRing
-from ecgd.sampler import Sampler
-from ecgd.sources.emulated import emulated_device
-from ecgd.sources.pcf8591 import Pcf8591
+from ecgd.io.frontend import AnalogFrontEnd
+from ecgd.io.records import read_recording
+from ecgd.acquisition.ring import SampleRing
+from ecgd.acquisition.sampler import Sampler
+from ecgd.acquisition.sources.emulated import emulated_device
+from ecgd.acquisition.sources.pcf8591 import Pcf8591
 clock = RealClock()
 i2c = emulated_device(read_recording(BUNDLED_DEMO_RECORD), AnalogFrontEnd(), clock)
 events = queue.SimpleQueue()

@@ -17,14 +17,24 @@ from pathlib import Path
 
 import pytest
 
-from ecgd.classifier import Classification
+from ecgd.acquisition.ring import SampleRing
+from ecgd.analysis.classifier import Classification
+from ecgd.analysis.windows import WindowScheduler
 from ecgd.harness import journal_cursor, read_journal
-from ecgd.results import ERR, INFO, MESSAGE_IDS, NOTICE, WARNING, Record, event_record, iso_utc, result_record
-from ecgd.ring import SampleRing
-from ecgd.sinks import SinkDispatcher
-from ecgd.sinks.journal import JournalSink
-from ecgd.sinks.logfile import FILE_MODE, RotatingJsonLog
-from ecgd.windows import WindowScheduler
+from ecgd.outputs.results import (
+    ERR,
+    INFO,
+    MESSAGE_IDS,
+    NOTICE,
+    WARNING,
+    Record,
+    event_record,
+    iso_utc,
+    result_record,
+)
+from ecgd.outputs.sinks import SinkDispatcher
+from ecgd.outputs.sinks.journal import JournalSink
+from ecgd.outputs.sinks.logfile import FILE_MODE, RotatingJsonLog
 
 WALL0 = 1_767_225_600 * 10**9  # 2026-01-01T00:00:00Z
 LABELS = ("N", "AF", "V")

@@ -54,7 +54,7 @@ def test_convert_rejects_bad_metadata_before_tensorflow(tmp_path: Path, capsys) 
 @pytest.mark.train
 def test_tiny_training_run_end_to_end(tmp_path: Path) -> None:
     pytest.importorskip("tensorflow", reason="training needs the [train] extra (TensorFlow)")
-    from ecgd.model import load_model
+    from ecgd.analysis.model import load_model
     from training import evaluate as ev
     from training.data import load_noise, load_record
     from training.train import Progress, TrainConfig, export_variants, score_fold, train_model

@@ -2,7 +2,7 @@
 
 Every training window is cut from its record with context on both sides, resampled for a small heart-rate
 change, scaled, given baseline wander and muscle noise from nstdb, and -- for most windows -- passed through
-:meth:`ecgd.frontend.AnalogFrontEnd.simulate_mv`, the same model of the board the offline classifier uses.
+:meth:`ecgd.io.frontend.AnalogFrontEnd.simulate_mv`, the same model of the board the offline classifier uses.
 The context lets the board's 0.5 Hz high-pass settle before the 10 s the model sees, as it has on a device
 that has been running for a while. The rest stay clean so the model also works without the front end.
 """
@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from ecgd.frontend import AnalogFrontEnd
+from ecgd.io.frontend import AnalogFrontEnd
 from training.data import FS, WINDOW
 
 CONTEXT = 1800  # samples read on each side of a window (5 s): room for rate change and filter settling

@@ -1,6 +1,6 @@
 """MIT-BIH DS1 records, noise records and labelled window indices for training.
 
-Signals are read with :func:`ecgd.records.read_recording` (the daemon's own reader) so that training sees
+Signals are read with :func:`ecgd.io.records.read_recording` (the daemon's own reader) so that training sees
 exactly the millivolts the offline classifier sees; labels come from :mod:`training.labels`.
 """
 
@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ecgd.records import Recording, read_recording
+from ecgd.io.records import Recording, read_recording
 from training.labels import LABELS, Annotations, label_for_window, read_annotations
 
 FS = 360

@@ -32,10 +32,10 @@ def classify_records(
     backend: str | None = None,
 ) -> list[dict]:
     """One row per scored window: record, start, truth, prediction, probabilities (daemon path)."""
-    from ecgd.frontend import AnalogFrontEnd
-    from ecgd.model import load_model
+    from ecgd.analysis.model import load_model
+    from ecgd.io.frontend import AnalogFrontEnd
+    from ecgd.io.records import read_recording
     from ecgd.offline import classify_recording
-    from ecgd.records import read_recording
     from training.data import mlii_channel
     from training.labels import read_annotations
 
@@ -144,7 +144,7 @@ def _num(x: float | None) -> str:
 
 def time_inference(model_path: str | Path, n: int = 200, seed: int = 0, backend: str | None = None) -> dict:
     """Milliseconds per window through ``Model.timed_predict`` (one interpreter thread, like the daemon)."""
-    from ecgd.model import load_model
+    from ecgd.analysis.model import load_model
 
     model = load_model(model_path, backend=backend)
     rng = np.random.default_rng(seed)

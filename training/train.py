@@ -163,7 +163,7 @@ def train_model(
     if val_records:
         vsig = {k: r.mv for k, r in val_records.items()}
         vn, vs, vy = grid_windows(val_records, FE_CONTEXT)
-        from ecgd.frontend import AnalogFrontEnd
+        from ecgd.io.frontend import AnalogFrontEnd
 
         val = (
             plain_windows(vsig, vn, vs)[..., None],

@@ -21,10 +21,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ecgd.clock import Clock
-from ecgd.frontend import AnalogFrontEnd
-from ecgd.leadoff import Edge
-from ecgd.records import Recording
+from ecgd.acquisition.clock import Clock
+from ecgd.acquisition.leadoff import Edge
+from ecgd.io.frontend import AnalogFrontEnd
+from ecgd.io.records import Recording
 
 VoltageInput = Callable[[int], float]  # monotonic ns → volts at the ADC pin
 

@@ -22,9 +22,9 @@ from functools import cached_property
 
 import numpy as np
 
-from ecgd.clock import Clock
-from ecgd.ring import SampleRing
-from ecgd.sources import AdcSource
+from ecgd.acquisition.clock import Clock
+from ecgd.acquisition.ring import SampleRing
+from ecgd.acquisition.sources import AdcSource
 
 # Errors after which the device must be opened again (gone, unplugged, chip reset).
 REOPEN_ERRNOS = frozenset({errnos.ENODEV, errnos.ENXIO, errnos.ENOENT, errnos.EBADF})

@@ -10,7 +10,7 @@ from __future__ import annotations
 import errno
 import os
 
-from ecgd.results import MESSAGE_IDS, Record
+from ecgd.outputs.results import MESSAGE_IDS, Record
 
 IDENTIFIER = "ecgd"
 JOURNAL_SOCKET = "/run/systemd/journal/socket"

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ecgd.model import Model
-from ecgd.quality import QualitySettings, assess_window
+from ecgd.analysis.model import Model
+from ecgd.analysis.quality import QualitySettings, assess_window
 
 UNREADABLE = "unreadable"
 UNCLASSIFIED = "unclassified"

@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
-from ecgd.classifier import Classification
-from ecgd.windows import Window
+from ecgd.analysis.classifier import Classification
+from ecgd.analysis.windows import Window
 
 MESSAGE_IDS = {
     "result": "e59f77e50dac475e9f4c642396c50f3a",

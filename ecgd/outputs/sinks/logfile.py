@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from ecgd.results import Record
+from ecgd.outputs.results import Record
 
 FILE_MODE = 0o640
 

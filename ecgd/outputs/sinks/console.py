@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from typing import TextIO
 
-from ecgd.results import Record
+from ecgd.outputs.results import Record
 
 
 class ConsoleSink:

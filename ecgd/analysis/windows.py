@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from ecgd.ring import Block, RingOverrun, SampleRing
+from ecgd.acquisition.ring import Block, RingOverrun, SampleRing
 
 
 @dataclass(frozen=True)

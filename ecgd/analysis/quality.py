@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ecgd.frontend import AnalogFrontEnd
+from ecgd.io.frontend import AnalogFrontEnd
 
 # Internal constants: shapes of the measurement, not thresholds.
 _SLOPE_SPAN_S = 0.02  # slope = difference across 20 ms: the rise time of a QRS, longer than ADC steps

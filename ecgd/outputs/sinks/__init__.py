@@ -16,7 +16,7 @@ import threading
 import time
 from typing import Protocol
 
-from ecgd.results import ERR, NOTICE, Record, event_record
+from ecgd.outputs.results import ERR, NOTICE, Record, event_record
 
 
 class Sink(Protocol):
