@@ -10,7 +10,8 @@ words: the top 6 bits a code, the low 10 bits the samples since the previous
 annotation. A longer interval goes in a ``SKIP`` word followed by a 32-bit interval
 (high half first, "PDP-11" order); ``AUX`` (the length in the low bits) carries text
 such as a rhythm ``(AFIB``; a ``SUB`` word gives a non-zero subtype, ``CHN``/``NUM`` words
-are written only when those fields change (readers carry them over), as the C library does. A zero word ends the file.
+are written only when those fields change (readers carry them over), as the C library
+does. A zero word ends the file.
 
 Annotations must come in time order (ties keep their order). ``AnnotationWriter``
 writes as they come, so a recording can add beats, rhythm changes and alarm notes
