@@ -1,4 +1,4 @@
-"""Command line: ``ecgd run | check-config | classify | convert``. Exit codes follow sysexits."""
+"""Command line: ``ecgd run | check-config | classify | beats | convert``. Exit codes follow sysexits."""
 
 from __future__ import annotations
 
@@ -37,6 +37,26 @@ def main(argv: list[str] | None = None) -> int:
     cls.add_argument("--fs", type=float, help="sample rate of a .csv/.npy recording")
     cls.add_argument("--config", type=Path, help="take front-end and quality settings from this config")
 
+    bts = sub.add_parser("beats", help="detect the beats of a recording offline, one JSON line per beat")
+    bts.add_argument("record", help="WFDB record (.hea or path without extension), .csv or .npy (mV)")
+    bts.add_argument(
+        "--frontend",
+        choices=("pcf8591", "none"),
+        default="none",
+        help="pass the signal through the AD8232 + 8-bit PCF8591 model first",
+    )
+    bts.add_argument("--channel", type=int, default=0, help="signal/column to use (default 0)")
+    bts.add_argument("--fs", type=float, help="sample rate of a .csv/.npy recording")
+    bts.add_argument(
+        "--config", type=Path, help="take front-end, quality, windows and beats settings from here"
+    )
+    bts.add_argument(
+        "--wfdb-annotations",
+        type=Path,
+        metavar="DIR",
+        help="also write DIR/RECORD.ecgd, a WFDB annotation file (annotator ecgd, beats as N)",
+    )
+
     try:
         from ecgd.convert import add_convert_arguments
     except ImportError:  # pragma: no cover - convert ships with the package
@@ -54,6 +74,10 @@ def main(argv: list[str] | None = None) -> int:
         return _check_config(args.config)
     if args.command == "classify":
         return _classify(args)
+    if args.command == "beats":
+        from ecgd.beats_cli import run_beats
+
+        return run_beats(args)
     from ecgd.convert import run_convert
 
     return run_convert(args)
@@ -104,7 +128,8 @@ def _classify(args: argparse.Namespace) -> int:
         return EX_DATAERR
     frontend = settings.analog_frontend if args.frontend == "pcf8591" else None
     out = sys.stdout
-    for row in classify_recording(rec, model, hop, frontend, settings.quality):
+    b = settings.beats
+    for row in classify_recording(rec, model, hop, frontend, settings.quality, b.qrs, b.tracker):
         out.write(json.dumps(row, separators=(",", ":")) + "\n")
     out.flush()
     return EX_OK

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -90,7 +91,8 @@ def test_process_signals_ready_and_stops_cleanly(demo_run):
     assert demo_run["stop_s"] < 2.0
     states = [s for _, s in demo_run["listener"].messages]
     assert states.index("READY=1") < states.index("STOPPING=1")
-    assert any(s.startswith("STATUS=running; last ") for s in states)
+    assert any(re.match(r"STATUS=HR (\d+ bpm|---( \(.*\))?) · running; last ", s) for s in states)
+    assert any(re.match(r"STATUS=HR \d+ bpm · ", s) for s in states)
     assert "WATCHDOG=1" in states
 
 
