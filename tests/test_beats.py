@@ -40,7 +40,7 @@ def test_heart_rate_of_a_known_rate_through_the_8_bit_front_end(bpm):
         60000 / bpm, abs=3
     )
     live = tracker.live()
-    assert live.bpm == pytest.approx(bpm, rel=0.01) and live.rr_used == 8 and live.text() == f"HR {bpm} bpm"
+    assert live.bpm == pytest.approx(bpm, rel=0.01) and live.rr_used == 4 and live.text() == f"HR {bpm} bpm"
 
 
 def test_rmssd_and_rr_range_of_an_alternating_rhythm():
@@ -148,6 +148,6 @@ def test_samples_lost_before_they_were_read_are_a_break():
 
 def test_settings_are_checked():
     assert "live_rr_count: 0 must be 1 to 64" in BeatSettings(live_rr_count=0).problems()
-    assert BeatSettings(live_min_rr=9).problems() == ["live_min_rr: 9 must be 1 to live_rr_count (8)"]
+    assert BeatSettings(live_min_rr=9).problems() == ["live_min_rr: 9 must be 1 to live_rr_count (4)"]
     with pytest.raises(ValueError, match="live_timeout_s"):
         BeatTracker(FS, settings=BeatSettings(live_timeout_s=0.5))

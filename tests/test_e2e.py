@@ -14,12 +14,15 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
+import numpy as np
 import pytest
 
 from ecgd.harness import NotifyListener, read_journal
 
 RESULT_ID = "e59f77e50dac475e9f4c642396c50f3a"
+REPO = Path(__file__).resolve().parents[1]
 RATE, WINDOW, HOP = 360, 3600, 720
 
 
@@ -145,6 +148,36 @@ def test_journald_holds_the_same_results_as_the_log_file(demo_run):
         assert entry["PRIORITY"] == expected_priority
         if rec["probabilities"]:
             assert json.loads(entry["ECG_PROBABILITIES"]) == rec["probabilities"]
+
+
+def test_results_carry_the_heart_rate_of_the_recording(demo_run):
+    """Classified windows have the heart rate of the replayed record's reference beats (MIT-BIH 201,
+    AF and ectopy: irregular, so 10 %); others have none, with a reason. journald has the same."""
+    import wfdb
+
+    demo = REPO / "ecgd" / "demo" / "mitdb201_excerpt"
+    ref = wfdb.rdann(str(demo), "atr")
+    beat_symbols = set("NLRBAaJSVrFejnE/fQ")
+    seqs = np.array([s for s, y in zip(ref.sample, ref.symbol, strict=True) if y in beat_symbols])
+    journal = {int(e["ECG_FIRST_SEQ"]): e for e in demo_run["journal"] if e.get("MESSAGE_ID") == RESULT_ID}
+    rated = 0
+    for r in results(demo_run):
+        entry = journal[r["first_seq"]]
+        if r["probabilities"] is None:
+            assert r["heart_rate_bpm"] is None and r["heart_rate_reason"]
+            assert (
+                "ECG_HEART_RATE_BPM" not in entry and entry["ECG_HEART_RATE_REASON"] == r["heart_rate_reason"]
+            )
+            continue
+        inside = seqs[(seqs >= r["first_seq"]) & (seqs <= r["last_seq"])]
+        expected = 60000.0 / np.diff(inside).mean() * RATE / 1000.0
+        assert r["heart_rate_bpm"] == pytest.approx(expected, rel=0.1), r
+        assert abs(r["beat_count"] - inside.size) <= 1 and r["rr_min_ms"] <= r["rr_max_ms"]
+        assert float(entry["ECG_HEART_RATE_BPM"]) == r["heart_rate_bpm"]
+        assert int(entry["ECG_BEAT_COUNT"]) == r["beat_count"]
+        assert float(entry["ECG_RR_RMSSD_MS"]) == r["rr_rmssd_ms"]
+        rated += 1
+    assert rated >= 3
 
 
 def test_log_file_is_not_world_readable(demo_run):
