@@ -177,7 +177,9 @@ def test_results_carry_the_heart_rate_of_the_recording(demo_run):
         assert int(entry["ECG_BEAT_COUNT"]) == r["beat_count"]
         assert float(entry["ECG_RR_RMSSD_MS"]) == r["rr_rmssd_ms"]
         rated += 1
-    assert rated >= 3
+    assert (
+        rated >= 2
+    )  # ~10 windows: the stall makes ~5 unclassified, the last ones stop before their beats are final
 
 
 def test_log_file_is_not_world_readable(demo_run):
