@@ -9,17 +9,14 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import socket
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
 
 import pytest
 
-from ecgd.harness import read_journal
+from ecgd.harness import read_journal, spawn_ecgd, terminate
 from ecgd.notify import Notifier
 from ecgd.outputs.results import INFO, event_record
 from ecgd.outputs.sinks import SinkDispatcher
@@ -204,14 +201,7 @@ def test_a_notify_socket_never_read_after_ready_stalls_nothing(tmp_path, journal
         f"output: {{journal: true, console: false, log_file: {log}}}\n"
     )
     sock = unread_socket(tmp_path / "notify.sock")
-    env = dict(os.environ, NOTIFY_SOCKET=str(tmp_path / "notify.sock"), WATCHDOG_USEC="2000000")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "ecgd", "run", "--config", str(conf)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    proc = spawn_ecgd(conf, tmp_path / "notify.sock", 2_000_000)
     try:
         sock.settimeout(20)
         while "READY=1" not in sock.recv(65536).decode():  # a supervisor reads until READY=1 …
@@ -219,9 +209,7 @@ def test_a_notify_socket_never_read_after_ready_stalls_nothing(tmp_path, journal
         t_ready = time.monotonic()
         time.sleep(30.0)  # … and then never again
         t_term = time.monotonic()
-        proc.send_signal(signal.SIGTERM)
-        _, err = proc.communicate(timeout=10)
-        stop_s = time.monotonic() - t_term
+        err, stop_s = terminate(proc)
     finally:
         if proc.poll() is None:
             proc.kill()
