@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
+from collections.abc import Iterable
 from pathlib import Path
 
 EX_OK, EX_DATAERR, EX_NOINPUT, EX_UNAVAILABLE, EX_CONFIG = 0, 65, 66, 69, 78
@@ -127,9 +129,19 @@ def _classify(args: argparse.Namespace) -> int:
         print("ecgd: --hop must be positive", file=sys.stderr)
         return EX_DATAERR
     frontend = settings.analog_frontend if args.frontend == "pcf8591" else None
-    out = sys.stdout
     b = settings.beats
-    for row in classify_recording(rec, model, hop, frontend, settings.quality, b.qrs, b.tracker):
-        out.write(json.dumps(row, separators=(",", ":")) + "\n")
-    out.flush()
+    return print_json_lines(classify_recording(rec, model, hop, frontend, settings.quality, b.qrs, b.tracker))
+
+
+def print_json_lines(rows: Iterable[dict]) -> int:
+    """One JSON object a line on stdout; a reader that goes away (``| head``) ends us quietly."""
+    try:
+        for row in rows:
+            sys.stdout.write(json.dumps(row, separators=(",", ":")) + "\n")
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # Python would report the pipe again when flushing stdout at exit: point it at /dev/null
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
     return EX_OK

@@ -37,6 +37,7 @@ from ecgd.notify import Notifier
 from ecgd.outputs.results import ERR, INFO, NOTICE, WARNING, Record, event_record, result_record
 from ecgd.outputs.sinks import Sink, SinkDispatcher
 from ecgd.outputs.sinks.console import ConsoleSink
+from ecgd.outputs.sinks.journal import JournalSink
 from ecgd.outputs.sinks.logfile import RotatingJsonLog
 
 EX_OK, EX_UNAVAILABLE, EX_CONFIG = 0, 69, 78
@@ -146,15 +147,7 @@ class Daemon:
         if out.log_file:
             sinks.append(RotatingJsonLog(settings._resolve(out.log_file), out.log_max_bytes, out.log_backups))
         if out.journal:
-            try:
-                from ecgd.outputs.sinks.journal import JournalSink
-
-                sinks.append(JournalSink())
-            except ImportError as exc:
-                print(
-                    f"ecgd: journald output unavailable ({exc}); continuing with the other outputs",
-                    file=sys.stderr,
-                )
+            sinks.append(JournalSink())
         if out.console:
             sinks.append(ConsoleSink(self.stdout))
         return sinks
@@ -278,6 +271,7 @@ class Daemon:
         while not self._stop.is_set():
             self._stop.wait(0.1)
             now = time.monotonic()
+            self.notifier.flush()  # READY/WATCHDOG/… that a full notify socket refused earlier
             self._drain_events()
             if self._reload_requested.is_set():
                 self._reload_requested.clear()
@@ -324,7 +318,8 @@ class Daemon:
             self.leads.close()
         st = self.sampler.stats()
         self._lifecycle(
-            f"ecgd stopping: {self.results} windows reported, {st.taken} samples taken, {st.missing} missing",
+            f"ecgd stopping: {self.results} windows reported, {st.taken} samples taken, {st.missing} missing"
+            + self._notify_losses(),
             event="stopped",
             results=self.results,
             samples_taken=st.taken,
@@ -337,7 +332,10 @@ class Daemon:
             lateness_max_ms=round(st.lateness_max_ms, 4),
             sampler_policy=self.sampler.policy,
             records_dropped=self.dispatcher.dropped,
+            notifications_dropped=self.notifier.dropped,
+            notifications_deferred=self.notifier.deferred,
         )
+        self.notifier.flush()
         self.dispatcher.close(1.0)
 
     # -- the inference worker ------------------------------------------------------------------
@@ -574,6 +572,15 @@ class Daemon:
         return (
             f"{self.live.text()} · {state}; last {self.last_label}; {self.results} windows; "
             f"{st.taken} samples, {st.missing} missing; lateness p99 {st.lateness_p99_ms:.2f} ms"
+        )
+
+    def _notify_losses(self) -> str:
+        n = self.notifier
+        if not (n.dropped or n.deferred):
+            return ""
+        return (
+            f"; service manager not reading notifications: {n.dropped} STATUS= dropped, "
+            f"{n.deferred} READY/WATCHDOG/RELOADING/STOPPING sent late"
         )
 
     def _lifecycle(self, message: str, **fields) -> None:

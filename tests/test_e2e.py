@@ -12,14 +12,13 @@ import os
 import re
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from ecgd.harness import NotifyListener, read_journal
+from ecgd.harness import NotifyListener, read_journal, spawn_ecgd, terminate
 
 RESULT_ID = "e59f77e50dac475e9f4c642396c50f3a"
 REPO = Path(__file__).resolve().parents[1]
@@ -36,15 +35,8 @@ def demo_run(tmp_path_factory, journald):
         f"output: {{journal: true, console: false, log_file: {log}}}\n"
     )
     listener = NotifyListener(tmp / "notify.sock")
-    env = dict(os.environ, NOTIFY_SOCKET=str(listener.path), WATCHDOG_USEC="2000000")
     t_start = time.monotonic()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "ecgd", "run", "--config", str(conf)],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    proc = spawn_ecgd(conf, listener.path, 2_000_000, stdout=subprocess.PIPE)
     try:
         if not listener.wait_for("READY=1", 20):
             proc.kill()
@@ -55,10 +47,7 @@ def demo_run(tmp_path_factory, journald):
         time.sleep(2.0)
         os.kill(proc.pid, signal.SIGCONT)
         time.sleep(9.0)
-        t_term = time.monotonic()
-        proc.send_signal(signal.SIGTERM)
-        _, err = proc.communicate(timeout=10)
-        stop_s = time.monotonic() - t_term
+        err, stop_s = terminate(proc)
     finally:
         if proc.poll() is None:
             proc.kill()
