@@ -291,8 +291,9 @@ QUALITY_HELP = {
     "rail_max_fraction": "more than this share of the window at the rails: saturated (leads off?)",
     "rail_max_run_s": "a longer unbroken stay at a rail (s): an electrode is off",
     "max_peak_to_peak_mv": "peak-to-peak above this (mV) is an implausible amplitude",
-    "qrs_min_slope_mv_per_s": "a QRS complex must be at least this steep (over 20 ms)",
-    "qrs_relative_slope": "... and this share of the window's typical steepest complexes",
+    "qrs_min_slope_mv_per_s": "a beat of the QRS detector counts as a QRS complex if at least this steep "
+    "(mV/s over 20 ms)",
+    "qrs_relative_slope": "... and this share of the window's typical steepest beats",
     "min_qrs_per_minute": "fewer QRS complexes than this rate: no ECG found",
     "noise_cutoff_hz": "power above this frequency counts as noise",
     "max_noise_power_fraction": "more of the power above 1 Hz than this share lies above the cutoff: noise",

@@ -95,7 +95,9 @@ def classify_recording(
     window_n = round(model.metadata.window_seconds * fs)
     hop_n = max(1, round(hop_seconds * fs))
     mv, rails = _signal(rec, frontend)
-    classifier = WindowClassifier(model, fs, quality or QualitySettings(), rails, max_missing_fraction=0.0)
+    classifier = WindowClassifier(
+        model, fs, quality or QualitySettings(), rails, max_missing_fraction=0.0, qrs=qrs
+    )
     tracker = BeatTracker(fs, qrs, beats, keep_s=model.metadata.window_seconds + hop_seconds + 10.0)
 
     def judge(a: int, b: int) -> Classification:
@@ -137,7 +139,7 @@ def beats_of_recording(
     tracker = BeatTracker(fs, qrs, beats, keep_s=window_seconds + hop_seconds + 10.0)
 
     def judge(a: int, b: int) -> Classification:
-        reason = assess_window(mv[a:b], fs, rails, q) if q.enabled else None
+        reason = assess_window(mv[a:b], fs, rails, q, qrs) if q.enabled else None
         if reason is not None:
             return Classification(UNREADABLE, None, None, reason, 0, None)
         readable.append((a, b))

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ecgd.analysis.model import Model
+from ecgd.analysis.qrs import QrsSettings
 from ecgd.analysis.quality import QualitySettings, assess_window
 
 UNREADABLE = "unreadable"
@@ -38,6 +39,7 @@ class WindowClassifier:
         rails_mv: tuple[float, float] | None,
         max_missing_fraction: float,
         max_gap_seconds: float = 0.0,
+        qrs: QrsSettings | None = None,
     ) -> None:
         self.model = model
         self.input_rate_hz = input_rate_hz
@@ -45,6 +47,7 @@ class WindowClassifier:
         self.rails_mv = rails_mv
         self.max_missing_fraction = max_missing_fraction
         self.max_gap_samples = int(max_gap_seconds * input_rate_hz)
+        self.qrs = qrs  # the beat stage's detector settings: the quality gate counts QRS with it
 
     def classify(self, mv: np.ndarray, valid: np.ndarray | None = None) -> Classification:
         n = mv.size
@@ -79,7 +82,7 @@ class WindowClassifier:
             idx = np.arange(n)
             mv = np.interp(idx, idx[valid], mv[valid]).astype(np.float32)
         if self.quality.enabled:
-            reason = assess_window(mv, self.input_rate_hz, self.rails_mv, self.quality)
+            reason = assess_window(mv, self.input_rate_hz, self.rails_mv, self.quality, self.qrs)
             if reason is not None:
                 return Classification(UNREADABLE, None, None, reason, missing, None)
         x = self._resample(mv)
