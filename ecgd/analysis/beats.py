@@ -192,7 +192,10 @@ class BeatTracker:
         self._stretch_start = max([start] + [hi for lo, hi in self._breaks if lo >= start])
         kept = [b for b in self.beats if b.seq < start]
         self.beats = deque(kept)
-        self._last_beat = kept[-1].seq if kept else None
+        if kept:
+            self._last_beat = kept[-1].seq
+        elif self._last_beat is not None and self._last_beat >= start:
+            self._last_beat = None  # the last beat before start is older than the beats kept
         self.detector.reset(start)
         i = start - self._x0
         x, ok = self._x[i:], self._ok[i:]
