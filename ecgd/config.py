@@ -17,6 +17,7 @@ from typing import Any
 
 import yaml
 
+from ecgd.analysis.alarms import AlarmSettings
 from ecgd.analysis.quality import MIN_FS_HZ, MIN_WINDOW_S, QualitySettings
 from ecgd.io.frontend import AnalogFrontEnd
 
@@ -190,6 +191,7 @@ class Settings:
     windows: WindowSettings = field(default_factory=WindowSettings)
     quality: QualitySettings = field(default_factory=QualitySettings)
     leads: LeadsSettings = field(default_factory=LeadsSettings)
+    alarms: AlarmSettings = field(default_factory=AlarmSettings)
     model: ModelSettings = field(default_factory=ModelSettings)
     output: OutputSettings = field(default_factory=OutputSettings)
     source: str = "<defaults>"
@@ -360,6 +362,7 @@ def _cross_checks(s: Settings) -> list[str]:
             f"windows.window_seconds + windows.hop_seconds ({w.window_seconds + w.hop_seconds:g})"
         )
     problems += [f"quality.{p}" for p in s.quality.problems()]
+    problems += [f"alarms.{p}" for p in s.alarms.problems()]
     if s.quality.enabled and s.sampling.rate_hz < MIN_FS_HZ:
         problems.append(
             f"sampling.rate_hz: {s.sampling.rate_hz:g} Hz is below the {MIN_FS_HZ:g} Hz the signal-quality "

@@ -10,7 +10,7 @@ from __future__ import annotations
 import errno
 import os
 
-from ecgd.outputs.results import MESSAGE_IDS, Record
+from ecgd.outputs.results import Record
 
 IDENTIFIER = "ecgd"
 JOURNAL_SOCKET = "/run/systemd/journal/socket"
@@ -31,7 +31,7 @@ class JournalSink:
             raise OSError(errno.ENOENT, "journald is not running (no socket)", self._socket)
         self._send(
             record.message,
-            MESSAGE_ID=MESSAGE_IDS[record.kind],
+            MESSAGE_ID=record.message_id,
             PRIORITY=str(record.priority),
             SYSLOG_IDENTIFIER=IDENTIFIER,
             ECG_KIND=record.kind,
