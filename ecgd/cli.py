@@ -1,4 +1,4 @@
-"""Command line: ``ecgd run | check-config | classify | convert``. Exit codes follow sysexits."""
+"""Command line: ``ecgd run | check-config | classify | alarms | convert``. Exit codes follow sysexits."""
 
 from __future__ import annotations
 
@@ -37,6 +37,18 @@ def main(argv: list[str] | None = None) -> int:
     cls.add_argument("--fs", type=float, help="sample rate of a .csv/.npy recording")
     cls.add_argument("--config", type=Path, help="take front-end and quality settings from this config")
 
+    alarms = sub.add_parser("alarms", help="alarm episodes of a recording offline, one JSON line each")
+    alarms.add_argument("record", help="WFDB record (.hea or path without extension), .csv or .npy (mV)")
+    alarms.add_argument("--frontend", choices=("pcf8591", "none"), default="none", help="as for classify")
+    alarms.add_argument("--channel", type=int, default=0, help="signal/column to use (default 0)")
+    alarms.add_argument(
+        "--fs", type=float, help="sample rate of a .csv/.npy file, or a rate to declare instead"
+    )
+    alarms.add_argument("--config", type=Path, help="alarm, quality, window and front-end settings")
+    alarms.add_argument(
+        "--no-model", action="store_true", help="no classifier: no AF alarm, no noise verdicts"
+    )
+
     try:
         from ecgd.convert import add_convert_arguments
     except ImportError:  # pragma: no cover - convert ships with the package
@@ -54,6 +66,10 @@ def main(argv: list[str] | None = None) -> int:
         return _check_config(args.config)
     if args.command == "classify":
         return _classify(args)
+    if args.command == "alarms":
+        from ecgd.alarm_replay import run_alarms
+
+        return run_alarms(args)
     from ecgd.convert import run_convert
 
     return run_convert(args)

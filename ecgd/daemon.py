@@ -15,23 +15,38 @@ import signal
 import sys
 import threading
 import time
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
+
+import numpy as np
 
 from ecgd import config as cfg
 from ecgd.acquisition.clock import Clock, RealClock
 from ecgd.acquisition.leadoff import GpiodLeadOffLines, LeadOffError, LeadOffLines, LeadOffMonitor
-from ecgd.acquisition.ring import SampleRing
+from ecgd.acquisition.ring import RingOverrun, SampleRing
 from ecgd.acquisition.sampler import SampleGrid, Sampler, SamplerEvent
 from ecgd.acquisition.sources.emulated import EmulatedI2c, EmulatedLeadOffLines, emulated_device
 from ecgd.acquisition.sources.pcf8591 import Pcf8591
+from ecgd.alarm_replay import new_engine
+from ecgd.analysis.alarms import AlarmEngine, AlarmEvent
 from ecgd.analysis.classifier import UNCLASSIFIED, UNREADABLE, Classification, WindowClassifier
 from ecgd.analysis.model import Model, ModelError, load_model
+from ecgd.analysis.qrs import QrsDetector, QrsSettings
 from ecgd.analysis.quality import adc_rails_mv
 from ecgd.analysis.windows import Window, WindowScheduler
 from ecgd.io.records import RecordError, read_recording
 from ecgd.notify import Notifier
-from ecgd.outputs.results import ERR, INFO, NOTICE, WARNING, Record, event_record, result_record
+from ecgd.outputs.results import (
+    ERR,
+    INFO,
+    NOTICE,
+    WARNING,
+    Record,
+    alarm_record,
+    event_record,
+    result_record,
+)
 from ecgd.outputs.sinks import Sink, SinkDispatcher
 from ecgd.outputs.sinks.console import ConsoleSink
 from ecgd.outputs.sinks.logfile import RotatingJsonLog
@@ -100,6 +115,9 @@ class Daemon:
         self._pipeline: Pipeline | None = None
         self._generation = 0
         self._journal_said = False
+        self._run_id = uuid.uuid4().hex[:8]  # alarm ids stay unique across restarts
+        self._alarms: AlarmEngine | None = None
+        self.alarm_status: str | None = None  # set by the worker, read by the status line
 
     # -- building blocks ---------------------------------------------------------------------
     def _pipeline_for(self, settings: cfg.Settings, model: Model | None = None) -> Pipeline:
@@ -235,6 +253,7 @@ class Daemon:
             config=settings.source,
             sampler_policy=self.sampler.policy,
         )
+        self._announce_alarms_off(settings)
         self.notifier.ready(self._status())
 
     def request_stop(self) -> None:
@@ -321,6 +340,7 @@ class Daemon:
         pipeline = self._pipeline
         assert pipeline is not None
         scheduler = self._scheduler(pipeline.settings, self.sampler.grid.first_seq)  # from the first slot
+        self._open_alarms(pipeline.settings, self.sampler.grid.first_seq)
         while not self._stop.is_set():
             self.worker_heartbeat = time.monotonic()
             current = self._pipeline
@@ -330,10 +350,14 @@ class Daemon:
                     or scheduler.ring is not self.ring
                 ):
                     scheduler = self._scheduler(current.settings, self.ring.next_seq)
+                self._reload_alarms(pipeline.settings, current.settings)
                 pipeline = current
-            for window in scheduler.next(timeout=0.25):
+            self._alarm_step(pipeline)
+            for window in scheduler.next(timeout=0.2):
+                self._alarm_step(pipeline)  # alarms first: they must not wait for inference
                 self._emit_window(window, pipeline)
         self._emit_incomplete(scheduler, pipeline)
+        self._alarms_at_stop()
 
     def _scheduler(self, settings: cfg.Settings, first_seq: int) -> WindowScheduler:
         rate = settings.sampling.rate_hz
@@ -374,6 +398,8 @@ class Daemon:
                 )
         meta = pipeline.model.metadata
         self._submit(result_record(window, c, meta.ident, meta.abnormal_labels, self.clock.wall_ns()))
+        if c is not None and self._alarms is not None:
+            self._submit_alarms(self._alarms.window(window.first_seq, window.stop_seq, c.label, c.reason))
 
     def _emit_incomplete(self, scheduler: WindowScheduler, pipeline: Pipeline) -> None:
         """At shutdown, windows not yet classified and the one being filled get a record each saying so:
@@ -411,6 +437,87 @@ class Daemon:
         if record.kind == "result":
             self.results += 1
             self.last_label = record.fields["label"]
+
+    # -- alarms (issue 9): fed by the worker every ~0.2 s from the ring, then by each window's verdict ---
+    def _open_alarms(self, settings: cfg.Settings, first_seq: int) -> None:
+        """A fresh detector and engine from ``first_seq`` (start, or a new ring after a reload)."""
+        fs = settings.sampling.rate_hz
+        qrs = QrsSettings()
+        self._qrs = QrsDetector(fs, qrs)
+        self._qrs.reset(first_seq)
+        rails = adc_rails_mv(settings.analog_frontend)
+        self._alarms = new_engine(
+            fs, settings.alarms, settings.quality, rails, first_seq, self._qrs, qrs, f"{self._run_id}-"
+        )
+        self._alarm_ring = self.ring
+        self._alarm_seq = first_seq
+
+    def _alarm_step(self, pipeline: Pipeline) -> None:
+        """Feed the samples the ring gained since the last step to the detector and the engine."""
+        engine = self._alarms
+        if engine is None:
+            return
+        if self._alarm_ring is not self.ring:  # the sampler restarted on a new ring: new time base
+            self._open_alarms(pipeline.settings, self.ring.next_seq)
+            return
+        start, stop = self._alarm_seq, self.ring.next_seq
+        if stop <= start:
+            return
+        try:
+            block = self.ring.read(start, stop)
+            counts, valid = block.counts, block.valid
+        except (RingOverrun, ValueError):  # the worker fell a ring behind: those samples are gone
+            counts = np.zeros(stop - start, dtype=np.int16)
+            valid = np.zeros(stop - start, dtype=bool)
+        mv = pipeline.settings.analog_frontend.counts_to_mv(counts)
+        off = None
+        if self.leads is not None:
+            grid = self.sampler.grid
+            off = self.leads.off_between(grid.deadline_ns(start), grid.deadline_ns(stop - 1) + 1)
+        try:
+            beats = self._qrs.process(start, mv, valid)
+            events = engine.feed(start, mv, valid, beats, off)
+        except Exception as exc:  # never let the alarm layer kill the worker; say so loudly
+            self._alarms = None
+            self.alarm_status = "ALARMS DOWN"
+            message = f"alarm layer stopped: {exc!r}; no alarms will sound until a restart"
+            self.dispatcher.submit(
+                event_record("fault", message, ERR, self.clock.wall_ns(), event="alarms_down")
+            )
+            return
+        self._alarm_seq = stop
+        self._submit_alarms(events)
+
+    def _submit_alarms(self, events: list[AlarmEvent]) -> None:
+        grid = self.sampler.grid
+        for e in events:
+            self.dispatcher.submit(alarm_record(e, self.clock.wall_ns(), grid.wall_ns(e.onset_seq)))
+        if self._alarms is not None:
+            self.alarm_status = self._alarms.status()  # the main loop's next STATUS= (≤ 1 s) leads with it
+
+    def _alarms_at_stop(self) -> None:
+        """A stop ends monitoring, not the alarms: say which were still active (no false ``end``)."""
+        engine = self._alarms
+        if engine is None or not engine.active:
+            return
+        ids = [a.alarm_id for a in engine.active.values()]
+        message = f"stopping with alarms active: {engine.status()}; their end was not observed"
+        self.dispatcher.submit(
+            event_record(
+                "lifecycle", message, WARNING, self.clock.wall_ns(), event="alarms_active", alarm_ids=ids
+            )
+        )
+
+    def _reload_alarms(self, old: cfg.Settings, new: cfg.Settings) -> None:
+        if self._alarms is not None and new.alarms != old.alarms:
+            self._submit_alarms(self._alarms.apply_settings(new.alarms))
+            self._announce_alarms_off(new)
+
+    def _announce_alarms_off(self, settings: cfg.Settings) -> None:
+        off = settings.alarms.switched_off()
+        if off:
+            what = "the alarm layer is off" if not settings.alarms.enabled else ", ".join(off)
+            self._lifecycle(f"alarms switched off: {what}", event="alarms_off", alarms=off)
 
     # -- events, status, reload --------------------------------------------------------------
     def _drain_events(self) -> None:
@@ -476,6 +583,8 @@ class Daemon:
             state += f", LEADS OFF ({' '.join(off)})"
         if self.leads_problem:
             state += ", leads-off input unavailable"
+        if self.alarm_status:  # an active alarm leads the line: it is what a person must see first
+            state = f"{self.alarm_status} · {state}"
         return (
             f"{state}; last {self.last_label}; {self.results} windows; {st.taken} samples, "
             f"{st.missing} missing; lateness p99 {st.lateness_p99_ms:.2f} ms"

@@ -42,7 +42,7 @@ _RR_AVERAGE = 8  # heart rate from the mean of the last 8 RR intervals (IEC 6060
 _RATE_END_HOLD_S = 5.0  # a rate alarm ends after the rate has been back within its limit this long
 _VF_WINDOW_S = 4.0
 _VF_BAND_HZ = (2.5, 9.0)  # 150-540 oscillations a minute: flutter and coarse fibrillation
-_VF_END_HOLD_S = 3.0
+_VF_END_HOLD_S = 5.0  # VF comes and goes below the limit: one episode, not a flood
 _RUN_GAP_S = 1.5  # no beat this long after a ventricular beat: the run is over
 _LEADS_ON_HOLD_S = 1.0  # the output must stay off the rails this long before leads count as on again
 _MISSING_MAX = 0.5  # more of the last second missing than this: nothing can be judged
@@ -620,8 +620,8 @@ class AlarmEngine:
                 self._run = [beat.seq] if beat.ventricular else []
                 continue
             n = len(self._run)
-            if self._rate_suspended():
-                continue
+            if self._rate_suspended() or "vfib" in self.active or self._vf_since is not None:
+                continue  # no VT on top of VF: it supersedes
             rate = 60.0 * (n - 1) * self.fs / (self._run[-1] - self._run[0]) if n > 1 else 0.0
             if n >= s.vtach_beats and self._on("vtach") and "vtach" not in self.active:
                 if "ventricular_run" in self.active:
