@@ -98,8 +98,10 @@ def replay(
     window_n: int = 0,
     hop_n: int = 0,
     id_prefix: str = "",
+    leads_off=None,
 ) -> Iterator[AlarmEvent]:
-    """Every alarm event of a recording (``classify(mv_window) -> (label, reason)`` gives verdicts)."""
+    """Every alarm event of a recording. ``classify(mv_window) -> (label, reason)`` gives the window
+    verdicts; ``leads_off(first, stop) -> reason | None`` plays the LO pins (tests)."""
     qrs = QrsSettings()
     detector = QrsDetector(fs, qrs)
     engine = new_engine(fs, alarms, quality, rails_mv, 0, detector, qrs, id_prefix)
@@ -108,7 +110,8 @@ def replay(
     for start in range(0, mv.size, block):
         x = mv[start : start + block]
         beats = detector.process(start, x)
-        yield from engine.feed(start, x, None, beats)
+        off = leads_off(start, start + x.size) if leads_off is not None else None
+        yield from engine.feed(start, x, None, beats, off)
         stop = start + x.size
         while classify is not None and window_n and next_window <= stop:
             label, reason = classify(mv[next_window - window_n : next_window])

@@ -80,9 +80,9 @@ class AlarmSettings:
     vtach_beats: int = _opt(6, "consecutive ventricular beats that make a VT", 3, 30)
     vtach_rate_bpm: float = _opt(100.0, "... at least at this rate (bpm; also for ventricular runs)", 60, 300)
     vtach_width_ms: float = _opt(
-        120.0,
-        "until beats are classified, a beat at least this wide (QRS ms) counts as ventricular "
-        "(wide-complex tachycardia rule)",
+        140.0,
+        "until beats are classified, a beat at least this wide (the QRS detector's width_ms, which "
+        "reads ~115-130 ms for a narrow QRS) counts as ventricular (wide-complex tachycardia rule)",
         60,
         300,
     )
