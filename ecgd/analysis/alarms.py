@@ -485,6 +485,9 @@ class AlarmEngine:
         start = last if last is not None else self._since
         gap_s = (horizon - start) / self.fs
         settle = int(_BEAT_SETTLE_S * self.fs) if last is not None else 0
+        if gap_s < min(s.pause_seconds, s.asystole_seconds) and not self.active.keys() & {"asystole", "pause"}:
+            self._blind_reason = None
+            return events  # nothing can start and nothing active can end: the common case, cheaply
         quiet = self._max_slope(start + settle, horizon) < self.min_slope
         for name in ("asystole", "pause"):
             a = self.active.get(name)
@@ -673,7 +676,9 @@ class AlarmEngine:
         x, ok = self._history(self._stop - n)
         events: list[AlarmEvent] = []
         m = None
-        if x.size == n and ok.mean() > 0.9:
+        if x.size == n and ok.all():
+            m = vf.measure(x, self.fs)
+        elif x.size == n and ok.mean() > 0.9:
             m = vf.measure(np.where(ok, x, np.median(x[ok])), self.fs)
         like = m is not None and m.is_vf(s.vfib_max_leakage, s.vfib_min_amplitude_mv, _VF_BAND_HZ)
         if like:
