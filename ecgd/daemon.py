@@ -15,9 +15,12 @@ import signal
 import sys
 import threading
 import time
+import uuid
 from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
+
+import numpy as np
 
 from ecgd import config as cfg
 from ecgd.acquisition.clock import Clock, RealClock
@@ -26,6 +29,8 @@ from ecgd.acquisition.ring import RingOverrun, SampleRing
 from ecgd.acquisition.sampler import SampleGrid, Sampler, SamplerEvent
 from ecgd.acquisition.sources.emulated import EmulatedI2c, EmulatedLeadOffLines, emulated_device
 from ecgd.acquisition.sources.pcf8591 import Pcf8591
+from ecgd.alarm_replay import new_engine
+from ecgd.analysis.alarms import AlarmEngine, AlarmEvent
 from ecgd.analysis.beats import BLOCK_S, BeatTracker, LiveRate, WindowBeats
 from ecgd.analysis.classifier import UNCLASSIFIED, UNREADABLE, Classification, WindowClassifier
 from ecgd.analysis.model import Model, ModelError, load_model
@@ -34,7 +39,16 @@ from ecgd.analysis.windows import Window, WindowScheduler
 from ecgd.io.frontend import AnalogFrontEnd
 from ecgd.io.records import RecordError, read_recording
 from ecgd.notify import Notifier
-from ecgd.outputs.results import ERR, INFO, NOTICE, WARNING, Record, event_record, result_record
+from ecgd.outputs.results import (
+    ERR,
+    INFO,
+    NOTICE,
+    WARNING,
+    Record,
+    alarm_record,
+    event_record,
+    result_record,
+)
 from ecgd.outputs.sinks import Sink, SinkDispatcher
 from ecgd.outputs.sinks.console import ConsoleSink
 from ecgd.outputs.sinks.journal import JournalSink
@@ -125,6 +139,9 @@ class Daemon:
         self._pipeline: Pipeline | None = None
         self._generation = 0
         self._journal_said = False
+        self._run_id = uuid.uuid4().hex[:8]  # alarm ids stay unique across restarts
+        self._alarms: AlarmEngine | None = None
+        self.alarm_status: str | None = None  # set by the worker, read by the status line
 
     # -- building blocks ---------------------------------------------------------------------
     def _pipeline_for(self, settings: cfg.Settings, model: Model | None = None) -> Pipeline:
@@ -252,6 +269,7 @@ class Daemon:
             config=settings.source,
             sampler_policy=self.sampler.policy,
         )
+        self._announce_alarms_off(settings)
         self.notifier.ready(self._status())
 
     def request_stop(self) -> None:
@@ -357,40 +375,65 @@ class Daemon:
                 if (
                     _beat_config(current.settings) != _beat_config(pipeline.settings)
                     or stage.ring is not self.ring
-                ):
+                ):  # a new time base or detector: beats and alarms start again from here
                     self._release_held(stage.tracker, held, final=True)
+                    self._alarms_left_active("monitoring restarted by a reload")
                     stage = self._beat_stage(current.settings, self.ring.next_seq)
+                    if current.settings.alarms != pipeline.settings.alarms:
+                        self._announce_alarms_off(current.settings)
+                else:
+                    self._reload_alarms(pipeline.settings, current.settings)
                 pipeline = current
             self._feed_beats(stage)
             for window in scheduler.next(timeout=BEAT_POLL_S):
+                self._feed_beats(stage)  # beats and alarms first: they must not wait for inference
                 self._emit_window(window, pipeline, stage.tracker, held)
             self._release_held(stage.tracker, held)
         self._feed_beats(stage)
         self._release_held(stage.tracker, held, final=True)
         self._emit_incomplete(scheduler, pipeline)
+        self._alarms_left_active("stopping")
 
     # -- the beat stage (heart rate, RR) -------------------------------------------------------
     def _beat_stage(self, settings: cfg.Settings, first_seq: int) -> _BeatStage:
+        """The beat tracker and, on the same detector and samples, the alarm engine (one notion of a
+        QRS complex: the alarms see exactly the beats the results count)."""
         b, rate = settings.beats, settings.sampling.rate_hz
         keep = settings.sampling.ring_seconds
         tracker = BeatTracker(rate, b.qrs, b.tracker, first_seq=first_seq, keep_s=keep)
+        rails = adc_rails_mv(settings.analog_frontend)
+        self._alarms = new_engine(
+            rate,
+            settings.alarms,
+            settings.quality,
+            rails,
+            first_seq,
+            tracker.detector,
+            b.qrs,
+            f"{self._run_id}-",
+        )
         return _BeatStage(tracker, self.ring, settings.analog_frontend)
 
     def _feed_beats(self, stage: _BeatStage) -> None:
-        """The ring's new samples into the beat stage; samples already overwritten are a break."""
+        """The ring's new samples into the beat stage and the alarm engine; samples already
+        overwritten are a break (for the alarms: samples that are not valid)."""
         beats, ring = stage.tracker, stage.ring
         start, stop = beats.fed_until, ring.next_seq
         if stop > start:
             oldest = stop - ring.capacity // 2  # leave the writer room: never read where it may be writing
             if start < oldest:
                 beats.lost(start, oldest)
+                self._alarm_step(start, np.zeros(oldest - start), np.zeros(oldest - start, bool), None)
                 start = oldest
             try:
                 block = ring.read(start, stop)
             except RingOverrun:
                 beats.lost(start, stop)
+                self._alarm_step(start, np.zeros(stop - start), np.zeros(stop - start, bool), None)
             else:
-                beats.feed(start, stage.frontend.counts_to_mv(block.counts), block.valid)
+                mv = stage.frontend.counts_to_mv(block.counts)
+                beats.feed(start, mv, block.valid)
+                self._alarm_step(start, mv, block.valid, beats.last_detected)
         leads_off = bool(self.leads.off_now()) if self.leads is not None else False
         self.live = beats.live(leads_off=leads_off, unreadable=self._last_unreadable)
 
@@ -467,6 +510,8 @@ class Daemon:
                     )
                 )
         self._hold(window, c, pipeline, beats, held)
+        if c is not None and self._alarms is not None:
+            self._submit_alarms(self._alarms.window(window.first_seq, window.stop_seq, c.label, c.reason))
 
     def _emit_incomplete(self, scheduler: WindowScheduler, pipeline: Pipeline) -> None:
         """At shutdown, windows not yet classified and the one being filled get a record each saying so:
@@ -504,6 +549,62 @@ class Daemon:
         if record.kind == "result":
             self.results += 1
             self.last_label = record.fields["label"]
+
+    # -- alarms: fed with every block the beat stage reads (~0.2 s), then each window's verdict ------
+    def _alarm_step(self, first_seq: int, mv, valid, detected) -> None:
+        """One block of samples and the beats found in it, into the alarm engine."""
+        engine = self._alarms
+        if engine is None:
+            return
+        off = None
+        if self.leads is not None:
+            grid = self.sampler.grid
+            off = self.leads.off_between(
+                grid.deadline_ns(first_seq), grid.deadline_ns(first_seq + len(mv) - 1) + 1
+            )
+        try:
+            events = engine.feed(first_seq, mv, valid, detected, off)
+        except Exception as exc:  # never let the alarm layer kill the worker; say so loudly
+            self._alarms = None
+            self.alarm_status = "ALARMS DOWN"
+            message = f"alarm layer stopped: {exc!r}; no alarms will sound until a restart"
+            self.dispatcher.submit(
+                event_record("fault", message, ERR, self.clock.wall_ns(), event="alarms_down")
+            )
+            return
+        self._submit_alarms(events)
+
+    def _submit_alarms(self, events: list[AlarmEvent]) -> None:
+        grid = self.sampler.grid
+        for e in events:
+            self.dispatcher.submit(alarm_record(e, self.clock.wall_ns(), grid.wall_ns(e.onset_seq)))
+        if self._alarms is not None:
+            self.alarm_status = self._alarms.status()  # the main loop's next STATUS= (≤ 1 s) leads with it
+
+    def _alarms_left_active(self, why: str) -> None:
+        """A stop or restart ends monitoring, not the alarms: say which were still active (no false
+        ``end``); a restarted engine raises them again if their condition still holds."""
+        engine = self._alarms
+        if engine is None or not engine.active:
+            return
+        ids = [a.alarm_id for a in engine.active.values()]
+        message = f"{why} with alarms active: {engine.status()}; their end was not observed"
+        self.dispatcher.submit(
+            event_record(
+                "lifecycle", message, WARNING, self.clock.wall_ns(), event="alarms_active", alarm_ids=ids
+            )
+        )
+
+    def _reload_alarms(self, old: cfg.Settings, new: cfg.Settings) -> None:
+        if self._alarms is not None and new.alarms != old.alarms:
+            self._submit_alarms(self._alarms.apply_settings(new.alarms))
+            self._announce_alarms_off(new)
+
+    def _announce_alarms_off(self, settings: cfg.Settings) -> None:
+        off = settings.alarms.switched_off()
+        if off:
+            what = "the alarm layer is off" if not settings.alarms.enabled else ", ".join(off)
+            self._lifecycle(f"alarms switched off: {what}", event="alarms_off", alarms=off)
 
     # -- events, status, reload --------------------------------------------------------------
     def _drain_events(self) -> None:
@@ -569,10 +670,13 @@ class Daemon:
             state += f", LEADS OFF ({' '.join(off)})"
         if self.leads_problem:
             state += ", leads-off input unavailable"
-        return (
+        line = (
             f"{self.live.text()} · {state}; last {self.last_label}; {self.results} windows; "
             f"{st.taken} samples, {st.missing} missing; lateness p99 {st.lateness_p99_ms:.2f} ms"
         )
+        if self.alarm_status:  # an active alarm leads the line: it is what a person must see first
+            line = f"{self.alarm_status} · {line}"
+        return line
 
     def _notify_losses(self) -> str:
         n = self.notifier
