@@ -511,7 +511,8 @@ class Daemon:
     def _reload_alarms(self, old: cfg.Settings, new: cfg.Settings) -> None:
         if self._alarms is not None and new.alarms != old.alarms:
             self._submit_alarms(self._alarms.apply_settings(new.alarms))
-            self._announce_alarms_off(new)
+            if new.alarms.switched_off() != old.alarms.switched_off():
+                self._announce_alarms_off(new)
 
     def _announce_alarms_off(self, settings: cfg.Settings) -> None:
         off = settings.alarms.switched_off()
