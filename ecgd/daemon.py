@@ -16,6 +16,7 @@ import sys
 import threading
 import time
 import uuid
+from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,11 +31,12 @@ from ecgd.acquisition.sources.emulated import EmulatedI2c, EmulatedLeadOffLines,
 from ecgd.acquisition.sources.pcf8591 import Pcf8591
 from ecgd.alarm_replay import new_engine
 from ecgd.analysis.alarms import AlarmEngine, AlarmEvent
+from ecgd.analysis.beats import BLOCK_S, Beat, BeatTracker, LiveRate, WindowBeats
 from ecgd.analysis.classifier import UNCLASSIFIED, UNREADABLE, Classification, WindowClassifier
 from ecgd.analysis.model import Model, ModelError, load_model
-from ecgd.analysis.qrs import QrsDetector, QrsSettings
 from ecgd.analysis.quality import adc_rails_mv
 from ecgd.analysis.windows import Window, WindowScheduler
+from ecgd.io.frontend import AnalogFrontEnd
 from ecgd.io.records import RecordError, read_recording
 from ecgd.notify import Notifier
 from ecgd.outputs.results import (
@@ -49,10 +51,12 @@ from ecgd.outputs.results import (
 )
 from ecgd.outputs.sinks import Sink, SinkDispatcher
 from ecgd.outputs.sinks.console import ConsoleSink
+from ecgd.outputs.sinks.journal import JournalSink
 from ecgd.outputs.sinks.logfile import RotatingJsonLog
 
 EX_OK, EX_UNAVAILABLE, EX_CONFIG = 0, 69, 78
 LIVENESS_LIMIT_S = 5.0  # a thread silent this long is hung: stop feeding the watchdog
+BEAT_POLL_S = BLOCK_S  # the worker feeds the beat stage at least this often: beats known within delay + 0.2 s
 ACQUISITION_SECTIONS = ("device", "emulated", "sampling", "frontend")
 ELECTRODE = {"LO+": "+IN", "LO−": "−IN"}  # which electrode each AD8232 leads-off pin watches
 
@@ -88,6 +92,31 @@ class Pipeline:
     generation: int
 
 
+@dataclass
+class _BeatStage:
+    """The worker's beat tracker and what it reads: the ring (replaced on some reloads) and the front end."""
+
+    tracker: BeatTracker
+    ring: SampleRing
+    frontend: AnalogFrontEnd
+
+
+@dataclass(frozen=True)
+class _Beats:
+    """The new beats' R-peak seqs, as the alarm engine takes them."""
+
+    seq: np.ndarray
+
+
+@dataclass
+class _Held:
+    """A judged window whose record waits until every beat in it has been detected."""
+
+    window: Window
+    c: Classification | None
+    pipeline: Pipeline
+
+
 class Daemon:
     def __init__(
         self,
@@ -109,6 +138,8 @@ class Daemon:
         self.leads_problem: str | None = None
         self.results = 0
         self.last_label = "-"
+        self.live = LiveRate(None, 0, None, "starting")  # published by the worker, read by _status()
+        self._last_unreadable = False
         self.worker_heartbeat = time.monotonic()
         self._stop = threading.Event()
         self._reload_requested = threading.Event()
@@ -140,15 +171,7 @@ class Daemon:
         if out.log_file:
             sinks.append(RotatingJsonLog(settings._resolve(out.log_file), out.log_max_bytes, out.log_backups))
         if out.journal:
-            try:
-                from ecgd.outputs.sinks.journal import JournalSink
-
-                sinks.append(JournalSink())
-            except ImportError as exc:
-                print(
-                    f"ecgd: journald output unavailable ({exc}); continuing with the other outputs",
-                    file=sys.stderr,
-                )
+            sinks.append(JournalSink())
         if out.console:
             sinks.append(ConsoleSink(self.stdout))
         return sinks
@@ -273,6 +296,7 @@ class Daemon:
         while not self._stop.is_set():
             self._stop.wait(0.1)
             now = time.monotonic()
+            self.notifier.flush()  # READY/WATCHDOG/… that a full notify socket refused earlier
             self._drain_events()
             if self._reload_requested.is_set():
                 self._reload_requested.clear()
@@ -319,7 +343,8 @@ class Daemon:
             self.leads.close()
         st = self.sampler.stats()
         self._lifecycle(
-            f"ecgd stopping: {self.results} windows reported, {st.taken} samples taken, {st.missing} missing",
+            f"ecgd stopping: {self.results} windows reported, {st.taken} samples taken, {st.missing} missing"
+            + self._notify_losses(),
             event="stopped",
             results=self.results,
             samples_taken=st.taken,
@@ -332,7 +357,10 @@ class Daemon:
             lateness_max_ms=round(st.lateness_max_ms, 4),
             sampler_policy=self.sampler.policy,
             records_dropped=self.dispatcher.dropped,
+            notifications_dropped=self.notifier.dropped,
+            notifications_deferred=self.notifier.deferred,
         )
+        self.notifier.flush()
         self.dispatcher.close(1.0)
 
     # -- the inference worker ------------------------------------------------------------------
@@ -340,7 +368,9 @@ class Daemon:
         pipeline = self._pipeline
         assert pipeline is not None
         scheduler = self._scheduler(pipeline.settings, self.sampler.grid.first_seq)  # from the first slot
-        self._open_alarms(pipeline.settings, self.sampler.grid.first_seq)
+        stage = self._beat_stage(pipeline.settings, self.sampler.grid.first_seq)
+        held: deque[_Held] = deque()
+        self._open_alarms(pipeline.settings, stage, self.sampler.grid.first_seq)
         while not self._stop.is_set():
             self.worker_heartbeat = time.monotonic()
             current = self._pipeline
@@ -350,14 +380,89 @@ class Daemon:
                     or scheduler.ring is not self.ring
                 ):
                     scheduler = self._scheduler(current.settings, self.ring.next_seq)
+                if (
+                    _beat_config(current.settings) != _beat_config(pipeline.settings)
+                    or stage.ring is not self.ring
+                ):
+                    new_time_base = stage.ring is not self.ring
+                    self._release_held(stage.tracker, held, final=True)
+                    stage = self._beat_stage(current.settings, self.ring.next_seq)
+                    if new_time_base:  # seqs restart: the engine cannot carry its alarms across
+                        self._alarms_at_stop("the sampler restarted on a new sample grid")
+                        self._open_alarms(current.settings, stage, self.ring.next_seq)
                 self._reload_alarms(pipeline.settings, current.settings)
                 pipeline = current
-            self._alarm_step(pipeline)
-            for window in scheduler.next(timeout=0.2):
-                self._alarm_step(pipeline)  # alarms first: they must not wait for inference
-                self._emit_window(window, pipeline)
+            self._feed_beats(stage)
+            for window in scheduler.next(timeout=BEAT_POLL_S):
+                self._emit_window(window, pipeline, stage.tracker, held)
+            self._release_held(stage.tracker, held)
+        self._feed_beats(stage)
+        self._release_held(stage.tracker, held, final=True)
         self._emit_incomplete(scheduler, pipeline)
-        self._alarms_at_stop()
+        self._alarms_at_stop("stopping")
+
+    # -- the beat stage (heart rate, RR) -------------------------------------------------------
+    def _beat_stage(self, settings: cfg.Settings, first_seq: int) -> _BeatStage:
+        b, rate = settings.beats, settings.sampling.rate_hz
+        keep = settings.sampling.ring_seconds
+        tracker = BeatTracker(rate, b.qrs, b.tracker, first_seq=first_seq, keep_s=keep)
+        return _BeatStage(tracker, self.ring, settings.analog_frontend)
+
+    def _feed_beats(self, stage: _BeatStage) -> None:
+        """The ring's new samples into the beat stage; samples already overwritten are a break."""
+        beats, ring = stage.tracker, stage.ring
+        start, stop = beats.fed_until, ring.next_seq
+        if stop > start:
+            oldest = stop - ring.capacity // 2  # leave the writer room: never read where it may be writing
+            if start < oldest:
+                beats.lost(start, oldest)
+                self._alarm_lost(start, oldest)
+                start = oldest
+            try:
+                block = ring.read(start, stop)
+            except RingOverrun:
+                beats.lost(start, stop)
+                self._alarm_lost(start, stop)
+            else:
+                mv = stage.frontend.counts_to_mv(block.counts)
+                self._alarm_feed(start, mv, block.valid, beats.feed(start, mv, block.valid))
+        leads_off = bool(self.leads.off_now()) if self.leads is not None else False
+        self.live = beats.live(leads_off=leads_off, unreadable=self._last_unreadable)
+
+    def _hold(
+        self,
+        window: Window,
+        c: Classification | None,
+        pipeline: Pipeline,
+        beats: BeatTracker,
+        held: deque[_Held],
+    ) -> None:
+        """Judged: an unreadable window restarts the beat stage; the record waits for its last beats."""
+        if window.block is not None and c is not None:
+            if self._alarms is not None:
+                self._submit_alarms(self._alarms.window(window.first_seq, window.stop_seq, c.label, c.reason))
+            self._last_unreadable = c.label == UNREADABLE
+            if c.label == UNREADABLE:
+                beats.unreadable(window.first_seq, window.stop_seq)
+        held.append(_Held(window, c, pipeline))
+
+    def _release_held(self, beats: BeatTracker, held: deque[_Held], final: bool = False) -> None:
+        """Submit the held records whose beats are all known (all of them when ``final``)."""
+        while held and (final or beats.final_until() >= held[0].window.stop_seq):
+            h = held.popleft()
+            w, c = h.window, h.c
+            if c is None or w.block is None:
+                figures = WindowBeats.none("window skipped: not judged")
+            elif c.label == UNREADABLE:
+                figures = WindowBeats.none("window unreadable")
+            elif c.probabilities is None:
+                figures = WindowBeats.none("window not classified")
+            elif beats.final_until() < w.stop_seq:
+                figures = WindowBeats.none("stopped before the beats at the window's end were detected")
+            else:
+                figures = beats.window(w.first_seq, w.stop_seq)
+            meta = h.pipeline.model.metadata
+            self._submit(result_record(w, c, meta.ident, meta.abnormal_labels, self.clock.wall_ns(), figures))
 
     def _scheduler(self, settings: cfg.Settings, first_seq: int) -> WindowScheduler:
         rate = settings.sampling.rate_hz
@@ -371,7 +476,9 @@ class Daemon:
             first_seq=first_seq,
         )
 
-    def _emit_window(self, window: Window, pipeline: Pipeline) -> None:
+    def _emit_window(
+        self, window: Window, pipeline: Pipeline, beats: BeatTracker, held: deque[_Held]
+    ) -> None:
         c: Classification | None = None
         leads = self.leads
         if window.block is not None and leads is not None:
@@ -396,10 +503,7 @@ class Daemon:
                         event="classify_error",
                     )
                 )
-        meta = pipeline.model.metadata
-        self._submit(result_record(window, c, meta.ident, meta.abnormal_labels, self.clock.wall_ns()))
-        if c is not None and self._alarms is not None:
-            self._submit_alarms(self._alarms.window(window.first_seq, window.stop_seq, c.label, c.reason))
+        self._hold(window, c, pipeline, beats, held)
 
     def _emit_incomplete(self, scheduler: WindowScheduler, pipeline: Pipeline) -> None:
         """At shutdown, windows not yet classified and the one being filled get a record each saying so:
@@ -439,44 +543,39 @@ class Daemon:
             self.last_label = record.fields["label"]
 
     # -- alarms (issue 9): fed by the worker every ~0.2 s from the ring, then by each window's verdict ---
-    def _open_alarms(self, settings: cfg.Settings, first_seq: int) -> None:
-        """A fresh detector and engine from ``first_seq`` (start, or a new ring after a reload)."""
-        fs = settings.sampling.rate_hz
-        qrs = QrsSettings()
-        self._qrs = QrsDetector(fs, qrs)
-        self._qrs.reset(first_seq)
+    def _open_alarms(self, settings: cfg.Settings, stage: _BeatStage, first_seq: int) -> None:
+        """A fresh engine from ``first_seq`` beside a fresh beat stage (start, or a reload that
+        rebuilt it): the engine is fed the same blocks and the beats they confirmed."""
         rails = adc_rails_mv(settings.analog_frontend)
         self._alarms = new_engine(
-            fs, settings.alarms, settings.quality, rails, first_seq, self._qrs, qrs, f"{self._run_id}-"
+            settings.sampling.rate_hz,
+            settings.alarms,
+            settings.quality,
+            rails,
+            first_seq,
+            stage.tracker.detector,
+            settings.beats.qrs,
+            f"{self._run_id}-",
         )
-        self._alarm_ring = self.ring
-        self._alarm_seq = first_seq
+        self._alarm_frontend = settings.analog_frontend
 
-    def _alarm_step(self, pipeline: Pipeline) -> None:
-        """Feed the samples the ring gained since the last step to the detector and the engine."""
+    def _alarm_feed(self, first_seq: int, mv: np.ndarray, valid: np.ndarray, beats: list[Beat]) -> None:
+        """The beat stage's block and the beats it confirmed, into the alarm engine."""
         engine = self._alarms
         if engine is None:
             return
-        if self._alarm_ring is not self.ring:  # the sampler restarted on a new ring: new time base
-            self._open_alarms(pipeline.settings, self.ring.next_seq)
-            return
-        start, stop = self._alarm_seq, self.ring.next_seq
-        if stop <= start:
-            return
-        try:
-            block = self.ring.read(start, stop)
-            counts, valid = block.counts, block.valid
-        except (RingOverrun, ValueError):  # the worker fell a ring behind: those samples are gone
-            counts = np.zeros(stop - start, dtype=np.int16)
-            valid = np.zeros(stop - start, dtype=bool)
-        mv = pipeline.settings.analog_frontend.counts_to_mv(counts)
+        if engine.now < first_seq:  # samples the beat stage never got: missing for the alarms too
+            self._alarm_lost(engine.now, first_seq)
         off = None
         if self.leads is not None:
             grid = self.sampler.grid
-            off = self.leads.off_between(grid.deadline_ns(start), grid.deadline_ns(stop - 1) + 1)
+            off = self.leads.off_between(
+                grid.deadline_ns(first_seq), grid.deadline_ns(first_seq + mv.size - 1)
+            )
+        seqs = np.fromiter((b.seq for b in beats), dtype=np.int64, count=len(beats))
+        widths = np.array([np.nan if b.width_ms is None else b.width_ms for b in beats], dtype=np.float64)
         try:
-            beats = self._qrs.process(start, mv, valid)
-            events = engine.feed(start, mv, valid, beats, off)
+            events = engine.feed(first_seq, mv, valid, _Beats(seqs), off, widths_ms=widths)
         except Exception as exc:  # never let the alarm layer kill the worker; say so loudly
             self._alarms = None
             self.alarm_status = "ALARMS DOWN"
@@ -485,8 +584,15 @@ class Daemon:
                 event_record("fault", message, ERR, self.clock.wall_ns(), event="alarms_down")
             )
             return
-        self._alarm_seq = stop
         self._submit_alarms(events)
+
+    def _alarm_lost(self, lo: int, hi: int) -> None:
+        """Samples ``[lo, hi)`` that were never read: the engine sees them as missing, never as signal."""
+        engine = self._alarms
+        if engine is None or hi <= engine.now:
+            return
+        n = hi - engine.now  # from where the engine got to: its blocks are contiguous
+        self._submit_alarms(engine.feed(engine.now, np.zeros(n, np.float32), np.zeros(n, bool), None))
 
     def _submit_alarms(self, events: list[AlarmEvent]) -> None:
         grid = self.sampler.grid
@@ -495,13 +601,13 @@ class Daemon:
         if self._alarms is not None:
             self.alarm_status = self._alarms.status()  # the main loop's next STATUS= (≤ 1 s) leads with it
 
-    def _alarms_at_stop(self) -> None:
+    def _alarms_at_stop(self, why: str) -> None:
         """A stop ends monitoring, not the alarms: say which were still active (no false ``end``)."""
         engine = self._alarms
         if engine is None or not engine.active:
             return
         ids = [a.alarm_id for a in engine.active.values()]
-        message = f"stopping with alarms active: {engine.status()}; their end was not observed"
+        message = f"{why} with alarms active: {engine.status()}; their end was not observed"
         self.dispatcher.submit(
             event_record(
                 "lifecycle", message, WARNING, self.clock.wall_ns(), event="alarms_active", alarm_ids=ids
@@ -584,11 +690,19 @@ class Daemon:
             state += f", LEADS OFF ({' '.join(off)})"
         if self.leads_problem:
             state += ", leads-off input unavailable"
-        if self.alarm_status:  # an active alarm leads the line: it is what a person must see first
-            state = f"{self.alarm_status} · {state}"
+        alarm = f"{self.alarm_status} · " if self.alarm_status else ""  # an active alarm leads: see it first
         return (
-            f"{state}; last {self.last_label}; {self.results} windows; {st.taken} samples, "
-            f"{st.missing} missing; lateness p99 {st.lateness_p99_ms:.2f} ms"
+            f"{alarm}{self.live.text()} · {state}; last {self.last_label}; {self.results} windows; "
+            f"{st.taken} samples, {st.missing} missing; lateness p99 {st.lateness_p99_ms:.2f} ms"
+        )
+
+    def _notify_losses(self) -> str:
+        n = self.notifier
+        if not (n.dropped or n.deferred):
+            return ""
+        return (
+            f"; service manager not reading notifications: {n.dropped} STATUS= dropped, "
+            f"{n.deferred} READY/WATCHDOG/RELOADING/STOPPING sent late"
         )
 
     def _lifecycle(self, message: str, **fields) -> None:
@@ -646,6 +760,10 @@ class Daemon:
 
 def _windowing(settings: cfg.Settings) -> tuple:
     return (settings.sampling.rate_hz, dataclasses.astuple(settings.windows))
+
+
+def _beat_config(settings: cfg.Settings) -> tuple:
+    return (settings.sampling.rate_hz, settings.sampling.ring_seconds, settings.beats, settings.frontend)
 
 
 def run_daemon(config_path: Path, duration_s: float | None = None) -> int:
