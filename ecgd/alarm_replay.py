@@ -20,11 +20,11 @@ from typing import Any
 import numpy as np
 
 from ecgd.analysis.alarms import AlarmEngine, AlarmEvent, AlarmSettings
+from ecgd.analysis.beats import BLOCK_S, BeatSettings, BeatTracker  # BLOCK_S: the worker's step
 from ecgd.analysis.qrs import QrsDetector, QrsSettings
 from ecgd.analysis.quality import QualitySettings, adc_rails_mv
 from ecgd.io.frontend import AnalogFrontEnd
 
-BLOCK_S = 0.2  # the daemon worker's step
 EX_OK, EX_DATAERR, EX_NOINPUT, EX_CONFIG = 0, 65, 66, 78
 
 
@@ -60,6 +60,11 @@ def new_engine(
         min_qrs_slope_mv_per_s=quality.qrs_min_slope_mv_per_s,
         id_prefix=id_prefix,
     )
+
+
+@dataclass(frozen=True)
+class _Beats:
+    seq: np.ndarray
 
 
 @dataclass
@@ -99,22 +104,31 @@ def replay(
     hop_n: int = 0,
     id_prefix: str = "",
     leads_off=None,
+    qrs: QrsSettings | None = None,
+    beat_settings: BeatSettings | None = None,
 ) -> Iterator[AlarmEvent]:
     """Every alarm event of a recording. ``classify(mv_window) -> (label, reason)`` gives the window
-    verdicts; ``leads_off(first, stop) -> reason | None`` plays the LO pins (tests)."""
-    qrs = QrsSettings()
-    detector = QrsDetector(fs, qrs)
-    engine = new_engine(fs, alarms, quality, rails_mv, 0, detector, qrs, id_prefix)
+    verdicts; ``leads_off(first, stop) -> reason | None`` plays the LO pins (tests).
+
+    The beats come from the daemon's beat stage (``BeatTracker``), fed the same blocks and told about
+    unreadable windows when their last sample is in, as the daemon's worker does."""
+    qrs = qrs or QrsSettings()
+    tracker = BeatTracker(fs, qrs, beat_settings, keep_s=30.0)
+    engine = new_engine(fs, alarms, quality, rails_mv, 0, tracker.detector, qrs, id_prefix)
     block = max(1, round(BLOCK_S * fs))
     next_window = window_n
     for start in range(0, mv.size, block):
         x = mv[start : start + block]
-        beats = detector.process(start, x)
+        new = tracker.feed(start, x)
+        seqs = np.array([b.seq for b in new], dtype=np.int64)
+        widths = np.array([np.nan if b.width_ms is None else b.width_ms for b in new], dtype=np.float64)
         off = leads_off(start, start + x.size) if leads_off is not None else None
-        yield from engine.feed(start, x, None, beats, off)
+        yield from engine.feed(start, x, None, _Beats(seqs), off, widths_ms=widths)
         stop = start + x.size
         while classify is not None and window_n and next_window <= stop:
             label, reason = classify(mv[next_window - window_n : next_window])
+            if label == "unreadable":
+                tracker.unreadable(next_window - window_n, next_window)
             yield from engine.window(next_window - window_n, next_window, label, reason)
             next_window += hop_n
 
@@ -152,7 +166,19 @@ def recording_events(rec, settings, frontend: AnalogFrontEnd | None, model=None)
 
         window_n = round(model.metadata.window_seconds * fs)
         hop_n = max(1, round(settings.windows.hop_seconds * fs))
-    return replay(mv, fs, settings.alarms, settings.quality, rails, classify, window_n, hop_n, f"{rec.name}-")
+    return replay(
+        mv,
+        fs,
+        settings.alarms,
+        settings.quality,
+        rails,
+        classify,
+        window_n,
+        hop_n,
+        f"{rec.name}-",
+        qrs=settings.beats.qrs,
+        beat_settings=settings.beats.tracker,
+    )
 
 
 def run_alarms(args: argparse.Namespace) -> int:

@@ -1,7 +1,4 @@
-"""Command line: ``ecgd run | check-config | classify | beats | alarms | convert``.
-
-Exit codes follow sysexits.
-"""
+"""Command line: ``ecgd run | check-config | classify | beats | alarms | convert`` (sysexits codes)."""
 
 from __future__ import annotations
 

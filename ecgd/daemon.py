@@ -31,7 +31,7 @@ from ecgd.acquisition.sources.emulated import EmulatedI2c, EmulatedLeadOffLines,
 from ecgd.acquisition.sources.pcf8591 import Pcf8591
 from ecgd.alarm_replay import new_engine
 from ecgd.analysis.alarms import AlarmEngine, AlarmEvent
-from ecgd.analysis.beats import BLOCK_S, BeatTracker, LiveRate, WindowBeats
+from ecgd.analysis.beats import BLOCK_S, Beat, BeatTracker, LiveRate, WindowBeats
 from ecgd.analysis.classifier import UNCLASSIFIED, UNREADABLE, Classification, WindowClassifier
 from ecgd.analysis.model import Model, ModelError, load_model
 from ecgd.analysis.quality import adc_rails_mv
@@ -99,6 +99,13 @@ class _BeatStage:
     tracker: BeatTracker
     ring: SampleRing
     frontend: AnalogFrontEnd
+
+
+@dataclass(frozen=True)
+class _Beats:
+    """The new beats' R-peak seqs, as the alarm engine takes them."""
+
+    seq: np.ndarray
 
 
 @dataclass
@@ -363,6 +370,7 @@ class Daemon:
         scheduler = self._scheduler(pipeline.settings, self.sampler.grid.first_seq)  # from the first slot
         stage = self._beat_stage(pipeline.settings, self.sampler.grid.first_seq)
         held: deque[_Held] = deque()
+        self._open_alarms(pipeline.settings, stage, self.sampler.grid.first_seq)
         while not self._stop.is_set():
             self.worker_heartbeat = time.monotonic()
             current = self._pipeline
@@ -375,65 +383,49 @@ class Daemon:
                 if (
                     _beat_config(current.settings) != _beat_config(pipeline.settings)
                     or stage.ring is not self.ring
-                ):  # a new time base or detector: beats and alarms start again from here
+                ):
+                    new_time_base = stage.ring is not self.ring
                     self._release_held(stage.tracker, held, final=True)
-                    self._alarms_left_active("monitoring restarted by a reload")
                     stage = self._beat_stage(current.settings, self.ring.next_seq)
-                    if current.settings.alarms != pipeline.settings.alarms:
-                        self._announce_alarms_off(current.settings)
-                else:
-                    self._reload_alarms(pipeline.settings, current.settings)
+                    if new_time_base:  # seqs restart: the engine cannot carry its alarms across
+                        self._alarms_at_stop("the sampler restarted on a new sample grid")
+                        self._open_alarms(current.settings, stage, self.ring.next_seq)
+                self._reload_alarms(pipeline.settings, current.settings)
                 pipeline = current
             self._feed_beats(stage)
             for window in scheduler.next(timeout=BEAT_POLL_S):
-                self._feed_beats(stage)  # beats and alarms first: they must not wait for inference
                 self._emit_window(window, pipeline, stage.tracker, held)
             self._release_held(stage.tracker, held)
         self._feed_beats(stage)
         self._release_held(stage.tracker, held, final=True)
         self._emit_incomplete(scheduler, pipeline)
-        self._alarms_left_active("stopping")
+        self._alarms_at_stop("stopping")
 
     # -- the beat stage (heart rate, RR) -------------------------------------------------------
     def _beat_stage(self, settings: cfg.Settings, first_seq: int) -> _BeatStage:
-        """The beat tracker and, on the same detector and samples, the alarm engine (one notion of a
-        QRS complex: the alarms see exactly the beats the results count)."""
         b, rate = settings.beats, settings.sampling.rate_hz
         keep = settings.sampling.ring_seconds
         tracker = BeatTracker(rate, b.qrs, b.tracker, first_seq=first_seq, keep_s=keep)
-        rails = adc_rails_mv(settings.analog_frontend)
-        self._alarms = new_engine(
-            rate,
-            settings.alarms,
-            settings.quality,
-            rails,
-            first_seq,
-            tracker.detector,
-            b.qrs,
-            f"{self._run_id}-",
-        )
         return _BeatStage(tracker, self.ring, settings.analog_frontend)
 
     def _feed_beats(self, stage: _BeatStage) -> None:
-        """The ring's new samples into the beat stage and the alarm engine; samples already
-        overwritten are a break (for the alarms: samples that are not valid)."""
+        """The ring's new samples into the beat stage; samples already overwritten are a break."""
         beats, ring = stage.tracker, stage.ring
         start, stop = beats.fed_until, ring.next_seq
         if stop > start:
             oldest = stop - ring.capacity // 2  # leave the writer room: never read where it may be writing
             if start < oldest:
                 beats.lost(start, oldest)
-                self._alarm_step(start, np.zeros(oldest - start), np.zeros(oldest - start, bool), None)
+                self._alarm_lost(start, oldest)
                 start = oldest
             try:
                 block = ring.read(start, stop)
             except RingOverrun:
                 beats.lost(start, stop)
-                self._alarm_step(start, np.zeros(stop - start), np.zeros(stop - start, bool), None)
+                self._alarm_lost(start, stop)
             else:
                 mv = stage.frontend.counts_to_mv(block.counts)
-                beats.feed(start, mv, block.valid)
-                self._alarm_step(start, mv, block.valid, beats.last_detected)
+                self._alarm_feed(start, mv, block.valid, beats.feed(start, mv, block.valid))
         leads_off = bool(self.leads.off_now()) if self.leads is not None else False
         self.live = beats.live(leads_off=leads_off, unreadable=self._last_unreadable)
 
@@ -447,6 +439,8 @@ class Daemon:
     ) -> None:
         """Judged: an unreadable window restarts the beat stage; the record waits for its last beats."""
         if window.block is not None and c is not None:
+            if self._alarms is not None:
+                self._submit_alarms(self._alarms.window(window.first_seq, window.stop_seq, c.label, c.reason))
             self._last_unreadable = c.label == UNREADABLE
             if c.label == UNREADABLE:
                 beats.unreadable(window.first_seq, window.stop_seq)
@@ -510,8 +504,6 @@ class Daemon:
                     )
                 )
         self._hold(window, c, pipeline, beats, held)
-        if c is not None and self._alarms is not None:
-            self._submit_alarms(self._alarms.window(window.first_seq, window.stop_seq, c.label, c.reason))
 
     def _emit_incomplete(self, scheduler: WindowScheduler, pipeline: Pipeline) -> None:
         """At shutdown, windows not yet classified and the one being filled get a record each saying so:
@@ -550,20 +542,40 @@ class Daemon:
             self.results += 1
             self.last_label = record.fields["label"]
 
-    # -- alarms: fed with every block the beat stage reads (~0.2 s), then each window's verdict ------
-    def _alarm_step(self, first_seq: int, mv, valid, detected) -> None:
-        """One block of samples and the beats found in it, into the alarm engine."""
+    # -- alarms (issue 9): fed by the worker every ~0.2 s from the ring, then by each window's verdict ---
+    def _open_alarms(self, settings: cfg.Settings, stage: _BeatStage, first_seq: int) -> None:
+        """A fresh engine from ``first_seq`` beside a fresh beat stage (start, or a reload that
+        rebuilt it): the engine is fed the same blocks and the beats they confirmed."""
+        rails = adc_rails_mv(settings.analog_frontend)
+        self._alarms = new_engine(
+            settings.sampling.rate_hz,
+            settings.alarms,
+            settings.quality,
+            rails,
+            first_seq,
+            stage.tracker.detector,
+            settings.beats.qrs,
+            f"{self._run_id}-",
+        )
+        self._alarm_frontend = settings.analog_frontend
+
+    def _alarm_feed(self, first_seq: int, mv: np.ndarray, valid: np.ndarray, beats: list[Beat]) -> None:
+        """The beat stage's block and the beats it confirmed, into the alarm engine."""
         engine = self._alarms
         if engine is None:
             return
+        if engine.now < first_seq:  # samples the beat stage never got: missing for the alarms too
+            self._alarm_lost(engine.now, first_seq)
         off = None
         if self.leads is not None:
             grid = self.sampler.grid
             off = self.leads.off_between(
-                grid.deadline_ns(first_seq), grid.deadline_ns(first_seq + len(mv) - 1) + 1
+                grid.deadline_ns(first_seq), grid.deadline_ns(first_seq + mv.size - 1)
             )
+        seqs = np.fromiter((b.seq for b in beats), dtype=np.int64, count=len(beats))
+        widths = np.array([np.nan if b.width_ms is None else b.width_ms for b in beats], dtype=np.float64)
         try:
-            events = engine.feed(first_seq, mv, valid, detected, off)
+            events = engine.feed(first_seq, mv, valid, _Beats(seqs), off, widths_ms=widths)
         except Exception as exc:  # never let the alarm layer kill the worker; say so loudly
             self._alarms = None
             self.alarm_status = "ALARMS DOWN"
@@ -574,6 +586,14 @@ class Daemon:
             return
         self._submit_alarms(events)
 
+    def _alarm_lost(self, lo: int, hi: int) -> None:
+        """Samples ``[lo, hi)`` that were never read: the engine sees them as missing, never as signal."""
+        engine = self._alarms
+        if engine is None or hi <= engine.now:
+            return
+        n = hi - engine.now  # from where the engine got to: its blocks are contiguous
+        self._submit_alarms(engine.feed(engine.now, np.zeros(n, np.float32), np.zeros(n, bool), None))
+
     def _submit_alarms(self, events: list[AlarmEvent]) -> None:
         grid = self.sampler.grid
         for e in events:
@@ -581,9 +601,8 @@ class Daemon:
         if self._alarms is not None:
             self.alarm_status = self._alarms.status()  # the main loop's next STATUS= (≤ 1 s) leads with it
 
-    def _alarms_left_active(self, why: str) -> None:
-        """A stop or restart ends monitoring, not the alarms: say which were still active (no false
-        ``end``); a restarted engine raises them again if their condition still holds."""
+    def _alarms_at_stop(self, why: str) -> None:
+        """A stop ends monitoring, not the alarms: say which were still active (no false ``end``)."""
         engine = self._alarms
         if engine is None or not engine.active:
             return
@@ -598,7 +617,8 @@ class Daemon:
     def _reload_alarms(self, old: cfg.Settings, new: cfg.Settings) -> None:
         if self._alarms is not None and new.alarms != old.alarms:
             self._submit_alarms(self._alarms.apply_settings(new.alarms))
-            self._announce_alarms_off(new)
+            if new.alarms.switched_off() != old.alarms.switched_off():
+                self._announce_alarms_off(new)
 
     def _announce_alarms_off(self, settings: cfg.Settings) -> None:
         off = settings.alarms.switched_off()
@@ -670,13 +690,11 @@ class Daemon:
             state += f", LEADS OFF ({' '.join(off)})"
         if self.leads_problem:
             state += ", leads-off input unavailable"
-        line = (
-            f"{self.live.text()} · {state}; last {self.last_label}; {self.results} windows; "
+        alarm = f"{self.alarm_status} · " if self.alarm_status else ""  # an active alarm leads: see it first
+        return (
+            f"{alarm}{self.live.text()} · {state}; last {self.last_label}; {self.results} windows; "
             f"{st.taken} samples, {st.missing} missing; lateness p99 {st.lateness_p99_ms:.2f} ms"
         )
-        if self.alarm_status:  # an active alarm leads the line: it is what a person must see first
-            line = f"{self.alarm_status} · {line}"
-        return line
 
     def _notify_losses(self) -> str:
         n = self.notifier

@@ -238,6 +238,7 @@ class AlarmEngine:
         self._valid = np.zeros(n, dtype=bool)
         self._stop = first_seq  # the history ends just before this seq
         self._first = first_seq
+        self._block_start = first_seq
         self._fed = False
         self.active: dict[str, _Active] = {}
         self._beats: deque[_Beat] = deque(maxlen=64)
@@ -295,6 +296,7 @@ class AlarmEngine:
             raise ValueError(f"block starts at {first_seq}, expected {self._stop}: blocks must be contiguous")
         self._fed = True
         self._append(x, ok)
+        self._block_start = first_seq
         events: list[AlarmEvent] = []
         if not self.settings.enabled:
             return events
@@ -411,7 +413,7 @@ class AlarmEngine:
                 )
             ]
         if not off and "leads_off" in self.active:
-            return [self._end("leads_off", self._stop, None, "electrodes on again")]
+            return [self._end("leads_off", self._block_start, None, "electrodes on again")]
         return []
 
     def _suspend_reason(self) -> str | None:

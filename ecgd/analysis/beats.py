@@ -19,7 +19,7 @@ from dataclasses import dataclass, fields
 
 import numpy as np
 
-from ecgd.analysis.qrs import DetectedBeats, QrsDetector, QrsSettings
+from ecgd.analysis.qrs import QrsDetector, QrsSettings
 
 BLOCK_S = 0.2  # the daemon feeds the ring's new samples this often; offline runs feed blocks this long
 
@@ -137,7 +137,6 @@ class BeatTracker:
         self._origin = first_seq
         self._last_beat: int | None = None  # kept when old beats are forgotten (for "no beat for N s")
         self.detector.reset(first_seq)
-        self.last_detected = DetectedBeats.empty()
 
     # -- input ----------------------------------------------------------------------------------
     def feed(self, first_seq: int, mv: np.ndarray, valid: np.ndarray | None = None) -> list[Beat]:
@@ -154,7 +153,6 @@ class BeatTracker:
         ok = np.ones(x.size, bool) if valid is None else np.asarray(valid, dtype=bool)
         self._note_gaps(first_seq, ok)
         found = self.detector.process(first_seq, x, ok)
-        self.last_detected = found  # the detector's own output, for the alarm engine fed the same block
         self.fed_until = first_seq + x.size
         new = []
         for i in np.argsort(found.seq, kind="stable"):

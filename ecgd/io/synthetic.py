@@ -1,15 +1,11 @@
-"""Constructed ECG of a known rhythm: heart-rate and alarm tests, the emulated device, benchmarks.
+"""Synthetic ECG of a known rhythm, for heart-rate and alarm tests and benchmarks.
 
-Real records do not offer steps of exactly 80 → 120 bpm, a clean 250 bpm, an asystole or VF on cue.
-Everything is electrode-level millivolts at ``fs`` that the emulated board (or ``AnalogFrontEnd``)
-turns into ADC codes, so the true beats, RR intervals and episodes are known exactly:
-
-- ``rr_schedule`` + ``synthetic_ecg``: P, QRS and T waves at chosen R-peak times; the wave widths
-  shrink at fast rates as the heart's do (the QT shortens), so T waves never overlap the next QRS up
-  to 300 bpm (heart-rate tests and ``bench/heart_rate.py``);
-- ``beats``/``regular``: one beat per RR interval with a chosen QRS width (narrow or ventricular),
-  ``flat``: a flat line with the front end's own noise (an asystole with the electrodes on),
-  ``fibrillation``: coarse VF (alarm tests and ``bench/alarms.py``). Pieces join with ``np.concatenate``.
+Real records do not offer steps of exactly 80 → 120 bpm, a clean 250 bpm, an asystole with the
+electrodes on or VF on demand; these traces are electrode millivolts at ``fs`` with the events
+placed where a test wants them, so the truth is known exactly. ``rr_schedule``/``synthetic_ecg``:
+P, QRS and T waves at chosen R-peak times (the heart-rate tests). ``beats``/``regular``/``flat``/
+``fibrillation``: pieces to concatenate for the alarm tests (beats at a rate and QRS width, a flat
+line with the front end's noise, coarse VF).
 """
 
 from __future__ import annotations
