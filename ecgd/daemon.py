@@ -56,6 +56,7 @@ from ecgd.outputs.sinks.logfile import RotatingJsonLog
 
 EX_OK, EX_UNAVAILABLE, EX_CONFIG = 0, 69, 78
 LIVENESS_LIMIT_S = 5.0  # a thread silent this long is hung: stop feeding the watchdog
+NOT_JUDGED = WindowBeats.none("window not classified")
 BEAT_POLL_S = BLOCK_S  # the worker feeds the beat stage at least this often: beats known within delay + 0.2 s
 ACQUISITION_SECTIONS = ("device", "emulated", "sampling", "frontend")
 ELECTRODE = {"LO+": "+IN", "LO−": "−IN"}  # which electrode each AD8232 leads-off pin watches
@@ -437,13 +438,17 @@ class Daemon:
         beats: BeatTracker,
         held: deque[_Held],
     ) -> None:
-        """Judged: an unreadable window restarts the beat stage; the record waits for its last beats."""
+        """Judged: the beat stage learns where the signal was unreadable (and restarts its detector at
+        the first readable window after); the record waits for the window's last beats."""
         if window.block is not None and c is not None:
             if self._alarms is not None:
                 self._submit_alarms(self._alarms.window(window.first_seq, window.stop_seq, c.label, c.reason))
-            self._last_unreadable = c.label == UNREADABLE
             if c.label == UNREADABLE:
                 beats.unreadable(window.first_seq, window.stop_seq)
+                self._last_unreadable = True
+            elif c.probabilities is not None:  # readable: the beat stage restarts after a bad stretch
+                beats.readable(window.first_seq, window.stop_seq)
+                self._last_unreadable = False
         held.append(_Held(window, c, pipeline))
 
     def _release_held(self, beats: BeatTracker, held: deque[_Held], final: bool = False) -> None:
@@ -512,7 +517,9 @@ class Daemon:
         meta = pipeline.model.metadata
         for window in scheduler.drain("stopped before the window was classified; not classified"):
             c = Classification(UNCLASSIFIED, None, None, window.skip_reason, 0, None)
-            record = result_record(window, c, meta.ident, meta.abnormal_labels, self.clock.wall_ns())
+            record = result_record(
+                window, c, meta.ident, meta.abnormal_labels, self.clock.wall_ns(), NOT_JUDGED
+            )
             record.fields["missing_samples"] = None
             self._submit(record)
         acquired = self.ring.next_seq - (scheduler.next_stop - scheduler.hop)
@@ -532,7 +539,7 @@ class Daemon:
             "not classified"
         )
         c = Classification(UNCLASSIFIED, None, None, reason, 0, None)
-        record = result_record(window, c, meta.ident, meta.abnormal_labels, self.clock.wall_ns())
+        record = result_record(window, c, meta.ident, meta.abnormal_labels, self.clock.wall_ns(), NOT_JUDGED)
         record.fields["missing_samples"] = None
         self._submit(record)
 
