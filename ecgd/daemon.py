@@ -18,6 +18,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from ecgd import __version__
 from ecgd import config as cfg
 from ecgd.acquisition.clock import Clock, RealClock
 from ecgd.acquisition.leadoff import GpiodLeadOffLines, LeadOffError, LeadOffLines, LeadOffMonitor
@@ -31,6 +32,7 @@ from ecgd.analysis.quality import adc_rails_mv
 from ecgd.analysis.windows import Window, WindowScheduler
 from ecgd.io.records import RecordError, read_recording
 from ecgd.notify import Notifier
+from ecgd.outputs.recording import Recorder
 from ecgd.outputs.results import ERR, INFO, NOTICE, WARNING, Record, event_record, result_record
 from ecgd.outputs.sinks import Sink, SinkDispatcher
 from ecgd.outputs.sinks.console import ConsoleSink
@@ -100,6 +102,9 @@ class Daemon:
         self._pipeline: Pipeline | None = None
         self._generation = 0
         self._journal_said = False
+        self.recorder: Recorder | None = None
+        self.recording_problem: str | None = None
+        self._recorded_until: int | None = None
 
     # -- building blocks ---------------------------------------------------------------------
     def _pipeline_for(self, settings: cfg.Settings, model: Model | None = None) -> Pipeline:
@@ -224,6 +229,7 @@ class Daemon:
         self.ring = self._new_ring(settings)
         sys.setswitchinterval(0.0005)  # let the sampler thread take the GIL promptly at its deadline
         self._start_sampler(settings, source, self.ring)
+        self._start_recorder(settings)
         self._worker_thread = threading.Thread(target=self._work, name="ecgd-worker", daemon=True)
         self._worker_thread.start()
         m = pipeline.model
@@ -298,6 +304,7 @@ class Daemon:
         self._drain_events()
         if self.leads is not None:
             self.leads.close()
+        recorded = self._stop_recorder()
         st = self.sampler.stats()
         self._lifecycle(
             f"ecgd stopping: {self.results} windows reported, {st.taken} samples taken, {st.missing} missing",
@@ -313,6 +320,7 @@ class Daemon:
             lateness_max_ms=round(st.lateness_max_ms, 4),
             sampler_policy=self.sampler.policy,
             records_dropped=self.dispatcher.dropped,
+            **recorded,
         )
         self.dispatcher.close(1.0)
 
@@ -407,6 +415,8 @@ class Daemon:
         self._submit(record)
 
     def _submit(self, record: Record) -> None:
+        if record.kind == "result":
+            self._record_result(record)
         self.dispatcher.submit(record)
         if record.kind == "result":
             self.results += 1
@@ -430,7 +440,9 @@ class Daemon:
                     "retrying with back-off"
                 )
                 self.dispatcher.submit(event_record("fault", msg, ERR, wall, event=ev.kind, seq=ev.seq))
+                self._annotate(ev.seq, '"', f"sensor fault: {ev.detail}")
             else:
+                self._annotate(ev.seq, '"', f"sensor recovered after {ev.outage_s:.1f} s")
                 self.dispatcher.submit(
                     event_record(
                         "fault",
@@ -463,6 +475,7 @@ class Daemon:
                 priority, extra = NOTICE, {"off_s": round(t.off_s, 3)}
             record = event_record("fault", message, priority, wall, event=t.kind, line=t.line, **extra)
             self.dispatcher.submit(record)
+            self._annotate(self.sampler.grid.first_slot_at_or_after(t.t_ns), '"', message)
         if transitions:
             self.notifier.status(self._status())
 
@@ -478,7 +491,7 @@ class Daemon:
             state += ", leads-off input unavailable"
         return (
             f"{state}; last {self.last_label}; {self.results} windows; {st.taken} samples, "
-            f"{st.missing} missing; lateness p99 {st.lateness_p99_ms:.2f} ms"
+            f"{st.missing} missing; lateness p99 {st.lateness_p99_ms:.2f} ms" + self._recording_status()
         )
 
     def _lifecycle(self, message: str, **fields) -> None:
@@ -488,6 +501,7 @@ class Daemon:
         """SIGHUP: apply a valid new config without losing samples; keep the old one otherwise."""
         self.notifier.reloading()
         old = self.settings
+        old_source = (self.ring, self.sampler.grid)
         try:
             new = cfg.load(old.source)
             changed = [n for n in cfg.SECTIONS if getattr(new, n) != getattr(old, n)]
@@ -521,6 +535,7 @@ class Daemon:
                 self.leads.close()  # first: a GPIO line can be requested by one holder at a time
             self.leads, self.leads_problem = self._open_leads(new)
             self._report_leads_problem()
+        self._reload_recorder(new, changed, old_source)
         self.settings = new
         if pipeline is not None:
             self._pipeline = pipeline
@@ -532,6 +547,88 @@ class Daemon:
             sampler_restarted=restarted,
         )
         self.notifier.ready(self._status())
+
+    # -- full disclosure: the recorder -------------------------------------------------------------
+    def _start_recorder(self, settings: cfg.Settings, from_seq: int | None = None) -> None:
+        """Recording is never a reason not to monitor: a recorder that cannot start is reported."""
+        self.recorder, self.recording_problem = None, None
+        directory = settings.recording_directory
+        if directory is None:
+            return
+        rec_settings = dataclasses.replace(settings.recording, directory=str(directory))
+        recorder = Recorder(
+            rec_settings,
+            settings.analog_frontend,
+            self._recorder_report,
+            wall_now=self.clock.wall_ns,
+            version=__version__,
+        )
+        try:
+            recorder.start(self.ring, self.sampler.grid, from_seq)
+        except OSError as exc:
+            self.recording_problem = f"{directory}: {exc.strerror or exc}"
+            message = f"recording unavailable: {self.recording_problem}; monitoring goes on without it"
+            self.dispatcher.submit(
+                event_record("fault", message, ERR, self.clock.wall_ns(), event="recording_failed")
+            )
+            return
+        self.recorder = recorder
+
+    def _recorder_report(self, kind: str, message: str, priority: int, fields: dict) -> None:
+        """From the recorder's thread: only hand the record over (the main loop publishes STATUS=)."""
+        self.dispatcher.submit(event_record(kind, message, priority, self.clock.wall_ns(), **fields))
+
+    def _stop_recorder(self) -> dict:
+        recorder, self.recorder = self.recorder, None
+        if recorder is None:
+            return {}
+        recorder.stop(1.0)
+        self._recorded_until = recorder.next_seq
+        return {
+            "recorded_samples": recorder.samples_written,
+            "recording_lost_samples": recorder.samples_lost,
+            "annotations_written": recorder.annotations_written,
+        }
+
+    def _reload_recorder(self, new: cfg.Settings, changed: list[str], old_source: tuple) -> None:
+        """New recording or front-end settings: a new recorder (a new segment, from where the old one
+        stopped). A new ring or grid: the recorder writes what the old one holds, then a new segment."""
+        same_source = old_source == (self.ring, self.sampler.grid)
+        if "recording" in changed or "frontend" in changed:
+            self._recorded_until = None
+            self._stop_recorder()
+            self._start_recorder(new, self._recorded_until if same_source else None)
+        elif not same_source and self.recorder is not None:
+            self.recorder.attach(self.ring, self.sampler.grid)
+
+    def _annotate(self, seq: int, symbol: str, aux: str) -> None:
+        if self.recorder is not None:
+            self.recorder.annotate(seq, symbol, aux)
+
+    def _record_result(self, record: Record) -> None:
+        """A label change becomes a rhythm annotation at the window's first sample, and an abnormal
+        result carries where its signal is on disk (``ecgd strip RECORD --at-sample N``)."""
+        f = record.fields
+        if self.recorder is None:
+            return
+        if f["label"] != self.last_label:
+            label = f["label"]
+            if f.get("probabilities") is not None:
+                self._annotate(f["first_seq"], "+", "(" + RHYTHM_AUX.get(label, label))
+            else:
+                self._annotate(f["first_seq"], '"', f"{label}: {f.get('reason') or ''}"[:200])
+        if f.get("abnormal"):
+            where = self.recorder.locate(f["first_seq"])
+            if where is not None:
+                f["recording"], f["recording_sample"] = where
+
+    def _recording_status(self) -> str:
+        if self.recorder is not None:
+            return "; " + self.recorder.status()
+        return f"; recording unavailable ({self.recording_problem})" if self.recording_problem else ""
+
+
+RHYTHM_AUX = {"AF": "AFIB"}  # MIT-BIH rhythm names where ours differ (aux "(AFIB", "(N")
 
 
 def _windowing(settings: cfg.Settings) -> tuple:

@@ -30,6 +30,7 @@ def demo_run(tmp_path_factory, journald):
     conf.write_text(
         "device: {kind: emulated, channel: 2}\n"
         f"output: {{journal: true, console: false, log_file: {log}}}\n"
+        f"recording: {{directory: {tmp / 'recordings'}}}\n"
     )
     listener = NotifyListener(tmp / "notify.sock")
     env = dict(os.environ, NOTIFY_SOCKET=str(listener.path), WATCHDOG_USEC="2000000")
