@@ -24,7 +24,8 @@ from ecgd.acquisition.sources.pcf8591 import Pcf8591
 from ecgd.daemon import Daemon
 from ecgd.io.frontend import AnalogFrontEnd
 from ecgd.notify import Notifier
-from ecgd.outputs.recording import Recorder, RecordingSettings, list_segments
+from ecgd.io.recordings import list_segments
+from ecgd.outputs.recording import Recorder, RecordingSettings
 
 RATE = 360.0
 REPO = Path(__file__).resolve().parents[1]

@@ -21,7 +21,6 @@ from __future__ import annotations
 import errno
 import heapq
 import os
-import re
 import shutil
 import sys
 import threading
@@ -38,13 +37,12 @@ from ecgd.acquisition.ring import RingOverrun, SampleRing
 from ecgd.acquisition.sampler import SampleGrid
 from ecgd.io.annotations import Annotation, AnnotationWriter
 from ecgd.io.frontend import AnalogFrontEnd
+from ecgd.io.recordings import ANNOTATOR, SEGMENT_RE, SegmentInfo, day_segments, list_segments
 from ecgd.io.wfdb_write import BYTES_PER_SAMPLE, SignalSpec, checksum, multi_header, single_header
 
 FILE_MODE = 0o640
 DIR_MODE = 0o750
-ANNOTATOR = "ecgd"
 ANNOTATION_HOLD_S = 30.0  # annotations arrive late (a window's label ~12 s): kept this long, then sorted
-SEGMENT_RE = re.compile(r"^ecg_(\d{8})_(\d{6})(?:_(\d+))?$")
 DAY_NS = 86_400 * 10**9
 SPACE_WANTED = 4 * 1024 * 1024  # free space a full disk is cleared to (a few hours of signal)
 
@@ -91,28 +89,6 @@ class RecordingSettings:
         )
 
 
-@dataclass
-class SegmentInfo:
-    """A segment on disk (parsed from its header)."""
-
-    path: Path  # record path without extension
-    start_ns: int
-    fs: float
-    n: int
-    first_seq: int | None = None
-    fmt: int = 80
-
-    @property
-    def end_ns(self) -> int:
-        return self.start_ns + round(self.n * 1e9 / self.fs)
-
-    def files(self) -> list[Path]:
-        return [p for p in self.path.parent.glob(self.path.name + ".*") if p.stem == self.path.name]
-
-    def nbytes(self) -> int:
-        return sum(p.stat().st_size for p in self.files() if p.exists())
-
-
 # -- the store: files on disk -----------------------------------------------------------------------
 def _atomic_write(path: Path, text: str) -> None:
     tmp = path.with_name(path.name + ".tmp")
@@ -126,48 +102,6 @@ def _atomic_write(path: Path, text: str) -> None:
     finally:
         os.close(fd)
     os.replace(tmp, path)
-
-
-def parse_segment_header(hea: Path) -> SegmentInfo | None:
-    """One of our segment headers (None if it is not one)."""
-    if not SEGMENT_RE.match(hea.stem):
-        return None
-    try:
-        text = hea.read_text()
-    except OSError:
-        return None
-    lines = text.splitlines()
-    try:
-        rec = lines[0].split()
-        fs, n = float(rec[2]), int(rec[3])
-        fmt = int(lines[1].split()[1])
-    except (IndexError, ValueError):
-        return None
-    meta = dict(
-        kv.split("=", 1) for ln in lines if ln.startswith("# ecgd ") for kv in ln[7:].split() if "=" in kv
-    )
-    if "start_ns" not in meta:
-        return None
-    first = int(meta["first_seq"]) if "first_seq" in meta else None
-    return SegmentInfo(hea.with_suffix(""), int(meta["start_ns"]), fs, n, first, fmt)
-
-
-def list_segments(directory: Path) -> list[SegmentInfo]:
-    """Every segment under ``directory``, in time order."""
-    out = []
-    if not directory.is_dir():
-        return out
-    for day in sorted(p for p in directory.iterdir() if p.is_dir() and p.name.isdigit()):
-        for hea in day.glob("ecg_*_*.hea"):
-            info = parse_segment_header(hea)
-            if info is not None:
-                out.append(info)
-    out.sort(key=lambda s: (s.start_ns, s.path.name))
-    return out
-
-
-def day_segments(day: Path) -> list[SegmentInfo]:
-    return [s for h in day.glob("ecg_*_*.hea") if (s := parse_segment_header(h)) is not None]
 
 
 def write_day_headers(day: Path, segments: list[SegmentInfo] | None = None) -> list[Path]:
