@@ -23,8 +23,8 @@ from ecgd.acquisition.sampler import SampleGrid, Sampler
 from ecgd.acquisition.sources.pcf8591 import Pcf8591
 from ecgd.daemon import Daemon
 from ecgd.io.frontend import AnalogFrontEnd
-from ecgd.notify import Notifier
 from ecgd.io.recordings import list_segments
+from ecgd.notify import Notifier
 from ecgd.outputs.recording import Recorder, RecordingSettings
 
 RATE = 360.0

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ecgd.io.records import RecordError
+from ecgd.io.records import RecordError, RecordNotFound
 from ecgd.io.wfdb_write import BYTES_PER_SAMPLE, INVALID, SignalSpec
 
 ANNOTATOR = "ecgd"
@@ -168,7 +168,7 @@ def read_span(directory: Path, start_ns: int, stop_ns: int) -> Span:
     invalid, never invented. Raises ``RecordError`` if nothing was recorded then."""
     segs = [s for s in list_segments(directory) if s.end_ns > start_ns and s.start_ns < stop_ns and s.n]
     if not segs:
-        raise RecordError(f"{directory}: nothing recorded between {iso(start_ns)} and {iso(stop_ns)}")
+        raise RecordNotFound(f"{directory}: nothing recorded between {iso(start_ns)} and {iso(stop_ns)}")
     fs = segs[0].fs
     spec = segment_spec(segs[0])
     for s in segs[1:]:
@@ -176,7 +176,10 @@ def read_span(directory: Path, start_ns: int, stop_ns: int) -> Span:
             raise RecordError(
                 f"{s.path}: the rate or front-end settings change here; ask for the parts on either side"
             )
-    first = max(start_ns, segs[0].start_ns)
+    # The span starts on the first segment's own slot at or after ``start_ns``: never between slots.
+    s0 = segs[0]
+    k0 = max(0, -(-(start_ns - s0.start_ns) * round(fs * 1000) // 10**12))
+    first = s0.start_ns + round(k0 * 1e9 / fs)
     n = max(0, round((min(stop_ns, segs[-1].end_ns) - first) * fs / 1e9))
     digital = np.full(n, INVALID[spec.fmt], dtype=np.int32)
     notes: list[Note] = []
