@@ -282,6 +282,18 @@ def test_a_daemon_run_records_every_slot_the_sampler_took_or_missed(daemon_env):
     d = wfdb.rdrecord(str(seg.path), physical=False).d_signal[:, 0]
     np.testing.assert_array_equal(d, expected_digital(daemon.ring, 80))
     assert (d == -128).sum() == st.missing >= 0.4 * RATE
+    # the beats where the detector put them: the same detector on the recorded signal, in one block
+    from ecgd.analysis.beats import BeatTracker
+
+    b = daemon.settings.beats
+    block = daemon.ring.read(0, daemon.ring.next_seq)
+    offline = BeatTracker(RATE, b.qrs, b.tracker).feed(
+        0, daemon.settings.analog_frontend.counts_to_mv(block.counts), block.valid
+    )
+    ann = wfdb.rdann(str(seg.path), "ecgd")
+    recorded_beats = [int(x) for x, sym in zip(ann.sample, ann.symbol, strict=True) if sym == "Q"]
+    assert len(recorded_beats) >= 3
+    assert recorded_beats == [x.seq for x in offline][: len(recorded_beats)]
 
 
 def test_an_unwritable_directory_is_reported_and_monitoring_goes_on(daemon_env):
