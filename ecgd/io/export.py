@@ -149,21 +149,21 @@ def write_edf(span: Span, out: Path) -> Path:
 
 def write_csv(span: Span, out: Path) -> Path:
     t = span.time_ns(np.arange(span.n))
-    secs = t // 10**9
-    micro = (t // 1000) % 1_000_000
-    uniq, inverse = np.unique(secs, return_inverse=True)  # format each second once, not each sample
-    names = np.array(
-        [datetime.fromtimestamp(int(s), tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%S") for s in uniq]
-    )
-    days = names[inverse]
-    mv = np.char.mod("%.6f", np.nan_to_num(span.mv))
-    mv = np.where(span.valid, mv, "")
-    rows = np.char.add(np.char.add(days, np.char.mod(".%06dZ,", micro)), mv)
-    rows = np.char.add(np.char.add(rows, ","), span.valid.astype(np.int8).astype(str))
+    secs, micro = (t // 10**9).tolist(), ((t // 1000) % 1_000_000).tolist()
+    names: dict[int, str] = {}
+    for sec in dict.fromkeys(secs):  # format each second once, not each sample
+        names[sec] = datetime.fromtimestamp(sec, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
+    # mV through a table of the format's digital values (an 8-bit ADC has 256 of them)
+    values, index = np.unique(span.digital, return_inverse=True)
+    text = [f"{(v - span.spec.baseline) / span.spec.adc_gain:.6f}" for v in values.tolist()]
+    mv = [text[i] if ok else "" for i, ok in zip(index.tolist(), span.valid.tolist(), strict=True)]
+    valid = span.valid.tolist()
     with open(out, "w") as f:
         f.write("time,mv,valid\n")
-        f.write("\n".join(rows.tolist()))
-        f.write("\n")
+        f.writelines(
+            f"{names[s]}.{u:06d}Z,{m},{1 if v else 0}\n"
+            for s, u, m, v in zip(secs, micro, mv, valid, strict=True)
+        )
     return out
 
 
