@@ -426,3 +426,39 @@ def test_a_start_recovers_a_segment_whose_header_is_behind_its_file(tmp_path):
     np.testing.assert_array_equal(r.d_signal[-360:, 0], np.arange(100, 460))
     assert ann.read_bytes()[-2:] == b"\0\0"
     assert list(wfdb.rdann(str(first.path), "ecgd").sample) == [5]
+
+
+def test_a_reload_of_the_recording_or_the_sampler_keeps_every_slot_once(daemon_env):
+    """recording.* changed: a new segment from where the old one stopped. A sampler restart on a new
+    ring (sampling.ring_seconds changed): the old ring is written out, then a new segment."""
+    tmp, _ = daemon_env
+    conf, log, rec_dir = tmp / "c.yaml", tmp / "r.jsonl", tmp / "rec"
+    write_config(conf, log, recording={"directory": str(rec_dir), "flush_seconds": 0.2})
+    daemon = Daemon(cfg.load(conf), notifier=Notifier())
+    daemon.start()
+    first_ring = daemon.ring
+
+    def actions():
+        time.sleep(1.5)
+        write_config(conf, log, recording={"directory": str(rec_dir), "flush_seconds": 0.3})
+        os.kill(os.getpid(), signal.SIGHUP)
+        time.sleep(1.5)
+        write_config(
+            conf,
+            log,
+            recording={"directory": str(rec_dir), "flush_seconds": 0.3},
+            sampling={"ring_seconds": 60},
+        )
+        os.kill(os.getpid(), signal.SIGHUP)
+        time.sleep(1.5)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    run_in_main_thread(daemon, actions)
+    assert daemon.ring is not first_ring
+    segs = list_segments(rec_dir)
+    assert len(segs) == 3, [s.path.name for s in segs]
+    assert segs[0].first_seq == 0 and segs[1].first_seq == segs[0].n  # no slot twice, none left out
+    assert segs[0].n + segs[1].n == first_ring.next_seq  # the first ring written out in full
+    assert segs[2].first_seq == 0 and segs[2].n == daemon.ring.next_seq  # the new ring from its start
+    d = np.concatenate([wfdb.rdrecord(str(s.path), physical=False).d_signal[:, 0] for s in segs[:2]])
+    np.testing.assert_array_equal(d, expected_digital(first_ring, 80))
