@@ -727,9 +727,14 @@ class Daemon:
             else:
                 self._annotate(f["first_seq"], '"', f"{label}: {f.get('reason') or ''}"[:200])
         if f.get("abnormal"):
-            where = self.recorder.locate(f["first_seq"])
-            if where is not None:
-                f["recording"], f["recording_sample"] = where
+            f.update(self.recording_location(f["first_seq"]))
+
+    def recording_location(self, seq: int) -> dict:
+        """``recording`` (segment path without extension) and ``recording_sample`` of slot ``seq``, for
+        any record that a person will want to see the signal of (abnormal results, alarms): then
+        ``ecgd strip RECORDING --at-sample N`` draws it. Empty when nothing records that slot."""
+        where = self.recorder.locate(seq) if self.recorder is not None else None
+        return {} if where is None else {"recording": where[0], "recording_sample": where[1]}
 
     def _recording_status(self) -> str:
         if self.recorder is not None:

@@ -99,6 +99,7 @@ def test_a_strip_of_a_known_window_is_25_mm_per_s_and_marks_its_beats(recorded, 
     want = [s for s, _ in recorded["beats"] if first <= s < first + 3600]
     said = capsys.readouterr().out
     assert f"10 s, {len(want)} beats" in said
+    assert "label AF (0.90) window 12, 1 events, 1 alarms" in said  # the gap at 33 s, the alarm at 25 s
     import matplotlib.image
 
     h, w = matplotlib.image.imread(out).shape[:2]

@@ -100,7 +100,8 @@ def render_strip(
         x = nt.sample / fs
         ax.axvline(x, color="#c0392b", lw=1.0, ls="--")
         text = f"{nt.symbol} {nt.aux or ''}".strip()
-        ax.text(x, hi + 0.05, text[:60], ha="left", va="bottom", fontsize=6, color="#c0392b", rotation=0)
+        side = "right" if x > 0.7 * seconds else "left"  # keep the text on the paper
+        ax.text(x, hi + 0.05, text[:60], ha=side, va="bottom", fontsize=6, color="#c0392b")
     hr = 60000.0 / float(np.median(rr_ms)) if rr_ms.size else None
     # time axis: a tick per second, wall-clock time when known
     ticks = np.arange(0, seconds + 1e-9, 1.0)
@@ -133,7 +134,16 @@ def render_strip(
     )
     fig.savefig(out, dpi=dpi)
     plt.close(fig)
-    return {"beats": len(beats), "hr": hr, "seconds": seconds, "width_mm": fig_w, "height_mm": fig_h}
+    return {
+        "beats": len(beats),
+        "hr": hr,
+        "seconds": seconds,
+        "width_mm": fig_w,
+        "height_mm": fig_h,
+        "label": info.label,
+        "alarms": len(info.alarms),
+        "events": len(events),
+    }
 
 
 # -- the command ------------------------------------------------------------------------------------
@@ -183,7 +193,11 @@ def run_strip(args: argparse.Namespace) -> int:
         print(f"ecgd: {exc}", file=sys.stderr)
         return EX_DATAERR
     hr = f", HR {drawn['hr']:.0f}/min" if drawn["hr"] else ""
-    print(f"{args.output}: {drawn['seconds']:g} s, {drawn['beats']} beats{hr}")
+    label = f", label {drawn['label']}" if drawn["label"] else ""
+    print(
+        f"{args.output}: {drawn['seconds']:g} s, {drawn['beats']} beats{hr}{label}, "
+        f"{drawn['events']} events, {drawn['alarms']} alarms"
+    )
     return EX_OK
 
 
@@ -288,7 +302,8 @@ def _from_recordings(
     alarms = [
         r.get("message", "")
         for r in _results(log)
-        if r.get("kind") == "alarm" and span.start_ns <= parse_time(r.get("time") or "@0") <= end
+        if r.get("kind") == "alarm"
+        and any(span.start_ns <= parse_time(r[k]) <= end for k in ("onset_time", "time") if r.get(k))
     ]
     title = f"ecgd strip: {span.sources[0].name}"
     return span.mv, span.fs, span.notes, StripInfo(title, span.start_ns, label, alarms)
