@@ -17,6 +17,8 @@ Measurements, not tests: a markdown table is printed with the machine's load.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import sys
 import tempfile
 import time
@@ -135,7 +137,8 @@ def bench_tools(tmp: Path) -> dict:
     times = []
     for _ in range(5):
         t0 = time.perf_counter()
-        assert run_strip(args) == 0
+        with contextlib.redirect_stdout(io.StringIO()):
+            assert run_strip(args) == 0
         times.append(time.perf_counter() - t0)
     out["strip_s"] = float(np.median(times))
     out["strip_bytes"] = (tmp / "strip.png").stat().st_size

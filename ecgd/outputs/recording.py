@@ -44,6 +44,7 @@ FILE_MODE = 0o640
 DIR_MODE = 0o750
 ANNOTATION_HOLD_S = 30.0  # annotations arrive late (a window's label ~12 s): kept this long, then sorted
 DAY_NS = 86_400 * 10**9
+KEEP_LOCATIONS = 1000  # segments of this run that locate() knows (~6 weeks of hourly segments)
 SPACE_WANTED = 4 * 1024 * 1024  # free space a full disk is cleared to (a few hours of signal)
 
 Report = Callable[[str, str, int, dict], None]  # (kind fault|lifecycle, message, priority, fields)
@@ -102,6 +103,14 @@ def _atomic_write(path: Path, text: str) -> None:
     finally:
         os.close(fd)
     os.replace(tmp, path)
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def write_day_headers(day: Path, segments: list[SegmentInfo] | None = None) -> list[Path]:
@@ -456,12 +465,15 @@ class Recorder:
         self._seg = _Segment(info, fd, end_seq)
         with self._lock:
             self._segments.append((seq, end_seq, path))
+            del self._segments[:-KEEP_LOCATIONS]
         self._day_cache = None
         deleted = retention(
             self.directory, self.settings.max_days, self.settings.max_bytes, self.wall_now(), path
         )
         self.deleted_segments += len(deleted)
         self._write_headers(self._seg)
+        if self.settings.fsync:
+            _fsync_dir(day)  # the new files' names survive a power cut too (fsync covers their data)
         return self._seg
 
     def _append(self, seg: _Segment, counts: np.ndarray, valid: np.ndarray) -> int:
