@@ -214,3 +214,19 @@ def test_export_errors_are_clear(recorded, capsys):
     assert "nothing recorded" in capsys.readouterr().err
     assert main(["export", "--recordings", d, "--from", "@10", "--to", "@5", "-o", "/tmp/never"]) == 65
     assert "--to must be after --from" in capsys.readouterr().err
+
+
+def test_classify_and_beats_read_a_recording_with_gaps(recorded, capsys):
+    """ecgd's own recording (a 0.5-s bus outage in it) through the offline commands: the windows
+    with the gap are not classified, the others are, and beats are found outside the gap."""
+    (seg,) = list_segments(recorded["dir"])
+    assert main(["classify", str(seg.path), "--hop", "10"]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    gap_first = int(33 * RATE)
+    for r in rows:
+        if r["start"] <= gap_first < r["end"]:
+            assert r["label"] == "unclassified" and "samples missing" in r["reason"]
+    assert sum(r["probabilities"] is not None for r in rows) >= 4
+    assert main(["beats", str(seg.path)]) == 0
+    beats = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert len(beats) > 40 and not any(33 * RATE <= b["sample"] < 33.5 * RATE for b in beats)
