@@ -288,6 +288,8 @@ class Recorder:
         self.annotations_late = 0
         self.deleted_segments = 0
         self._space_said = False
+        self._disk_bytes = 0
+        self._written_at_scan = 0
         self._step_failed = False
         self.heartbeat = 0.0
 
@@ -310,6 +312,7 @@ class Recorder:
         self.deleted_segments += len(deleted)
         segs = list_segments(self.directory)
         total = sum(s.nbytes() for s in segs)
+        self._disk_bytes, self._written_at_scan = total, 0
         self.report(
             "lifecycle",
             f"recording to {self.directory}: {len(segs)} segments kept ({total / 2**20:.1f} MiB), "
@@ -365,9 +368,15 @@ class Recorder:
         return self._thread is not None and self._thread.is_alive()
 
     def status(self) -> str:
+        """For ``STATUS=``: this run's hours and what the recordings hold on disk (retention's view)."""
         if self._down:
             return f"recording failing ({self._down})"
-        return f"recording {self.samples_written / 3600 / max(self._fs(), 1):.1f} h"
+        on_disk = (
+            self._disk_bytes
+            + (self.samples_written - self._written_at_scan) * BYTES_PER_SAMPLE[self.spec.fmt]
+        )
+        hours = self.samples_written / 3600 / max(self._fs(), 1)
+        return f"recording {hours:.1f} h, {on_disk / 2**20:.0f} MiB kept"
 
     # -- the thread ------------------------------------------------------------------------------------
     def _fs(self) -> float:
@@ -471,6 +480,8 @@ class Recorder:
             self.directory, self.settings.max_days, self.settings.max_bytes, self.wall_now(), path
         )
         self.deleted_segments += len(deleted)
+        self._disk_bytes = sum(s.nbytes() for s in list_segments(self.directory))  # once a segment
+        self._written_at_scan = self.samples_written
         self._write_headers(self._seg)
         if self.settings.fsync:
             _fsync_dir(day)  # the new files' names survive a power cut too (fsync covers their data)
