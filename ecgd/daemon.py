@@ -130,6 +130,7 @@ class Daemon:
         self.recorder: Recorder | None = None
         self.recording_problem: str | None = None
         self._recorded_until: int | None = None
+        self._recording_stall_said = False
 
     # -- building blocks ---------------------------------------------------------------------
     def _pipeline_for(self, settings: cfg.Settings, model: Model | None = None) -> Pipeline:
@@ -737,7 +738,23 @@ class Daemon:
         return {} if where is None else {"recording": where[0], "recording_sample": where[1]}
 
     def _recording_status(self) -> str:
+        """Called by the main loop every second: also says once when the recorder's disk hangs."""
         if self.recorder is not None:
+            stalled = self.recorder.stalled_s()
+            if bool(stalled) != self._recording_stall_said:
+                self._recording_stall_said = bool(stalled)
+                message = (
+                    f"recording stalled: no write finished for {stalled:.0f} s (disk not answering); "
+                    "monitoring goes on, samples wait in the ring"
+                    if stalled
+                    else "recording: writes finish again"
+                )
+                event = "recording_stalled" if stalled else "recording_resumed"
+                self.dispatcher.submit(
+                    event_record(
+                        "fault", message, ERR if stalled else NOTICE, self.clock.wall_ns(), event=event
+                    )
+                )
             return "; " + self.recorder.status()
         return f"; recording unavailable ({self.recording_problem})" if self.recording_problem else ""
 

@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -462,3 +463,42 @@ def test_a_reload_of_the_recording_or_the_sampler_keeps_every_slot_once(daemon_e
     assert segs[2].first_seq == 0 and segs[2].n == daemon.ring.next_seq  # the new ring from its start
     d = np.concatenate([wfdb.rdrecord(str(s.path), physical=False).d_signal[:, 0] for s in segs[:2]])
     np.testing.assert_array_equal(d, expected_digital(first_ring, 80))
+
+
+def test_a_hanging_disk_is_said_once_monitoring_goes_on_and_nothing_is_lost(daemon_env):
+    tmp, listener = daemon_env
+    rec_dir = tmp / "rec"
+    write_config(tmp / "c.yaml", tmp / "r.jsonl", recording={"directory": str(rec_dir), "flush_seconds": 0.2})
+    daemon = Daemon(cfg.load(tmp / "c.yaml"), notifier=Notifier())
+    daemon.start()
+    rec = daemon.recorder
+    rec.stall_after_s = 1.0
+    release = threading.Event()
+    real_append = rec._append
+    taken = {}
+
+    def hanging_append(*a, **kw):
+        release.wait(10)  # a write that does not return (an SD card timing out)
+        return real_append(*a, **kw)
+
+    def actions():
+        time.sleep(1.0)
+        rec._append = hanging_append
+        time.sleep(0.5)
+        taken["before"] = daemon.sampler.stats().taken
+        time.sleep(3.0)
+        taken["during"] = daemon.sampler.stats().taken - taken["before"]
+        rec._append = real_append
+        release.set()
+        time.sleep(2.0)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    run_in_main_thread(daemon, actions)
+    recs = log_records(tmp / "r.jsonl")
+    events = [r["event"] for r in recs if r.get("event") in ("recording_stalled", "recording_resumed")]
+    assert events == ["recording_stalled", "recording_resumed"]
+    assert any("recording stalled" in s for s in listener.states("STATUS"))
+    assert taken["during"] > 2.5 * RATE * 0.8  # the sampler never waited on the disk
+    (seg,) = list_segments(rec_dir)
+    d = wfdb.rdrecord(str(seg.path), physical=False).d_signal[:, 0]
+    np.testing.assert_array_equal(d, expected_digital(daemon.ring, 80))

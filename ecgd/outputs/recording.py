@@ -251,6 +251,8 @@ class _AnnotationFile:
 class Recorder:
     """Writes the ring's samples as WFDB segments on its own thread; see the module docstring."""
 
+    stall_after_s = 10.0  # a flush taking longer than this is a stalled disk (said once)
+
     def __init__(
         self,
         settings: RecordingSettings,
@@ -367,8 +369,18 @@ class Recorder:
     def alive(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
 
+    def stalled_s(self) -> float:
+        """Seconds since the thread last began a flush beyond what a flush should take (0 if fine): a
+        write hanging on a dying SD card. The monitor does not depend on it; a person should know."""
+        if not self.heartbeat:
+            return 0.0
+        age = time.monotonic() - self.heartbeat
+        return age if age > max(self.stall_after_s, 5 * self.settings.flush_seconds) else 0.0
+
     def status(self) -> str:
         """For ``STATUS=``: this run's hours and what the recordings hold on disk (retention's view)."""
+        if self.stalled_s():
+            return f"recording stalled for {self.stalled_s():.0f} s (disk not answering)"
         if self._down:
             return f"recording failing ({self._down})"
         on_disk = (
