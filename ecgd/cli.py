@@ -1,4 +1,7 @@
-"""Command line: ``ecgd run | check-config | classify | beats | alarms | convert`` (sysexits codes)."""
+"""Command line: ``ecgd run | check-config | classify | beats | alarms | strip | export | convert``.
+
+Exit codes follow sysexits.
+"""
 
 from __future__ import annotations
 
@@ -79,6 +82,14 @@ def main(argv: list[str] | None = None) -> int:
         conv = sub.add_parser("convert", help="convert a SavedModel/Keras model to .tflite + metadata")
         add_convert_arguments(conv)
 
+    from ecgd.io.export import add_export_arguments
+    from ecgd.io.strip import add_strip_arguments
+
+    add_strip_arguments(
+        sub.add_parser("strip", help="draw an ECG strip (PNG) from the recordings or a record")
+    )
+    add_export_arguments(sub.add_parser("export", help="a stretch of the recordings as WFDB, EDF+ or CSV"))
+
     args = parser.parse_args(argv)
     if args.command == "run":
         from ecgd.daemon import run_daemon
@@ -96,6 +107,14 @@ def main(argv: list[str] | None = None) -> int:
         from ecgd.alarm_replay import run_alarms
 
         return run_alarms(args)
+    if args.command == "strip":
+        from ecgd.io.strip import run_strip
+
+        return run_strip(args)
+    if args.command == "export":
+        from ecgd.io.export import run_export
+
+        return run_export(args)
     from ecgd.convert import run_convert
 
     return run_convert(args)
