@@ -1,4 +1,7 @@
-"""Command line: ``ecgd run | check-config | classify | convert``. Exit codes follow sysexits."""
+"""Command line: ``ecgd run | check-config | classify | convert | bridge | ward``.
+
+Exit codes follow sysexits.
+"""
 
 from __future__ import annotations
 
@@ -45,6 +48,15 @@ def main(argv: list[str] | None = None) -> int:
         conv = sub.add_parser("convert", help="convert a SavedModel/Keras model to .tflite + metadata")
         add_convert_arguments(conv)
 
+    from ecgd.bridge import add_bridge_arguments, add_ward_arguments
+
+    add_bridge_arguments(
+        sub.add_parser("bridge", help="publish the monitor's journal records to an MQTT broker")
+    )
+    add_ward_arguments(
+        sub.add_parser("ward", help="the central desk: every bed of a site from the MQTT broker")
+    )
+
     args = parser.parse_args(argv)
     if args.command == "run":
         from ecgd.daemon import run_daemon
@@ -54,6 +66,10 @@ def main(argv: list[str] | None = None) -> int:
         return _check_config(args.config)
     if args.command == "classify":
         return _classify(args)
+    if args.command in ("bridge", "ward"):
+        from ecgd.bridge import run_command
+
+        return run_command(args)
     from ecgd.convert import run_convert
 
     return run_convert(args)
@@ -75,6 +91,15 @@ def _check_config(path: Path) -> int:
         return EX_CONFIG
     print(cfg.describe(settings), end="")
     print(f"# model ok: {model.metadata.ident}, labels {', '.join(model.labels)}, backend {model.backend}")
+    from ecgd.bridge.checks import bridge_file_problems
+
+    problems = bridge_file_problems(settings.bridge)
+    for problem in problems:
+        print(f"ecgd: {path}: {problem}", file=sys.stderr)
+    if problems:
+        return EX_CONFIG
+    if settings.bridge.broker is not None:
+        print(f"# bridge ok: {settings.bridge.broker} as {settings.bridge.topic_prefix}")
     return EX_OK
 
 
