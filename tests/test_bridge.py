@@ -473,3 +473,17 @@ def test_every_result_and_alarm_arrives_through_an_outage_and_a_bridge_restart(j
     assert bridge.returncode == 0
     text = log.read_text()
     assert "lost the broker" in text and "reconnected to" in text
+
+
+def test_a_bridge_that_can_read_no_journal_says_so(tmp_path: Path):
+    from ecgd.bridge.journal_source import unreadable_journal
+
+    empty = (tmp_path / "var", tmp_path / "run")
+    assert (
+        unreadable_journal(empty)
+        == f"no system journal in {empty[0]} or {empty[1]} (is systemd-journald running?)"
+    )
+    machine = tmp_path / "run" / "0123abcd"
+    machine.mkdir(parents=True)
+    (machine / "system.journal").write_bytes(b"LPKSHHRH")
+    assert unreadable_journal(empty) is None

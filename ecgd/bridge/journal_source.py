@@ -38,6 +38,23 @@ class CursorFile:
         os.replace(tmp, self.path)
 
 
+JOURNAL_DIRS = (Path("/var/log/journal"), Path("/run/log/journal"))
+
+
+def unreadable_journal(dirs: tuple[Path, ...] = JOURNAL_DIRS) -> str | None:
+    """Why no system journal file can be read by this user, or None if one can.
+
+    The reader silently skips files it may not open: without this check a bridge missing its
+    systemd-journal group would run, connected and healthy, and publish nothing.
+    """
+    files = [f for d in dirs if d.is_dir() for f in d.glob("*/system*.journal")]
+    if any(os.access(f, os.R_OK) for f in files):
+        return None
+    if not files:
+        return f"no system journal in {' or '.join(map(str, dirs))} (is systemd-journald running?)"
+    return f"cannot read {files[0]} (is this user in group systemd-journal?)"
+
+
 class JournalSource:
     """Entries matching ``matches`` (``FIELD=value`` terms), oldest first, after ``cursor``."""
 

@@ -11,13 +11,14 @@ from __future__ import annotations
 import signal
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from ecgd.bridge.messages import Vitals, to_message
 from ecgd.bridge.settings import BridgeSettings
 
-EX_OK, EX_UNAVAILABLE, EX_CONFIG = 0, 69, 78
+EX_OK, EX_UNAVAILABLE, EX_NOPERM, EX_CONFIG = 0, 69, 77, 78
 SAVE_EVERY_S = 1.0
 BATCH = 200
 
@@ -123,9 +124,21 @@ def _status(s: BridgeSettings, state: str, reason: str) -> str:
     return status_payload(s, state, reason)
 
 
+def _resolve_files(s: BridgeSettings, base: Path) -> BridgeSettings:
+    """Relative file names in the bridge section are relative to the config file, as everywhere."""
+
+    def at(value: str | None) -> str | None:
+        return None if value is None else str(base / Path(value).expanduser())
+
+    tls = replace(
+        s.tls, ca_file=at(s.tls.ca_file), cert_file=at(s.tls.cert_file), key_file=at(s.tls.key_file)
+    )
+    return replace(s, password_file=at(s.password_file), cursor_file=at(s.cursor_file), tls=tls)
+
+
 def run_bridge(config_path: Path, duration_s: float | None = None) -> int:
     from ecgd import config as cfg
-    from ecgd.bridge.journal_source import CursorFile, JournalSource
+    from ecgd.bridge.journal_source import CursorFile, JournalSource, unreadable_journal
     from ecgd.notify import Notifier
 
     try:
@@ -141,6 +154,11 @@ def run_bridge(config_path: Path, duration_s: float | None = None) -> int:
     except ImportError as exc:
         log(f"ecgd bridge needs the [bridge] extra (pip install 'ecgd[bridge]'): {exc}")
         return EX_UNAVAILABLE
+    why = unreadable_journal()
+    if why:
+        log(f"ecgd bridge: {why}")
+        return EX_NOPERM
+    settings = _resolve_files(settings, Path(config_path).absolute().parent)
     cursor_file = CursorFile(Path(settings.cursor_file))
     try:
         state = cursor_file.load()
