@@ -15,9 +15,7 @@ from pathlib import Path
 import pytest
 
 from ecgd import config as cfg
-from ecgd.bridge.messages import Vitals, record_fields, to_message
-from ecgd.harness import journal_cursor
-from tests.bridge_support import (
+from ecgd.bridge.broker_harness import (
     Collector,
     send_alarm,
     send_record,
@@ -25,6 +23,8 @@ from tests.bridge_support import (
     this_process_match,
     write_bridge_config,
 )
+from ecgd.bridge.messages import Vitals, record_fields, to_message
+from ecgd.harness import journal_cursor
 
 pytest.importorskip("paho.mqtt.client")
 needs_mosquitto = pytest.mark.skipif(
