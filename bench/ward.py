@@ -229,16 +229,26 @@ def main() -> None:
         f"machine: {os.cpu_count()} CPUs, load average {load[0]:.1f} {load[1]:.1f} {load[2]:.1f} at the end"
     )
     print("\n| measure | value |\n|---|---|")
-    print(f"| alarm: journal record → desk table drawn, p50 / p99 / max ({lat['shown']}/{lat['n']} alarms) "
-          f"| {lat['p50']:.1f} / {lat['p99']:.1f} / {lat['max']:.1f} ms |")  # fmt: skip
-    print(f"| one bridge, journal backlog of {thr['records']} results → subscriber "
-          f"| {thr['records_s']:.0f} records/s ({thr['messages_s']:.0f} MQTT messages/s with vitals) |")  # fmt: skip
-    print(f"| bridge process for that backlog "
-          f"| {thr['bridge_cpu_s']:.1f} s CPU, peak RSS {thr['bridge_rss']:.0f} MiB |")  # fmt: skip
-    print(f"| {ward['beds']} beds, {ward['msgs_s']:.0f} messages/s for {ward['seconds']:.0f} s: broker "
-          f"| {ward['broker_cpu']:.1f} % of one CPU, peak RSS {ward['broker_rss']:.1f} MiB |")  # fmt: skip
-    print(f"| ... `ecgd ward` (live) watching them | {ward['desk_cpu']:.1f} % of one CPU, peak RSS "
-          f"{ward['desk_rss']:.0f} MiB |")  # fmt: skip
+    print(
+        f"| alarm: journal record → desk table drawn, p50 / p99 / max ({lat['shown']}/{lat['n']} alarms) "
+        f"| {lat['p50']:.1f} / {lat['p99']:.1f} / {lat['max']:.1f} ms |"
+    )
+    print(
+        f"| one bridge, journal backlog of {thr['records']} results → subscriber "
+        f"| {thr['records_s']:.0f} records/s ({thr['messages_s']:.0f} messages/s with vitals) |"
+    )
+    print(
+        f"| bridge process for that backlog "
+        f"| {thr['bridge_cpu_s']:.1f} s CPU, peak RSS {thr['bridge_rss']:.0f} MiB |"
+    )
+    print(
+        f"| {ward['beds']} beds, {ward['msgs_s']:.0f} messages/s for {ward['seconds']:.0f} s: broker "
+        f"| {ward['broker_cpu']:.1f} % of one CPU, peak RSS {ward['broker_rss']:.1f} MiB |"
+    )
+    print(
+        f"| ... `ecgd ward` (live) watching them | {ward['desk_cpu']:.1f} % of one CPU, peak RSS "
+        f"{ward['desk_rss']:.0f} MiB |"
+    )
 
 
 if __name__ == "__main__":
