@@ -1,17 +1,21 @@
 """Benchmark the ward: alarm latency journal → desk row, one bridge's throughput, 50 beds on one broker.
 
-    nice -n 10 .venv/bin/python bench/ward.py [--alarms 200] [--records 3000] [--beds 50] [--seconds 60]
+    nice -n 10 .venv/bin/python bench/ward.py [--alarms 200] [--monitor-seconds 40] [--records 3000]
+                                              [--beds 50] [--seconds 60]
 
 Everything runs on this machine over loopback: a real Mosquitto (child process), the real journald,
 `ecgd bridge` as its own process, and the desk's model and table (``ecgd.bridge.ward``).
 
-1. Alarm latency: an alarm record written to the journal (as the monitor writes it) → the bridge
+1. Result latency: the demo monitor (emulated device, real clock) → journal → bridge → desk: from the
+   wall time of a window's last sample (``window_end``) to the desk having drawn the table with that
+   result. An alarm record takes the same way after the alarm stage has decided.
+2. Alarm latency: an alarm record written to the journal (as the monitor writes it) → the bridge
    reads and publishes it (QoS 2) → the desk receives it and has drawn the table that shows it. The
    time from the ECG sample to the alarm record is the monitor's own (window, hop, inference) and is
    not part of this figure.
-2. Throughput: records already in the journal (a backlog after an outage) → delivered to a
+3. Throughput: records already in the journal (a backlog after an outage) → delivered to a
    subscriber; records/s and MQTT messages/s (each result also updates the retained vitals).
-3. Ward: ``--beds`` simulated beds publishing as a bridge does (a result and a retained vitals every
+4. Ward: ``--beds`` simulated beds publishing as a bridge does (a result and a retained vitals every
    2 s, an alarm onset/end now and then) to one broker, watched by ``ecgd ward`` (live, its output to
    /dev/null); CPU share and peak RSS of broker and desk from /proc.
 """
@@ -100,6 +104,60 @@ def alarm_latency(broker: Mosquitto, tmp: Path, n: int) -> dict:
     bridge.wait(20)
     lat = [(shown[k] - sent[k]) * 1000 for k in sent if k in shown]
     return {"n": n, "shown": len(lat), "p50": pct(lat, 50), "p99": pct(lat, 99), "max": max(lat)}
+
+
+def result_latency(broker: Mosquitto, tmp: Path, seconds: float) -> dict:
+    """The demo monitor (emulated device, real clock) + bridge + desk: last sample of a window → its
+    result in the desk's table (the window's own length and the hop are not counted: from its end)."""
+    from ecgd.bridge.settings import BridgeSettings
+
+    conf = tmp / "monitor.yaml"
+    conf.write_text(
+        json.dumps(
+            {
+                "device": {"kind": "emulated", "channel": 2},
+                "sampling": {"realtime_priority": 0},
+                "output": {"journal": True, "console": False, "log_file": None},
+            }
+        )
+    )
+    cursor = journal_cursor()
+    monitor = subprocess.Popen(
+        [sys.executable, "-m", "ecgd", "run", "--config", str(conf), "--duration", str(seconds)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    bconf = write_bridge_config(
+        tmp / "res.yaml", broker.url(), "res", cursor, f"SYSLOG_IDENTIFIER=ecgd _PID={monitor.pid}"
+    )
+    bridge = start_bridge(bconf, tmp / "res.log")
+    ward = Ward()
+    seen: dict[int, float] = {}
+    real_feed = ward.feed
+
+    def feed_and_draw(topic: str, payload: bytes) -> None:
+        real_feed(topic, payload)
+        if topic.endswith("/result"):
+            body = json.loads(payload)
+            render(ward.rows(), "bench")
+            seen.setdefault(body["window_index"], time.time() - _epoch_s(body["window_end"]))
+
+    ward.feed = feed_and_draw
+    desk = Desk(BridgeSettings(broker=broker.url()), "ecgd/t/res/#", ward)
+    desk.start()
+    monitor.wait(seconds + 60)
+    time.sleep(2)
+    desk.stop()
+    bridge.terminate()
+    bridge.wait(20)
+    lat = [v * 1000 for v in seen.values()]
+    return {"n": len(lat), "p50": pct(lat, 50), "p99": pct(lat, 99), "max": max(lat)}
+
+
+def _epoch_s(iso: str) -> float:
+    from datetime import datetime
+
+    return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
 
 
 def throughput(broker: Mosquitto, tmp: Path, n: int) -> dict:
@@ -212,6 +270,9 @@ def main() -> None:
     p.add_argument(
         "--records", type=int, default=3000, help="keep it under journald's burst limit (10000/30 s)"
     )
+    p.add_argument(
+        "--monitor-seconds", type=float, default=40, help="demo monitor run for the result latency"
+    )
     p.add_argument("--beds", type=int, default=50)
     p.add_argument("--seconds", type=float, default=60)
     args = p.parse_args()
@@ -220,6 +281,7 @@ def main() -> None:
         broker = Mosquitto(tmp / "mosquitto").start()
         try:
             lat = alarm_latency(broker, tmp, args.alarms)
+            res = result_latency(broker, tmp, args.monitor_seconds)
             thr = throughput(broker, tmp, args.records)
             ward = ward_of_beds(broker, args.beds, args.seconds)
         finally:
@@ -232,6 +294,10 @@ def main() -> None:
     print(
         f"| alarm: journal record → desk table drawn, p50 / p99 / max ({lat['shown']}/{lat['n']} alarms) "
         f"| {lat['p50']:.1f} / {lat['p99']:.1f} / {lat['max']:.1f} ms |"
+    )
+    print(
+        f"| result: last sample of a window → desk table drawn ({res['n']} windows), p50 / p99 / max "
+        f"| {res['p50']:.0f} / {res['p99']:.0f} / {res['max']:.0f} ms |"
     )
     print(
         f"| one bridge, journal backlog of {thr['records']} results → subscriber "

@@ -16,6 +16,7 @@ from datetime import datetime
 from typing import Any
 
 PRIORITY_RANK = {"high": 0, "medium": 1, "low": 2}
+REDRAW_S = 0.2
 
 
 def _epoch(iso: str | None) -> float | None:
@@ -286,5 +287,6 @@ def _live(console: Any, ward: Ward, title: str) -> int:
                 if ward.take_new_high():
                     console.bell()
                 live.update(render(ward.rows(), title))
+                time.sleep(REDRAW_S)  # a busy ward redraws 5 times a second, not once per message
         except KeyboardInterrupt:
             return 0
