@@ -487,3 +487,24 @@ def test_a_bridge_that_can_read_no_journal_says_so(tmp_path: Path):
     machine.mkdir(parents=True)
     (machine / "system.journal").write_bytes(b"LPKSHHRH")
     assert unreadable_journal(empty) is None
+
+
+@needs_mosquitto
+def test_a_cursor_that_rotated_away_is_reported_and_the_bridge_goes_on(
+    journald, broker, secrets, tmp_path: Path
+):
+    real = dict(part.split("=", 1) for part in journal_cursor().split(";"))
+    gone = f"s={real['s']};i=0;b={real['b']};m=0;t=0;x=0"  # before this journal's first entry
+    send_record("result", "ECG N", window_index=0, label="N", probabilities={"N": 1.0})
+    conf = write_bridge_config(
+        tmp_path / "c.yaml", broker.url(), "bed1", gone, this_process_match(),
+        username="bed1", password_file=str(secrets["bed1"]),
+    )  # fmt: skip
+    desk = Collector(broker.port, "ecgd/t/bed1/result", "desk", USERS["desk"], "desk-rotated")
+    assert start_bridge(conf, tmp_path / "bridge.log", duration=2.0).wait(30) == 0
+    assert (
+        "WARNING: the saved cursor's entry is no longer in the journal"
+        in (tmp_path / "bridge.log").read_text()
+    )
+    assert desk.wait_for(lambda c: c.of("result"), 5)
+    desk.close()

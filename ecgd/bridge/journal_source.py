@@ -66,6 +66,7 @@ class JournalSource:
         for term in matches:
             self.reader.add_match(term)
         self._first: dict[str, Any] | None = None
+        self.cursor_missing = False  # the cursor's own entry is gone: what followed it may be lost too
         if cursor:
             self.reader.seek_cursor(cursor)
             # The first entry at or after the cursor: the cursor's own entry (acknowledged: skip it),
@@ -73,6 +74,7 @@ class JournalSource:
             entry = self.reader.get_next()
             if entry and entry.get("__CURSOR") != cursor:
                 self._first = entry
+                self.cursor_missing = not self._exists(cursor)
         elif start_at == "boot":
             self.reader.this_boot()
             self.reader.seek_head()
@@ -81,6 +83,16 @@ class JournalSource:
         else:
             self.reader.seek_tail()
             self.reader.get_previous()  # seek_tail + get_next would return the last entry again
+
+    def _exists(self, cursor: str) -> bool:
+        """Is the cursor's entry still in the journal (matching or not)? Only asked once, at start."""
+        probe = self._journal.Reader()
+        try:
+            probe.seek_cursor(cursor)
+            entry = probe.get_next()
+            return bool(entry) and entry.get("__CURSOR") == cursor
+        finally:
+            probe.close()
 
     def entries(self, limit: int) -> Iterator[dict[str, Any]]:
         """Up to ``limit`` entries that are there now."""

@@ -180,6 +180,11 @@ def run_bridge(config_path: Path, duration_s: float | None = None) -> int:
         log(f"ecgd: {exc}")
         return exc.exit_code
     source = JournalSource(settings.match.split(), state.get("cursor"), settings.start_at)
+    if source.cursor_missing:
+        log(
+            "ecgd bridge: WARNING: the saved cursor's entry is no longer in the journal (rotated away?); "
+            "resuming at the next entry still there: records in between may never reach the broker"
+        )
     bridge = Bridge(settings, source, publisher, cursor_file, state)
     if state.get("vitals"):  # the vitals as they were, at once (a desk sees the bed before a new record)
         vitals = bridge.vitals.payload(settings.site, settings.bed_name)
