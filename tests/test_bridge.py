@@ -508,3 +508,38 @@ def test_a_cursor_that_rotated_away_is_reported_and_the_bridge_goes_on(
     )
     assert desk.wait_for(lambda c: c.of("result"), 5)
     desk.close()
+
+
+def test_ward_orders_beds_rings_once_and_marks_stale():
+    from ecgd.bridge.ward import Ward
+
+    ward = Ward(stale_after_s=10)
+    now = 1_796_155_200.0
+    iso = "2026-12-01T20:00:00.000Z"  # == now
+    old = "2026-12-01T19:59:00.000Z"  # a minute before
+    ward.feed("ecgd/t/bed1/vitals", json.dumps({"heart_rate_bpm": 70, "updated": iso, "alarms": []}).encode())
+    ward.feed("ecgd/t/bed2/vitals", json.dumps({"heart_rate_bpm": 80, "updated": old, "alarms": []}).encode())
+    ward.feed("ecgd/t/bed3/vitals", json.dumps({"updated": iso, "alarms": []}).encode())
+    assert ward.take_new_high() == [] and not ward.take_urgent()
+    onset = {
+        "alarm_id": "x",
+        "alarm": "asystole",
+        "alarm_state": "onset",
+        "alarm_priority": "high",
+        "time": old,
+    }
+    ward.feed("ecgd/t/bed3/alarm", json.dumps(onset).encode())
+    ward.feed("ecgd/t/bed1/alarm", json.dumps({**onset, "alarm_id": "y", "alarm_priority": "low"}).encode())
+    ward.feed("ecgd/t/bed3/alarm", json.dumps(onset).encode())  # a duplicate: no second bell
+    assert ward.take_new_high() == [("t", "bed3", "x")] and ward.take_urgent()
+    rows = ward.rows(now)
+    assert [r["bed"] for r in rows] == ["bed3", "bed1", "bed2"]
+    assert rows[0]["alarms"][0]["age_s"] == 60 and not rows[0]["stale"]
+    assert rows[2]["stale"] and rows[2]["age_s"] == 60
+    ward.feed("ecgd/t/bed3/alarm", json.dumps({**onset, "alarm_state": "end"}).encode())
+    assert ward.take_urgent() and [r["bed"] for r in ward.rows(now)] == ["bed1", "bed2", "bed3"]
+    ward.feed("ecgd/t/bed1/status", b'{"state":"offline"}')
+    assert ward.rows(now)[0]["offline"] and ward.rows(now)[0]["stale"]
+    ward.feed("elsewhere/x", b"{}")
+    ward.feed("ecgd/t/bed9/vitals", b"not json")
+    assert len(ward.beds) == 3

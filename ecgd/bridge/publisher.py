@@ -90,11 +90,14 @@ class Publisher:
         self._closing = False
         self.on_connected: Any = None  # set by the caller: re-publish vitals and status after a reconnect
         client_id = settings.client_id or f"ecgd-{settings.site}-{settings.bed_name}"
-        # A persistent session (clean_session=False): the broker keeps our in-flight QoS 2 state.
+        # A clean session on every connection. A persistent one would keep, on the broker, the packet
+        # ids of QoS 2 messages awaiting PUBREL; after a bridge restart a new alarm reusing such an id
+        # would be taken for a duplicate and never delivered, yet acknowledged. Clean, paho re-sends
+        # whatever was unacknowledged as a new PUBLISH: at worst a duplicate, which consumers drop.
         self.client = mqtt.Client(
             mqtt.CallbackAPIVersion.VERSION2,
             client_id=client_id,
-            clean_session=False,
+            clean_session=True,
             protocol=mqtt.MQTTv311,
         )
         self.client.max_inflight_messages_set(100)

@@ -86,10 +86,17 @@ class Bridge:
             self._last_save = now
 
     def run(self, notifier: Any, duration_s: float | None = None) -> int:
+        from ecgd.bridge.publisher import BrokerError
+
         t_end = None if duration_s is None else time.monotonic() + duration_s
         next_ping = 0.0
         while not self.stopping and (t_end is None or time.monotonic() < t_end):
-            n = self.step()
+            try:
+                n = self.step()
+            except BrokerError as exc:  # paho refused to queue a message: stop, resume from the cursor
+                log(f"ecgd bridge: {exc}")
+                self.shutdown(notifier)
+                return EX_UNAVAILABLE
             now = time.monotonic()
             if notifier.watchdog_interval_s and now >= next_ping:
                 notifier.watchdog()
