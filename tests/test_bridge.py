@@ -116,6 +116,7 @@ def test_vitals_follow_alarms_and_ignore_replays():
     r4 = to_message(_entry("4", kind="result", label="N", window_index="4", probabilities="{}"), SITE, "b")
     assert v.apply(onset) and [a["alarm_id"] for a in v.snapshot()["alarms"]] == ["a1"]
     assert v.apply(r5) and v.label == "A" and v.window_index == 5 and v.signal == "ok"
+    assert v.heart_rate_bpm is None, "no rate in the window: none shown"
     assert not v.apply(r4) and v.label == "A", "an older window replayed after a restart must not win"
     assert not v.apply(onset), "an onset seen twice changes nothing"
     assert v.apply(end) and v.snapshot()["alarms"] == []

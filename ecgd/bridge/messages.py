@@ -137,8 +137,9 @@ class Vitals:
             self.label = p.get("label")
             self.confidence = p.get("confidence")
             self.signal = "ok" if p.get("probabilities") is not None else (p.get("reason") or p.get("label"))
-            if "heart_rate_bpm" in p:
-                self.heart_rate_bpm = p["heart_rate_bpm"]
+            # a window without a rate (unreadable, or before the beats stage) clears it: an old rate
+            # shown as the current one would be invented
+            self.heart_rate_bpm = p.get("heart_rate_bpm")
         elif m.topic == "alarm":
             alarm_id = str(p.get("alarm_id") or p.get("alarm"))
             if p.get("alarm_state") == "end":
