@@ -19,7 +19,10 @@ SCHEMA = 1
 # string says it was one, so the boolean fields are named here.
 BOOLEAN_FIELDS = frozenset({"abnormal"})
 # Free text and identifiers stay strings even when they look like numbers ("1.0", "0042").
-STRING_FIELDS = frozenset({"label", "reason", "model", "alarm_id", "alarm", "event", "message"})
+STRING_FIELDS = frozenset(
+    {"label", "reason", "model", "alarm_id", "alarm", "alarm_state", "alarm_priority", "alarm_category",
+     "unit", "detail", "event", "message", "line"}
+)  # fmt: skip
 TOPIC_OF_KIND = {"result": "result", "alarm": "alarm", "fault": "event", "lifecycle": "event"}
 HIGH = "high"
 
@@ -145,9 +148,10 @@ class Vitals:
             if p.get("alarm_state") == "end":
                 self.alarms.pop(alarm_id, None)
             else:
-                self.alarms[alarm_id] = {
-                    k: p.get(k) for k in ("alarm", "alarm_priority", "value", "threshold", "time")
-                }
+                keep = ("alarm", "alarm_priority", "alarm_category", "value", "unit", "threshold", "time")
+                self.alarms[alarm_id] = {k: p.get(k) for k in keep}
+                # the onset's own time, even when this onset is replayed or arrives late
+                self.alarms[alarm_id]["time"] = p.get("onset_time") or p.get("time")
         elif p.get("kind") == "fault":
             self.signal = f"fault: {p.get('event') or p.get('message')}"
         elif p.get("kind") == "lifecycle" and p.get("event") in ("stopped", "stopping"):

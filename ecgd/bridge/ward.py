@@ -107,7 +107,7 @@ class Ward:
             for alarm_id, a in sorted(
                 b.alarms.items(), key=lambda kv: PRIORITY_RANK.get(kv[1].get("alarm_priority") or "", 3)
             ):
-                onset = _epoch(a.get("time"))
+                onset = _epoch(a.get("onset_time") or a.get("time"))
                 alarms.append(
                     {
                         "alarm_id": alarm_id,
