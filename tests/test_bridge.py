@@ -205,7 +205,9 @@ def pki(tmp_path_factory):
 def broker(tmp_path_factory, pki):
     from ecgd.bridge.broker_harness import Mosquitto
 
-    m = Mosquitto(tmp_path_factory.mktemp("mosquitto"), users=USERS, acl=ACL, tls=pki[0]).start()
+    m = Mosquitto(
+        tmp_path_factory.mktemp("mosquitto"), users=USERS, acl=ACL, tls=pki[0], client_certs=True
+    ).start()
     yield m
     m.stop()
 
@@ -544,3 +546,30 @@ def test_ward_orders_beds_rings_once_and_marks_stale():
     ward.feed("elsewhere/x", b"{}")
     ward.feed("ecgd/t/bed9/vitals", b"not json")
     assert len(ward.beds) == 3
+
+
+@needs_mosquitto
+def test_client_certificate_login_without_a_password(journald, broker, pki, tmp_path: Path):
+    """The broker takes the certificate's CN as the user name (use_identity_as_username): the ACL applies."""
+    cert, key = pki[0].issue("bed1", server=False)
+    cursor = journal_cursor()
+    send_record("result", "ECG N", window_index=0, label="N", probabilities={"N": 1.0})
+    tls = {"ca_file": str(pki[0].ca_cert), "cert_file": str(cert), "key_file": str(key)}
+    conf = write_bridge_config(
+        tmp_path / "c.yaml", broker.url(client_cert=True), "bed1", cursor, this_process_match(), tls=tls
+    )
+    desk = Collector(broker.port, "ecgd/t/bed1/result", "desk", USERS["desk"], "desk-cert")
+    assert start_bridge(conf, tmp_path / "bridge.log", duration=2.0).wait(30) == 0, (
+        tmp_path / "bridge.log"
+    ).read_text()
+    assert desk.wait_for(lambda c: c.of("result"), 5)
+    desk.close()
+    # without a certificate, that listener refuses the bridge
+    no_cert = write_bridge_config(
+        tmp_path / "n.yaml", broker.url(client_cert=True), "bed1", cursor, this_process_match(),
+        tls={"ca_file": str(pki[0].ca_cert)},
+    )  # fmt: skip
+    proc = _bridge_once(no_cert)
+    assert proc.returncode == 78, proc.stderr
+    assert f"{broker.url(client_cert=True)}: the broker closed the connection before answering" in proc.stderr
+    assert "does it require a client certificate?" in proc.stderr

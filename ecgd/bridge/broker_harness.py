@@ -81,11 +81,13 @@ class Mosquitto:
         users: dict[str, str] | None = None,
         acl: str | None = None,
         tls: TestCa | None = None,
+        client_certs: bool = False,
     ) -> None:
         self.directory = directory
         directory.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
         self.tls_port = free_port() if tls else None
+        self.cert_port = free_port() if tls and client_certs else None  # login by client certificate
         lines = [
             # started as root, mosquitto would switch to user "mosquitto", which cannot read the test's
             # files: stay whoever we are
@@ -101,6 +103,9 @@ class Mosquitto:
             cert, key = tls.issue("broker")
             lines += [f"listener {self.tls_port} 127.0.0.1", f"cafile {tls.ca_cert}", f"certfile {cert}"]
             lines.append(f"keyfile {key}")
+            if client_certs:
+                lines += [f"listener {self.cert_port} 127.0.0.1", f"cafile {tls.ca_cert}", f"certfile {cert}"]
+                lines += [f"keyfile {key}", "require_certificate true", "use_identity_as_username true"]
         if users:
             passwd = directory / "passwd"
             passwd.write_text("")
@@ -144,7 +149,9 @@ class Mosquitto:
                 self.proc.wait(5)
         self.proc = None
 
-    def url(self, tls: bool = False) -> str:
+    def url(self, tls: bool = False, client_cert: bool = False) -> str:
+        if client_cert:
+            return f"mqtts://127.0.0.1:{self.cert_port}"
         return f"mqtts://127.0.0.1:{self.tls_port}" if tls else f"mqtt://127.0.0.1:{self.port}"
 
 

@@ -227,9 +227,29 @@ def open_connection(client: Any, s: BridgeSettings, connack: threading.Event, re
     except OSError as exc:
         raise BrokerError(f"{s.broker}: broker unreachable: {exc.strerror or exc}", 69) from None
     client.loop_start()
-    if not connack.wait(s.connect_timeout_seconds):
+    closed = threading.Event()
+    earlier = client.on_disconnect
+
+    def on_disconnect(*args: Any) -> None:  # before any CONNACK: the broker hung up on us
+        closed.set()
+        if earlier is not None:
+            earlier(*args)
+
+    client.on_disconnect = on_disconnect
+    deadline = time.monotonic() + s.connect_timeout_seconds
+    while not connack.wait(0.05) and not closed.is_set() and time.monotonic() < deadline:
+        pass
+    client.on_disconnect = earlier
+    if not connack.is_set():
         client.disconnect()
         client.loop_stop()
+        if closed.is_set():
+            hint = (
+                " (does it require a client certificate? tls.cert_file, tls.key_file)"
+                if s.host_port[2]
+                else ""
+            )
+            raise BrokerError(f"{s.broker}: the broker closed the connection before answering{hint}", 78)
         raise BrokerError(f"{s.broker}: no answer to CONNECT within {s.connect_timeout_seconds:g} s", 69)
     reason = refusal()
     if reason is not None:
