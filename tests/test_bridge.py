@@ -573,3 +573,32 @@ def test_client_certificate_login_without_a_password(journald, broker, pki, tmp_
     assert proc.returncode == 78, proc.stderr
     assert f"{broker.url(client_cert=True)}: the broker closed the connection before answering" in proc.stderr
     assert "does it require a client certificate?" in proc.stderr
+
+
+@needs_mosquitto
+def test_bridge_tells_systemd_ready_status_watchdog_and_stopping(broker, secrets, tmp_path: Path):
+    from ecgd.harness import NotifyListener
+
+    listener = NotifyListener(tmp_path / "notify.sock")
+    conf = write_bridge_config(
+        tmp_path / "c.yaml", broker.url(), "bed2", journal_cursor(), this_process_match(),
+        username="bed2", password_file=str(secrets["bed2"]),
+    )  # fmt: skip
+    env = {k: v for k, v in os.environ.items() if k != "WATCHDOG_PID"}
+    env |= {"NOTIFY_SOCKET": str(listener.path), "WATCHDOG_USEC": "400000"}
+    log = tmp_path / "bridge.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "ecgd", "bridge", "--config", str(conf)], stdout=out, stderr=out, env=env
+        )
+    try:
+        assert listener.wait_for("READY=1", 20) is not None, log.read_text()
+        assert listener.wait_for("WATCHDOG=1", 5) is not None
+        time.sleep(0.5)
+        assert any(s.startswith("STATUS=connected;") for s in listener.states("STATUS=")), listener.states("")
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(20) == 0
+        assert listener.wait_for("STOPPING=1", 5) is not None
+    finally:
+        proc.kill()
+        listener.close()

@@ -97,6 +97,7 @@ class Bridge:
                 log(f"ecgd bridge: {exc}")
                 self.shutdown(notifier)
                 return EX_UNAVAILABLE
+            notifier.flush()  # kept states (READY=1, WATCHDOG=1) the manager could not take at once
             now = time.monotonic()
             if notifier.watchdog_interval_s and now >= next_ping:
                 notifier.watchdog()
