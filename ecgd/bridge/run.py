@@ -45,6 +45,7 @@ class Bridge:
         self.published = 0
         self.stopping = False
         self._last_save = time.monotonic()
+        self._connects_seen = publisher.link.connects
         publisher.on_connected = self._announce  # network thread: only paho calls, no shared state
         if publisher.link.connected:
             self._announce()
@@ -58,8 +59,12 @@ class Bridge:
         """Publish what the journal has now (as far as the ledger allows); returns entries read."""
         room = self.s.max_in_flight - len(self.ledger)
         n = 0
+        site, bed = self.s.site, self.s.bed_name
+        if self.pub.link.connects != self._connects_seen and self.vitals.updated is not None:
+            # a (re)connection: a broker that restarted without persistence lost the retained vitals
+            self._connects_seen = self.pub.link.connects
+            self.ledger.add(self.pub.publish("vitals", self.vitals.payload(site, bed), retain=True), None)
         if room > 0:
-            site, bed = self.s.site, self.s.bed_name
             for entry in self.source.entries(min(room, BATCH)):
                 n += 1
                 m = to_message(entry, site, bed)
