@@ -1,6 +1,5 @@
-"""Command line: ``ecgd run | check-config | classify | beats | alarms | strip | export | convert | bridge | ward``.
-
-Exit codes follow sysexits.
+"""Command line: ``ecgd run | check-config | classify | beats | alarms | strip | export | convert``,
+``ecgd bridge | ward``. Exit codes follow sysexits.
 """
 
 from __future__ import annotations
