@@ -1,6 +1,5 @@
-"""Command line: ``ecgd run | check-config | classify | beats | alarms | strip | export | convert``.
-
-Exit codes follow sysexits.
+"""Command line: ``ecgd run | check-config | classify | beats | alarms | strip | export | convert``,
+``ecgd bridge | ward``. Exit codes follow sysexits.
 """
 
 from __future__ import annotations
@@ -89,6 +88,14 @@ def main(argv: list[str] | None = None) -> int:
         sub.add_parser("strip", help="draw an ECG strip (PNG) from the recordings or a record")
     )
     add_export_arguments(sub.add_parser("export", help="a stretch of the recordings as WFDB, EDF+ or CSV"))
+    from ecgd.bridge import add_bridge_arguments, add_ward_arguments
+
+    add_bridge_arguments(
+        sub.add_parser("bridge", help="publish the monitor's journal records to an MQTT broker")
+    )
+    add_ward_arguments(
+        sub.add_parser("ward", help="the central desk: every bed of a site from the MQTT broker")
+    )
 
     args = parser.parse_args(argv)
     if args.command == "run":
@@ -115,6 +122,10 @@ def main(argv: list[str] | None = None) -> int:
         from ecgd.io.export import run_export
 
         return run_export(args)
+    if args.command in ("bridge", "ward"):
+        from ecgd.bridge import run_command
+
+        return run_command(args)
     from ecgd.convert import run_convert
 
     return run_convert(args)
@@ -136,6 +147,15 @@ def _check_config(path: Path) -> int:
         return EX_CONFIG
     print(cfg.describe(settings), end="")
     print(f"# model ok: {model.metadata.ident}, labels {', '.join(model.labels)}, backend {model.backend}")
+    from ecgd.bridge.checks import bridge_file_problems
+
+    problems = bridge_file_problems(settings.bridge)
+    for problem in problems:
+        print(f"ecgd: {path}: {problem}", file=sys.stderr)
+    if problems:
+        return EX_CONFIG
+    if settings.bridge.broker is not None:
+        print(f"# bridge ok: {settings.bridge.broker} as {settings.bridge.topic_prefix}")
     return EX_OK
 
 

@@ -24,6 +24,8 @@ from ecgd.harness import journal_cursor, read_journal
 from ecgd.notify import Notifier
 from ecgd.outputs.results import MESSAGE_IDS
 
+ALARMS_FIRST = r"STATUS=(?:[A-Z][A-Z ]* \d+ s · )*"  # active alarms lead STATUS=, then HR
+
 RATE = 360
 
 
@@ -106,19 +108,18 @@ def test_unreadable_windows_have_no_beats_and_no_heart_rate(simulated_run):
     records, _, listener = simulated_run
     off = [r for r in records if r["label"] == "unreadable"]
     # 10-s windows every 2 s over the 3 s off (60-63 s after the detach call; the simulated clock had
-    # run ahead a little by then): 5 or 6 windows in a row (7 when the gate also finds the one after
-    # unreadable: the AD8232 output settling back from the rail)
+    # run ahead by up to a hop by then, which sets where the stretch falls): 6 or 7 windows in a row
     indices = [r["window_index"] for r in off]
-    assert len(indices) in (5, 6, 7) and indices == list(range(indices[0], indices[0] + len(indices)))
+    assert len(indices) in (6, 7) and indices == list(range(indices[0], indices[0] + len(indices)))
     assert 25 <= indices[0] <= 28
-    assert sum(r["reason"].startswith("leads off") for r in off) >= 5
     for r in off:
+        assert r["reason"].startswith("leads off")
         assert r["heart_rate_bpm"] is None and r["beat_count"] is None and r["rr_min_ms"] is None
         assert r["heart_rate_reason"] == "window unreadable"
     after = next(r for r in records if r["window_index"] == indices[-1] + 1)
     assert after["heart_rate_bpm"] is not None  # the beat stage restarted and found the beats again
     states = listener.states("STATUS=")
-    assert any(re.match(r"STATUS=(.* · )?HR \d+ bpm · running; last ", s) for s in states), states[:5]
+    assert any(re.match(ALARMS_FIRST + r"HR \d+ bpm · running; last ", s) for s in states), states[:5]
     # (STATUS= during leads off: tests/test_leadoff.py, in real time; here 3 s pass in ~0.2 s)
 
 
