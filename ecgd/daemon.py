@@ -103,9 +103,10 @@ class _BeatStage:
 
 @dataclass(frozen=True)
 class _Beats:
-    """The new beats' R-peak seqs, as the alarm engine takes them."""
+    """The new beats' R-peak seqs and the beat stage's RR (NaN: not measured), for the alarm engine."""
 
     seq: np.ndarray
+    rr_ms: np.ndarray
 
 
 @dataclass
@@ -575,7 +576,16 @@ class Daemon:
         seqs = np.fromiter((b.seq for b in beats), dtype=np.int64, count=len(beats))
         widths = np.array([np.nan if b.width_ms is None else b.width_ms for b in beats], dtype=np.float64)
         try:
-            events = engine.feed(first_seq, mv, valid, _Beats(seqs), off, widths_ms=widths)
+            events = engine.feed(
+                first_seq,
+                mv,
+                valid,
+                _Beats(
+                    seqs, np.array([np.nan if b.rr_ms is None else b.rr_ms for b in beats], dtype=np.float64)
+                ),
+                off,
+                widths_ms=widths,
+            )
         except Exception as exc:  # never let the alarm layer kill the worker; say so loudly
             self._alarms = None
             self.alarm_status = "ALARMS DOWN"

@@ -164,7 +164,7 @@ TECHNICAL_ALARMS = ("leads_off", "alarms_suspended")
 class BeatsLike(Protocol):
     """What the engine needs from the QRS detector (``ecgd.analysis.qrs.DetectedBeats`` fits)."""
 
-    seq: np.ndarray  # absolute R-peak sample seqs, ascending
+    seq: np.ndarray  # absolute R-peak sample seqs (``rr_ms``, NaN = not measured, is taken if present)
 
 
 @dataclass(frozen=True)
@@ -203,6 +203,7 @@ class _Active:
 class _Beat:
     seq: int
     ventricular: bool
+    rr_ok: bool = True  # False: the beat stage measured no RR to it (a gap or an unreadable stretch)
 
 
 class AlarmEngine:
@@ -453,6 +454,7 @@ class AlarmEngine:
             widths_ms = getattr(beats, "width_ms", None)
         if labels is None:
             labels = getattr(beats, "labels", None)
+        rr_ms = getattr(beats, "rr_ms", None)  # the beat stage's: NaN where no RR may be measured
         out = []
         for i in np.argsort(seqs, kind="stable").tolist():
             s = int(seqs[i])
@@ -463,7 +465,7 @@ class AlarmEngine:
                 ventricular = math.isfinite(w) and w >= self.settings.vtach_width_ms
             else:
                 ventricular = False
-            beat = _Beat(s, ventricular)
+            beat = _Beat(s, ventricular, rr_ms is None or bool(np.isfinite(rr_ms[i])))
             if self._last_beat is not None and s <= self._last_beat:
                 if all(b.seq != s for b in self._beats):
                     self._beats.append(beat)
@@ -475,8 +477,9 @@ class AlarmEngine:
         return out
 
     def _rr_s(self) -> list[float]:
-        seqs = [b.seq for b in self._beats if b.seq >= self._since]
-        return [(b - a) / self.fs for a, b in itertools.pairwise(seqs)]
+        """RR intervals since the last break; none across a stretch where beats may have been lost."""
+        beats = [b for b in self._beats if b.seq >= self._since]
+        return [(b.seq - a.seq) / self.fs for a, b in itertools.pairwise(beats) if b.rr_ok]
 
     # -- the alarms -----------------------------------------------------------------------------
     def _on(self, name: str) -> bool:
