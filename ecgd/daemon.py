@@ -150,6 +150,7 @@ class Daemon:
         self._run_id = uuid.uuid4().hex[:8]  # alarm ids stay unique across restarts
         self._alarms: AlarmEngine | None = None
         self.alarm_status: str | None = None  # set by the worker, read by the status line
+        self.alarm_rails_off = False
 
     # -- building blocks ---------------------------------------------------------------------
     def _pipeline_for(self, settings: cfg.Settings, model: Model | None = None) -> Pipeline:
@@ -609,7 +610,9 @@ class Daemon:
         for e in events:
             self.dispatcher.submit(alarm_record(e, self.clock.wall_ns(), grid.wall_ns(e.onset_seq)))
         if self._alarms is not None:
-            self.alarm_status = self._alarms.status()  # the main loop's next STATUS= (≤ 1 s) leads with it
+            # the main loop's next STATUS= (≤ 1 s) leads with it; leads off has its own place there
+            self.alarm_status = self._alarms.status(leave_out=("leads_off",))
+            self.alarm_rails_off = "leads_off" in self._alarms.active
 
     def _alarms_at_stop(self, why: str) -> None:
         """A stop ends monitoring, not the alarms: say which were still active (no false ``end``)."""
@@ -698,6 +701,8 @@ class Daemon:
         off = self.leads.off_now() if self.leads is not None else []
         if off:
             state += f", LEADS OFF ({' '.join(off)})"
+        elif self.alarm_rails_off:  # no pin says so (or none wired): the output sits at a rail
+            state += ", LEADS OFF (output at a rail)"
         if self.leads_problem:
             state += ", leads-off input unavailable"
         alarm = f"{self.alarm_status} · " if self.alarm_status else ""  # an active alarm leads: see it first

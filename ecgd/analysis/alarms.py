@@ -335,12 +335,13 @@ class AlarmEngine:
         """Nothing: an alarm active at the end stays active (offline: ``end`` is null)."""
         return []
 
-    def status(self) -> str | None:
+    def status(self, leave_out: tuple[str, ...] = ()) -> str | None:
         """``ASYSTOLE 12 s · VTACH 3 s`` for the active alarms, highest priority first."""
-        if not self.active:
+        active = {k: v for k, v in self.active.items() if k not in leave_out}
+        if not active:
             return None
         rank = {HIGH: 0, MEDIUM: 1, LOW: 2}
-        ordered = sorted(self.active.items(), key=lambda kv: (rank[PRIORITY[kv[0]]], kv[1].onset_seq))
+        ordered = sorted(active.items(), key=lambda kv: (rank[PRIORITY[kv[0]]], kv[1].onset_seq))
         parts = [
             f"{name.upper().replace('_', ' ')} {max(0.0, (self._stop - a.onset_seq) / self.fs):.0f} s"
             for name, a in ordered
