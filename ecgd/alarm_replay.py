@@ -65,6 +65,7 @@ def new_engine(
 @dataclass(frozen=True)
 class _Beats:
     seq: np.ndarray
+    rr_ms: np.ndarray  # the beat stage's RR (NaN: not measured, e.g. across a gap)
 
 
 @dataclass
@@ -123,7 +124,14 @@ def replay(
         seqs = np.array([b.seq for b in new], dtype=np.int64)
         widths = np.array([np.nan if b.width_ms is None else b.width_ms for b in new], dtype=np.float64)
         off = leads_off(start, start + x.size) if leads_off is not None else None
-        yield from engine.feed(start, x, None, _Beats(seqs), off, widths_ms=widths)
+        yield from engine.feed(
+            start,
+            x,
+            None,
+            _Beats(seqs, np.array([np.nan if b.rr_ms is None else b.rr_ms for b in new], dtype=np.float64)),
+            off,
+            widths_ms=widths,
+        )
         stop = start + x.size
         while classify is not None and window_n and next_window <= stop:
             label, reason = classify(mv[next_window - window_n : next_window])
