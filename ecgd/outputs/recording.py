@@ -173,10 +173,13 @@ def recover_segment(info: SegmentInfo, spec_fmt: int | None = None) -> bool:
     changed = n != info.n or size % bps
     ann = info.path.with_suffix("." + ANNOTATOR)
     if ann.exists():
-        data = ann.read_bytes()
-        if len(data) % 2 or data[-2:] != b"\0\0":  # a writer that never closed: end the file
+        with open(ann, "rb") as f:  # only its end: an annotation file of a busy hour is ~10 kB
+            size_ann = f.seek(0, os.SEEK_END)
+            f.seek(max(0, size_ann - 2))
+            tail = f.read()
+        if size_ann % 2 or tail != b"\0\0":  # a writer that never closed: end the file
             with open(ann, "ab") as f:
-                if len(data) % 2:
+                if size_ann % 2:
                     f.write(b"\0")
                 f.write(b"\0\0")
             changed = True
@@ -442,8 +445,9 @@ class Recorder:
             end = min(stop, seg.end_seq)
             try:
                 block = ring.read(self._next, end)
-            except RingOverrun:
-                continue  # the loop's capacity test handles it on the next pass
+            except RingOverrun:  # the writer lapped us while we copied: the capacity test handles it
+                stop = ring.next_seq
+                continue
             n = self._append(seg, block.counts, block.valid)
             self._note_gaps(self._next, block.valid[:n], grid.rate_hz)
             self._next += n
