@@ -1,4 +1,7 @@
-"""Command line: ``ecgd run | check-config | classify | beats | convert | strip | export`` (sysexits)."""
+"""Command line: ``ecgd run | check-config | classify | beats | alarms | strip | export | convert``.
+
+Exit codes follow sysexits.
+"""
 
 from __future__ import annotations
 
@@ -59,6 +62,18 @@ def main(argv: list[str] | None = None) -> int:
         help="also write DIR/RECORD.ecgd, a WFDB annotation file (annotator ecgd, beats as N)",
     )
 
+    alarms = sub.add_parser("alarms", help="alarm episodes of a recording offline, one JSON line each")
+    alarms.add_argument("record", help="WFDB record (.hea or path without extension), .csv or .npy (mV)")
+    alarms.add_argument("--frontend", choices=("pcf8591", "none"), default="none", help="as for classify")
+    alarms.add_argument("--channel", type=int, default=0, help="signal/column to use (default 0)")
+    alarms.add_argument(
+        "--fs", type=float, help="sample rate of a .csv/.npy file, or a rate to declare instead"
+    )
+    alarms.add_argument("--config", type=Path, help="alarm, quality, window and front-end settings")
+    alarms.add_argument(
+        "--no-model", action="store_true", help="no classifier: no AF alarm, no noise verdicts"
+    )
+
     try:
         from ecgd.convert import add_convert_arguments
     except ImportError:  # pragma: no cover - convert ships with the package
@@ -88,6 +103,10 @@ def main(argv: list[str] | None = None) -> int:
         from ecgd.beats_cli import run_beats
 
         return run_beats(args)
+    if args.command == "alarms":
+        from ecgd.alarm_replay import run_alarms
+
+        return run_alarms(args)
     if args.command == "strip":
         from ecgd.io.strip import run_strip
 

@@ -17,6 +17,7 @@ from typing import Any
 
 import yaml
 
+from ecgd.analysis.alarms import AlarmSettings
 from ecgd.analysis.beats import BeatSettings
 from ecgd.analysis.qrs import QrsSettings
 from ecgd.analysis.quality import MIN_FS_HZ, MIN_WINDOW_S, QualitySettings
@@ -245,6 +246,7 @@ class Settings:
     quality: QualitySettings = field(default_factory=QualitySettings)
     beats: BeatsSettings = field(default_factory=BeatsSettings)  # type: ignore[valid-type]
     leads: LeadsSettings = field(default_factory=LeadsSettings)
+    alarms: AlarmSettings = field(default_factory=AlarmSettings)
     model: ModelSettings = field(default_factory=ModelSettings)
     output: OutputSettings = field(default_factory=OutputSettings)
     recording: RecordingSettings = field(default_factory=RecordingSettings)
@@ -422,6 +424,7 @@ def _cross_checks(s: Settings) -> list[str]:
             f"windows.window_seconds + windows.hop_seconds ({w.window_seconds + w.hop_seconds:g})"
         )
     problems += [f"quality.{p}" for p in s.quality.problems()]
+    problems += [f"alarms.{p}" for p in s.alarms.problems()]
     problems += [f"recording.{p}" for p in s.recording.problems()]
     if s.quality.enabled and s.sampling.rate_hz < MIN_FS_HZ:
         problems.append(

@@ -54,11 +54,14 @@ def judged_windows(
     hop_n: int,
     judge: Callable[[int, int], Classification],
     tracker: BeatTracker,
-    on_beats: Callable[[list[Beat]], None] | None = None,
+    on_beats: Callable[[int | None, list[Beat]], None] | None = None,
     valid: np.ndarray | None = None,
 ) -> Iterator[tuple[int, int, Classification, WindowBeats]]:
     """Feed ``tracker`` block by block as the daemon does; judge each window once its last sample is
-    in (an unreadable one restarts the beat stage); yield it with its beat figures once they are final."""
+    in and tell the tracker (as the daemon does); yield it with its beat figures once they are final.
+
+    ``on_beats(from_seq, beats)``: new beats; ``from_seq`` is not None when they replace the beats
+    from that seq on (the detector ran again after an unreadable stretch)."""
     block = max(1, round(BLOCK_S * fs))
     starts = iter(range(0, mv.size - window_n + 1, hop_n))
     start = next(starts, None)
@@ -67,11 +70,15 @@ def judged_windows(
         ok = None if valid is None else valid[first : first + block]
         new = tracker.feed(first, mv[first : first + block], ok)
         if on_beats is not None and new:
-            on_beats(new)
+            on_beats(None, new)
         while start is not None and start + window_n <= tracker.fed_until:
             c = judge(start, start + window_n)
             if c.label == UNREADABLE:
                 tracker.unreadable(start, start + window_n)
+            elif c.probabilities is not None:
+                redone = tracker.readable(start, start + window_n)
+                if redone is not None and on_beats is not None:
+                    on_beats(*redone)
             held.append((start, start + window_n, c))
             start = next(starts, None)
         while held and tracker.final_until() >= held[0][1]:
@@ -159,7 +166,13 @@ def beats_of_recording(
     n = mv.size
     if n < window_n:
         raise ValueError(f"recording of {n / fs:.1f} s is shorter than one window ({window_seconds:g} s)")
-    for _ in judged_windows(mv, fs, window_n, hop_n, judge, tracker, found.extend, valid):
+
+    def on_beats(from_seq: int | None, new: list[Beat]) -> None:
+        if from_seq is not None:
+            found[:] = [b for b in found if b.seq < from_seq]
+        found.extend(new)
+
+    for _ in judged_windows(mv, fs, window_n, hop_n, judge, tracker, on_beats, valid):
         pass
     tail = n - window_n
     if tail % hop_n:  # the hops missed the recording's last samples: one more window ends at its end
