@@ -502,3 +502,53 @@ def test_a_hanging_disk_is_said_once_monitoring_goes_on_and_nothing_is_lost(daem
     (seg,) = list_segments(rec_dir)
     d = wfdb.rdrecord(str(seg.path), physical=False).d_signal[:, 0]
     np.testing.assert_array_equal(d, expected_digital(daemon.ring, 80))
+
+
+def test_an_alarm_line_names_its_signal_and_the_recording_marks_it(daemon_env, journald):
+    """From a journalctl line to its strip: the asystole alarm's record (log and journald) carries the
+    segment and sample of its onset, the recording holds an alarm comment there, and ``ecgd strip``
+    draws it."""
+    from ecgd.cli import main
+    from ecgd.harness import read_journal
+    from ecgd.io import synthetic as syn
+
+    tmp, _ = daemon_env
+    np.save(
+        tmp / "rec.npy",
+        np.concatenate([syn.regular(RATE, 12, 70), syn.flat(RATE, 8), syn.regular(RATE, 6, 70)]),
+    )
+    rec_dir = tmp / "rec"
+    write_config(
+        tmp / "c.yaml",
+        tmp / "r.jsonl",
+        emulated={"recording": str(tmp / "rec.npy"), "recording_rate_hz": RATE},
+        output={"journal": True},
+        recording={"directory": str(rec_dir), "flush_seconds": 0.5},
+    )
+    daemon = Daemon(cfg.load(tmp / "c.yaml"), notifier=Notifier())
+    daemon.start()
+    run_in_main_thread(daemon, lambda: (time.sleep(24.0), os.kill(os.getpid(), signal.SIGTERM)))
+    onset = next(r for r in log_records(tmp / "r.jsonl") if r["kind"] == "alarm" and r["alarm"] == "asystole")
+    (seg,) = list_segments(rec_dir)
+    assert (
+        onset["recording"] == str(seg.path)
+        and onset["recording_sample"] == onset["onset_seq"] - seg.first_seq
+    )
+    entries = read_journal(f"ECG_ALARM_ID={onset['alarm_id']}")
+    for _ in range(20):
+        if entries:
+            break
+        entries = read_journal(f"ECG_ALARM_ID={onset['alarm_id']}", settle_s=0.2)
+    assert entries[0]["ECG_RECORDING"] == str(seg.path)
+    assert int(entries[0]["ECG_RECORDING_SAMPLE"]) == onset["recording_sample"]
+    ann = wfdb.rdann(str(seg.path), "ecgd")
+    notes = [
+        (int(s), a) for s, sym, a in zip(ann.sample, ann.symbol, ann.aux_note, strict=True) if sym == '"'
+    ]
+    assert any(
+        s == onset["seq"] - seg.first_seq and a.startswith("alarm asystole onset") for s, a in notes
+    ), notes
+    out = tmp / "alarm.png"
+    at = str(max(0, onset["recording_sample"] - int(2 * RATE)))
+    assert main(["strip", entries[0]["ECG_RECORDING"], "--at-sample", at, "-o", str(out)]) == 0
+    assert out.stat().st_size > 10_000
