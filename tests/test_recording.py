@@ -177,6 +177,11 @@ def test_retention_deletes_the_oldest_segments_first(tmp_path):
     days = sorted(p.name for p in tmp_path.iterdir())
     assert days == ["20260103", "20260104", "20260105"], "the two oldest days go, and their directories"
     assert "2 deleted by retention" in reports[0][1]
+    bad_clock = now + 400 * day_s * 10**9  # the wall clock jumped a year ahead: nothing looks old
+    _, reports = record(
+        synthetic_ring(1), SampleGrid(0, RATE, now), tmp_path, lambda: bad_clock, max_days=2.5
+    )
+    assert "0 deleted by retention" in reports[0][1] and len(list_segments(tmp_path)) == 5
     one = list_segments(tmp_path)[0].nbytes()
     _, reports = record(
         synthetic_ring(1), SampleGrid(0, RATE, now + 10**10), tmp_path, lambda: now, max_bytes=3 * one

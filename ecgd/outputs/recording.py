@@ -157,7 +157,7 @@ def write_day_headers(day: Path, segments: list[SegmentInfo] | None = None) -> l
     return written
 
 
-def recover_segment(info: SegmentInfo, spec_fmt: int | None = None) -> bool:
+def recover_segment(info: SegmentInfo) -> bool:
     """A segment whose header says less (or more) than its file holds, as a crash leaves it: cut the
     file to whole samples and rewrite the header with the true length and checksum."""
     hea = info.path.with_suffix(".hea")
@@ -203,8 +203,14 @@ def retention(
     directory: Path, max_days: float, max_bytes: int, now_ns: int, keep: Path | None, need_bytes: int = 0
 ) -> list[SegmentInfo]:
     """Delete the oldest segments until the limits hold (and ``need_bytes`` are free on the disk);
-    never ``keep`` (the segment being written). Returns what was deleted."""
+    never ``keep`` (the segment being written). Returns what was deleted.
+
+    Age counts back from the newest recording, or from now if that is earlier: a wall clock set
+    wrongly forward (no RTC, a bad NTP answer) must not make every recording look old and delete it.
+    ``max_bytes`` still bounds the space whatever the clock says."""
     segs = [s for s in list_segments(directory) if s.path != keep]
+    if segs:
+        now_ns = min(now_ns, max(s.end_ns for s in segs))
     sizes = {s.path: s.nbytes() for s in segs}
     total = sum(sizes.values()) + (
         sum(p.stat().st_size for p in keep.parent.glob(keep.name + ".*")) if keep is not None else 0
