@@ -557,3 +557,21 @@ def test_an_alarm_line_names_its_signal_and_the_recording_marks_it(daemon_env, j
     at = str(max(0, onset["recording_sample"] - int(2 * RATE)))
     assert main(["strip", entries[0]["ECG_RECORDING"], "--at-sample", at, "-o", str(out)]) == 0
     assert out.stat().st_size > 10_000
+
+
+def test_an_export_across_a_restart_keeps_both_runs_in_place_and_the_gap_invalid(tmp_path):
+    from ecgd.cli import main
+    from ecgd.io.recordings import iso
+
+    wall0 = 1_767_258_000 * 10**9
+    ring1, ring2 = synthetic_ring(20, 1), synthetic_ring(30, 2)
+    record(ring1, SampleGrid(0, RATE, wall0), tmp_path / "rec", lambda: wall0)
+    record(ring2, SampleGrid(0, RATE, wall0 + 25 * 10**9), tmp_path / "rec", lambda: wall0)
+    out = tmp_path / "x"
+    assert main(["export", "--recordings", str(tmp_path / "rec"), "--from", iso(wall0 + 10 * 10**9),
+                 "--to", iso(wall0 + 35 * 10**9), "--format", "wfdb", "-o", str(out)]) == 0  # fmt: skip
+    d = wfdb.rdrecord(str(out), physical=False).d_signal[:, 0]
+    assert d.size == 25 * RATE
+    np.testing.assert_array_equal(d[: int(10 * RATE)], expected_digital(ring1, 80)[int(10 * RATE) :])
+    assert (d[int(10 * RATE) : int(15 * RATE)] == -128).all()
+    np.testing.assert_array_equal(d[int(15 * RATE) :], expected_digital(ring2, 80)[: int(10 * RATE)])
