@@ -405,6 +405,7 @@ def test_a_disk_full_of_other_files_is_reported_once_and_writing_resumes_without
         rec.stop()
     assert len(reports.events("recording_failed")) == 1
     assert len(reports.events("recording_recovered")) == 1
+    assert not list(small_tmpfs.rglob("*.tmp")), "a failed header write left its temporary file"
     (seg,) = list_segments(small_tmpfs)
     got = wfdb.rdrecord(str(seg.path), physical=False).d_signal[:, 0]
     np.testing.assert_array_equal(got, expected_digital(src, 80, int(80 * RATE)))

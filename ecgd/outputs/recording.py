@@ -92,17 +92,22 @@ class RecordingSettings:
 
 # -- the store: files on disk -----------------------------------------------------------------------
 def _atomic_write(path: Path, text: str) -> None:
+    """Replace ``path`` whole (write a temporary file, rename it over): a reader or a crash sees the
+    old header or the new one, never half of one. A failed write leaves no temporary file behind."""
     tmp = path.with_name(path.name + ".tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, FILE_MODE)
     try:
-        os.fchmod(fd, FILE_MODE)
-        data = text.encode()
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view) :]
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
+        try:
+            os.fchmod(fd, FILE_MODE)
+            view = memoryview(text.encode())
+            while view:
+                view = view[os.write(fd, view) :]
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+    except OSError:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def _fsync_dir(path: Path) -> None:
