@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -602,3 +603,61 @@ def test_bridge_tells_systemd_ready_status_watchdog_and_stopping(broker, secrets
     finally:
         proc.kill()
         listener.close()
+
+
+def test_start_at_boot_or_now_without_a_cursor(journald):
+    from ecgd.bridge.journal_source import JournalSource
+
+    marker = f"start-{time.time_ns()}"
+    send_record("result", "before", window_index=0, label=marker)
+    time.sleep(0.2)
+    match = [*this_process_match().split(), f"ECG_LABEL={marker}"]
+    boot, now = JournalSource(match, None, "boot"), JournalSource(match, None, "now")
+    send_record("result", "after", window_index=1, label=marker)
+    time.sleep(0.2)
+    assert [e["ECG_WINDOW_INDEX"] for e in boot.entries(10)] == ["0", "1"]
+    assert [e["ECG_WINDOW_INDEX"] for e in now.entries(10)] == ["1"]
+    boot.close()
+    now.close()
+
+
+@needs_mosquitto
+def test_an_outage_holds_at_most_max_in_flight_and_then_delivers_everything(journald, tmp_path: Path):
+    """The journal is the backlog: with the broker gone the bridge stops reading at max_in_flight."""
+    from ecgd.bridge.broker_harness import Mosquitto
+    from ecgd.harness import NotifyListener
+
+    broker = Mosquitto(tmp_path / "mosquitto").start()
+    listener = NotifyListener(tmp_path / "notify.sock")
+    conf = write_bridge_config(
+        tmp_path / "c.yaml", broker.url(), "bed3", journal_cursor(), this_process_match(), max_in_flight=5
+    )
+    env = {k: v for k, v in os.environ.items() if k != "WATCHDOG_PID"}
+    env |= {"NOTIFY_SOCKET": str(listener.path), "WATCHDOG_USEC": "200000"}
+    log = tmp_path / "bridge.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "ecgd", "bridge", "--config", str(conf)], stdout=out, stderr=out, env=env
+        )
+    desk = None
+    try:
+        assert listener.wait_for("READY=1", 20) is not None, log.read_text()
+        broker.stop()
+        for i in range(30):
+            send_record("result", f"ECG N {i}", window_index=i, label="N", probabilities={"N": 1.0})
+        time.sleep(3)
+        status = listener.states("STATUS=")[-1]
+        waiting = re.search(r"(\d+) published, (\d+) awaiting acknowledgement", status)
+        assert status.startswith("STATUS=reconnecting") and waiting, status
+        # a record and its vitals go together: one over the bound at most; the other 27 wait in the journal
+        assert int(waiting.group(1)) <= 3 and 5 <= int(waiting.group(2)) <= 6, status
+        broker.start()
+        desk = Collector(broker.port, "ecgd/t/bed3/result", "", "", "desk-backlog")
+        assert desk.wait_for(lambda c: {r["window_index"] for r in c.of("result")} >= set(range(30)), 30)
+    finally:
+        proc.terminate()
+        proc.wait(20)
+        listener.close()
+        if desk:
+            desk.close()
+        broker.stop()
