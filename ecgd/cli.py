@@ -1,4 +1,5 @@
-"""Command line: ``ecgd run | check-config | classify | beats | convert | bridge | ward``.
+"""Command line: ``ecgd run | check-config | classify | beats | alarms | strip | export | convert |
+bridge | ward``.
 
 Exit codes follow sysexits.
 """
@@ -62,6 +63,18 @@ def main(argv: list[str] | None = None) -> int:
         help="also write DIR/RECORD.ecgd, a WFDB annotation file (annotator ecgd, beats as N)",
     )
 
+    alarms = sub.add_parser("alarms", help="alarm episodes of a recording offline, one JSON line each")
+    alarms.add_argument("record", help="WFDB record (.hea or path without extension), .csv or .npy (mV)")
+    alarms.add_argument("--frontend", choices=("pcf8591", "none"), default="none", help="as for classify")
+    alarms.add_argument("--channel", type=int, default=0, help="signal/column to use (default 0)")
+    alarms.add_argument(
+        "--fs", type=float, help="sample rate of a .csv/.npy file, or a rate to declare instead"
+    )
+    alarms.add_argument("--config", type=Path, help="alarm, quality, window and front-end settings")
+    alarms.add_argument(
+        "--no-model", action="store_true", help="no classifier: no AF alarm, no noise verdicts"
+    )
+
     try:
         from ecgd.convert import add_convert_arguments
     except ImportError:  # pragma: no cover - convert ships with the package
@@ -70,6 +83,13 @@ def main(argv: list[str] | None = None) -> int:
         conv = sub.add_parser("convert", help="convert a SavedModel/Keras model to .tflite + metadata")
         add_convert_arguments(conv)
 
+    from ecgd.io.export import add_export_arguments
+    from ecgd.io.strip import add_strip_arguments
+
+    add_strip_arguments(
+        sub.add_parser("strip", help="draw an ECG strip (PNG) from the recordings or a record")
+    )
+    add_export_arguments(sub.add_parser("export", help="a stretch of the recordings as WFDB, EDF+ or CSV"))
     from ecgd.bridge import add_bridge_arguments, add_ward_arguments
 
     add_bridge_arguments(
@@ -92,6 +112,18 @@ def main(argv: list[str] | None = None) -> int:
         from ecgd.beats_cli import run_beats
 
         return run_beats(args)
+    if args.command == "alarms":
+        from ecgd.alarm_replay import run_alarms
+
+        return run_alarms(args)
+    if args.command == "strip":
+        from ecgd.io.strip import run_strip
+
+        return run_strip(args)
+    if args.command == "export":
+        from ecgd.io.export import run_export
+
+        return run_export(args)
     if args.command in ("bridge", "ward"):
         from ecgd.bridge import run_command
 

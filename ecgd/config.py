@@ -17,11 +17,13 @@ from typing import Any
 
 import yaml
 
+from ecgd.analysis.alarms import AlarmSettings
 from ecgd.analysis.beats import BeatSettings
 from ecgd.analysis.qrs import QrsSettings
 from ecgd.analysis.quality import MIN_FS_HZ, MIN_WINDOW_S, QualitySettings
 from ecgd.bridge.settings import BridgeSettings
 from ecgd.io.frontend import AnalogFrontEnd
+from ecgd.outputs.recording import RecordingSettings
 
 DEFAULT_CONFIG_PATH = Path("/etc/ecgd/ecgd.yaml")
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -245,8 +247,10 @@ class Settings:
     quality: QualitySettings = field(default_factory=QualitySettings)
     beats: BeatsSettings = field(default_factory=BeatsSettings)  # type: ignore[valid-type]
     leads: LeadsSettings = field(default_factory=LeadsSettings)
+    alarms: AlarmSettings = field(default_factory=AlarmSettings)
     model: ModelSettings = field(default_factory=ModelSettings)
     output: OutputSettings = field(default_factory=OutputSettings)
+    recording: RecordingSettings = field(default_factory=RecordingSettings)
     bridge: BridgeSettings = field(default_factory=BridgeSettings)
     source: str = "<defaults>"
 
@@ -260,6 +264,12 @@ class Settings:
             lowpass_hz=f.lowpass_hz,
             adc_reference_volts=f.adc_reference_volts,
         )
+
+    @property
+    def recording_directory(self) -> Path | None:
+        """Where the recorder writes (relative to the config file), or None: no recording."""
+        d = self.recording.directory
+        return self._resolve(d) if d else None
 
     @property
     def model_path(self) -> Path:
@@ -445,6 +455,8 @@ def _cross_checks(s: Settings) -> list[str]:
             f"windows.window_seconds + windows.hop_seconds ({w.window_seconds + w.hop_seconds:g})"
         )
     problems += [f"quality.{p}" for p in s.quality.problems()]
+    problems += [f"alarms.{p}" for p in s.alarms.problems()]
+    problems += [f"recording.{p}" for p in s.recording.problems()]
     problems += [f"bridge.{p}" for p in s.bridge.problems()]
     if s.quality.enabled and s.sampling.rate_hz < MIN_FS_HZ:
         problems.append(

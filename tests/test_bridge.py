@@ -465,7 +465,8 @@ def test_every_result_and_alarm_arrives_through_an_outage_and_a_bridge_restart(j
     windows = [r["window_index"] for r in desk.of("result")]
     first_seen = list(dict.fromkeys(windows))
     assert first_seen == expected, "in order, no gap"
-    alarms = [(a["alarm_id"], a["alarm_state"]) for a in desk.of("alarm")]
+    # the test's own alarm records (the monitor may raise real ones on the demo excerpt too: AF, ...)
+    alarms = [(a["alarm_id"], a["alarm_state"]) for a in desk.of("alarm") if a["alarm_id"] in ("a1", "a2")]
     assert list(dict.fromkeys(alarms)) == [("a1", "onset"), ("a1", "end"), ("a2", "onset"), ("a2", "end")]
     duplicates = len(windows) - len(first_seen) + len(alarms) - len(set(alarms))
     print(
