@@ -392,9 +392,9 @@ def test_ward_once_shows_two_beds_high_alarm_first(journald, broker, pki, secret
 
 @needs_mosquitto
 def test_every_result_and_alarm_arrives_through_an_outage_and_a_bridge_restart(journald, tmp_path: Path):
-    """A demo monitor on the emulated device (real clock); the broker is stopped for 10 s and the bridge
-    killed (SIGKILL) and restarted once. Every window's result and every alarm must arrive, in order,
-    no gap; duplicates are allowed and counted."""
+    """A monitor on the emulated device (real clock); the broker is stopped for 10 s and the bridge killed
+    (SIGKILL) and restarted once. Every window's result and every alarm (the monitor's asystole and the
+    test's own records) must arrive, in order, no gap; duplicates are allowed and counted."""
     from ecgd.bridge.broker_harness import Mosquitto
     from ecgd.harness import read_journal
 
@@ -402,10 +402,22 @@ def test_every_result_and_alarm_arrives_through_an_outage_and_a_bridge_restart(j
     password = tmp_path / "bed1.password"
     password.write_text("pw1\n")
     monitor_conf = tmp_path / "ecgd.yaml"
+    # The emulated device plays a constructed ECG with a flat line from 14 s to 22 s: the monitor's own
+    # asystole alarm then begins and ends while the broker is away.
+    import numpy as np
+
+    from ecgd.io import synthetic as syn
+
+    fs = 360.0
+    np.save(
+        tmp_path / "rec.npy",
+        np.concatenate([syn.regular(fs, 14, 70), syn.flat(fs, 8), syn.regular(fs, 30, 70)]),
+    )
     monitor_conf.write_text(
         json.dumps(
             {
                 "device": {"kind": "emulated", "channel": 2},
+                "emulated": {"recording": str(tmp_path / "rec.npy"), "recording_rate_hz": fs},
                 "sampling": {"realtime_priority": 0},
                 "output": {"journal": True, "console": False, "log_file": str(tmp_path / "results.jsonl")},
             }
@@ -454,7 +466,15 @@ def test_every_result_and_alarm_arrives_through_an_outage_and_a_bridge_restart(j
             for e in read_journal(f"_PID={monitor.pid}", "ECG_KIND=result", f"--since=@{int(started) - 1}")
         ]
         assert len(expected) >= 12 and expected == list(range(len(expected)))
+        real_alarms = [
+            (e["ECG_ALARM_ID"], e["ECG_ALARM_STATE"])
+            for e in read_journal(f"_PID={monitor.pid}", "ECG_KIND=alarm", f"--since=@{int(started) - 1}")
+        ]
+        assert "asystole" in " ".join(a for a, _ in real_alarms), real_alarms
         assert desk.wait_for(lambda c: {r["window_index"] for r in c.of("result")} >= set(expected), 30)
+        assert desk.wait_for(
+            lambda c: {(a["alarm_id"], a["alarm_state"]) for a in c.of("alarm")} >= set(real_alarms), 10
+        )
         assert desk.wait_for(lambda c: any(e.get("event") == "stopped" for e in c.of("event")), 10)
     finally:
         bridge.send_signal(signal.SIGTERM)
@@ -465,12 +485,15 @@ def test_every_result_and_alarm_arrives_through_an_outage_and_a_bridge_restart(j
     windows = [r["window_index"] for r in desk.of("result")]
     first_seen = list(dict.fromkeys(windows))
     assert first_seen == expected, "in order, no gap"
-    # the test's own alarm records (the monitor may raise real ones on the demo excerpt too: AF, ...)
-    alarms = [(a["alarm_id"], a["alarm_state"]) for a in desk.of("alarm") if a["alarm_id"] in ("a1", "a2")]
-    assert list(dict.fromkeys(alarms)) == [("a1", "onset"), ("a1", "end"), ("a2", "onset"), ("a2", "end")]
+    # the test's own alarm records, and the monitor's (asystole), each in the order it was written
+    alarms = [(a["alarm_id"], a["alarm_state"]) for a in desk.of("alarm")]
+    ours = [a for a in alarms if a[0] in ("a1", "a2")]
+    assert list(dict.fromkeys(ours)) == [("a1", "onset"), ("a1", "end"), ("a2", "onset"), ("a2", "end")]
+    assert [a for a in dict.fromkeys(alarms) if a[0] not in ("a1", "a2")] == real_alarms
     duplicates = len(windows) - len(first_seen) + len(alarms) - len(set(alarms))
     print(
-        f"\n{len(first_seen)} windows and {len(set(alarms))} alarm records delivered, {duplicates} duplicates"
+        f"\n{len(first_seen)} windows, {len(set(alarms))} alarm records ({len(real_alarms)} the monitor's: "
+        f"{real_alarms}) delivered, {duplicates} duplicates"
     )
     assert {(r["run"], r["window_index"]) for r in desk.of("result")} == {
         (desk.of("result")[0]["run"], w) for w in expected
