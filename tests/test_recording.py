@@ -9,7 +9,6 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -318,22 +317,8 @@ def test_an_unwritable_directory_is_reported_and_monitoring_goes_on(daemon_env):
 
 # --- a full disk ------------------------------------------------------------------------------------
 @pytest.fixture
-def small_tmpfs(tmp_path) -> Iterator[Path]:
-    if os.geteuid() != 0:
-        pytest.skip("mounting a tmpfs needs root")
-    mnt = tmp_path / "mnt"
-    mnt.mkdir()
-    proc = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=256k,mode=0755", "tmpfs", str(mnt)],
-        capture_output=True,
-        text=True,
-    )
-    if proc.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {proc.stderr.strip() or proc.returncode}")
-    try:
-        yield mnt
-    finally:
-        subprocess.run(["umount", str(mnt)], check=False)
+def small_tmpfs(mount_tmpfs) -> Path:
+    return mount_tmpfs("256k")
 
 
 def test_a_full_disk_deletes_the_oldest_reports_once_and_loses_nothing_it_can_keep(small_tmpfs):

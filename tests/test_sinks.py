@@ -8,7 +8,6 @@ import errno
 import json
 import os
 import stat
-import subprocess
 import threading
 import time
 import uuid
@@ -419,22 +418,8 @@ def test_a_sink_raising_a_non_os_error_does_not_stop_the_other_outputs(tmp_path)
 
 
 @pytest.fixture
-def small_tmpfs(tmp_path) -> Iterator[Path]:
-    if os.geteuid() != 0:
-        pytest.skip("mounting a tmpfs needs root")
-    mnt = tmp_path / "mnt"
-    mnt.mkdir()
-    proc = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=64k,mode=0755", "tmpfs", str(mnt)],
-        capture_output=True,
-        text=True,
-    )
-    if proc.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {proc.stderr.strip() or proc.returncode}")
-    try:
-        yield mnt
-    finally:
-        subprocess.run(["umount", str(mnt)], check=False)
+def small_tmpfs(mount_tmpfs) -> Path:
+    return mount_tmpfs("64k")
 
 
 def test_disk_full_is_reported_once_leaves_no_partial_line_and_recovers(small_tmpfs, capfd):
