@@ -121,8 +121,12 @@ def test_unreadable_windows_have_no_beats_and_no_heart_rate(simulated_run):
         assert r["heart_rate_reason"] == "window unreadable"
     after = next(r for r in records if r["window_index"] > indices[-1] and r["probabilities"])
     assert after["heart_rate_bpm"] is not None  # the beat stage restarted and found the beats again
-    states = listener.states("STATUS=")
-    assert any(re.match(ALARMS_FIRST + r"HR \d+ bpm · running; last ", s) for s in states), states[:5]
+    states = [s for s in listener.states("STATUS=") if s != "STATUS=stopping"]
+    # every STATUS= carries the live rate (a number only while beats are readable: in real time the e2e
+    # test sees it; here ~1 status per 20 s of simulated signal may all fall on alarms or leads off)
+    assert states and all(re.match(ALARMS_FIRST + r"HR (\d+ bpm|--- \([^)]*\)) · ", s) for s in states), (
+        states
+    )
     # (STATUS= during leads off: tests/test_leadoff.py, in real time; here 3 s pass in ~0.2 s)
 
 
