@@ -1,4 +1,6 @@
-"""Command line: ``ecgd run | check-config | classify | beats | alarms | convert`` (sysexits codes)."""
+"""Command line: ``ecgd run | check-config | classify | beats | alarms | strip | export | convert``,
+``ecgd bridge | ward``. Exit codes follow sysexits.
+"""
 
 from __future__ import annotations
 
@@ -79,6 +81,22 @@ def main(argv: list[str] | None = None) -> int:
         conv = sub.add_parser("convert", help="convert a SavedModel/Keras model to .tflite + metadata")
         add_convert_arguments(conv)
 
+    from ecgd.io.export import add_export_arguments
+    from ecgd.io.strip import add_strip_arguments
+
+    add_strip_arguments(
+        sub.add_parser("strip", help="draw an ECG strip (PNG) from the recordings or a record")
+    )
+    add_export_arguments(sub.add_parser("export", help="a stretch of the recordings as WFDB, EDF+ or CSV"))
+    from ecgd.bridge import add_bridge_arguments, add_ward_arguments
+
+    add_bridge_arguments(
+        sub.add_parser("bridge", help="publish the monitor's journal records to an MQTT broker")
+    )
+    add_ward_arguments(
+        sub.add_parser("ward", help="the central desk: every bed of a site from the MQTT broker")
+    )
+
     args = parser.parse_args(argv)
     if args.command == "run":
         from ecgd.daemon import run_daemon
@@ -96,6 +114,18 @@ def main(argv: list[str] | None = None) -> int:
         from ecgd.alarm_replay import run_alarms
 
         return run_alarms(args)
+    if args.command == "strip":
+        from ecgd.io.strip import run_strip
+
+        return run_strip(args)
+    if args.command == "export":
+        from ecgd.io.export import run_export
+
+        return run_export(args)
+    if args.command in ("bridge", "ward"):
+        from ecgd.bridge import run_command
+
+        return run_command(args)
     from ecgd.convert import run_convert
 
     return run_convert(args)
@@ -117,6 +147,15 @@ def _check_config(path: Path) -> int:
         return EX_CONFIG
     print(cfg.describe(settings), end="")
     print(f"# model ok: {model.metadata.ident}, labels {', '.join(model.labels)}, backend {model.backend}")
+    from ecgd.bridge.checks import bridge_file_problems
+
+    problems = bridge_file_problems(settings.bridge)
+    for problem in problems:
+        print(f"ecgd: {path}: {problem}", file=sys.stderr)
+    if problems:
+        return EX_CONFIG
+    if settings.bridge.broker is not None:
+        print(f"# bridge ok: {settings.bridge.broker} as {settings.bridge.topic_prefix}")
     return EX_OK
 
 

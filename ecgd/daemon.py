@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ecgd import __version__
 from ecgd import config as cfg
 from ecgd.acquisition.clock import Clock, RealClock
 from ecgd.acquisition.leadoff import GpiodLeadOffLines, LeadOffError, LeadOffLines, LeadOffMonitor
@@ -39,6 +40,7 @@ from ecgd.analysis.windows import Window, WindowScheduler
 from ecgd.io.frontend import AnalogFrontEnd
 from ecgd.io.records import RecordError, read_recording
 from ecgd.notify import Notifier
+from ecgd.outputs.recording import Recorder
 from ecgd.outputs.results import (
     ERR,
     INFO,
@@ -56,6 +58,7 @@ from ecgd.outputs.sinks.logfile import RotatingJsonLog
 
 EX_OK, EX_UNAVAILABLE, EX_CONFIG = 0, 69, 78
 LIVENESS_LIMIT_S = 5.0  # a thread silent this long is hung: stop feeding the watchdog
+NOT_JUDGED = WindowBeats.none("window not classified")
 BEAT_POLL_S = BLOCK_S  # the worker feeds the beat stage at least this often: beats known within delay + 0.2 s
 ACQUISITION_SECTIONS = ("device", "emulated", "sampling", "frontend")
 ELECTRODE = {"LO+": "+IN", "LO−": "−IN"}  # which electrode each AD8232 leads-off pin watches
@@ -150,7 +153,10 @@ class Daemon:
         self._run_id = uuid.uuid4().hex[:8]  # alarm ids stay unique across restarts
         self._alarms: AlarmEngine | None = None
         self.alarm_status: str | None = None  # set by the worker, read by the status line
-        self.alarm_rails_off = False
+        self.recorder: Recorder | None = None
+        self.recording_problem: str | None = None
+        self._recorded_until: int | None = None
+        self._recording_stall_said = False
 
     # -- building blocks ---------------------------------------------------------------------
     def _pipeline_for(self, settings: cfg.Settings, model: Model | None = None) -> Pipeline:
@@ -267,6 +273,7 @@ class Daemon:
         self.ring = self._new_ring(settings)
         sys.setswitchinterval(0.0005)  # let the sampler thread take the GIL promptly at its deadline
         self._start_sampler(settings, source, self.ring)
+        self._start_recorder(settings)
         self._worker_thread = threading.Thread(target=self._work, name="ecgd-worker", daemon=True)
         self._worker_thread.start()
         m = pipeline.model
@@ -343,6 +350,7 @@ class Daemon:
         self._drain_events()
         if self.leads is not None:
             self.leads.close()
+        recorded = self._stop_recorder()
         st = self.sampler.stats()
         self._lifecycle(
             f"ecgd stopping: {self.results} windows reported, {st.taken} samples taken, {st.missing} missing"
@@ -361,6 +369,7 @@ class Daemon:
             records_dropped=self.dispatcher.dropped,
             notifications_dropped=self.notifier.dropped,
             notifications_deferred=self.notifier.deferred,
+            **recorded,
         )
         self.notifier.flush()
         self.dispatcher.close(1.0)
@@ -427,7 +436,9 @@ class Daemon:
                 self._alarm_lost(start, stop)
             else:
                 mv = stage.frontend.counts_to_mv(block.counts)
-                self._alarm_feed(start, mv, block.valid, beats.feed(start, mv, block.valid))
+                new = beats.feed(start, mv, block.valid)
+                self._alarm_feed(start, mv, block.valid, new)
+                self._record_beats(new)
         leads_off = bool(self.leads.off_now()) if self.leads is not None else False
         self.live = beats.live(leads_off=leads_off, unreadable=self._last_unreadable)
 
@@ -439,13 +450,17 @@ class Daemon:
         beats: BeatTracker,
         held: deque[_Held],
     ) -> None:
-        """Judged: an unreadable window restarts the beat stage; the record waits for its last beats."""
+        """Judged: the beat stage learns where the signal was unreadable (and restarts its detector at
+        the first readable window after); the record waits for the window's last beats."""
         if window.block is not None and c is not None:
             if self._alarms is not None:
                 self._submit_alarms(self._alarms.window(window.first_seq, window.stop_seq, c.label, c.reason))
-            self._last_unreadable = c.label == UNREADABLE
             if c.label == UNREADABLE:
                 beats.unreadable(window.first_seq, window.stop_seq)
+                self._last_unreadable = True
+            elif c.probabilities is not None:  # readable: the beat stage restarts after a bad stretch
+                beats.readable(window.first_seq, window.stop_seq)
+                self._last_unreadable = False
         held.append(_Held(window, c, pipeline))
 
     def _release_held(self, beats: BeatTracker, held: deque[_Held], final: bool = False) -> None:
@@ -514,7 +529,9 @@ class Daemon:
         meta = pipeline.model.metadata
         for window in scheduler.drain("stopped before the window was classified; not classified"):
             c = Classification(UNCLASSIFIED, None, None, window.skip_reason, 0, None)
-            record = result_record(window, c, meta.ident, meta.abnormal_labels, self.clock.wall_ns())
+            record = result_record(
+                window, c, meta.ident, meta.abnormal_labels, self.clock.wall_ns(), NOT_JUDGED
+            )
             record.fields["missing_samples"] = None
             self._submit(record)
         acquired = self.ring.next_seq - (scheduler.next_stop - scheduler.hop)
@@ -534,11 +551,13 @@ class Daemon:
             "not classified"
         )
         c = Classification(UNCLASSIFIED, None, None, reason, 0, None)
-        record = result_record(window, c, meta.ident, meta.abnormal_labels, self.clock.wall_ns())
+        record = result_record(window, c, meta.ident, meta.abnormal_labels, self.clock.wall_ns(), NOT_JUDGED)
         record.fields["missing_samples"] = None
         self._submit(record)
 
     def _submit(self, record: Record) -> None:
+        if record.kind == "result":
+            self._record_result(record)
         self.dispatcher.submit(record)
         if record.kind == "result":
             self.results += 1
@@ -608,11 +627,12 @@ class Daemon:
     def _submit_alarms(self, events: list[AlarmEvent]) -> None:
         grid = self.sampler.grid
         for e in events:
-            self.dispatcher.submit(alarm_record(e, self.clock.wall_ns(), grid.wall_ns(e.onset_seq)))
+            record = alarm_record(e, self.clock.wall_ns(), grid.wall_ns(e.onset_seq))
+            record.fields.update(self.recording_location(e.onset_seq))  # journalctl line → its strip
+            self._annotate(e.seq, '"', f"alarm {e.alarm} {e.state}: {e.describe()}"[:200])
+            self.dispatcher.submit(record)
         if self._alarms is not None:
-            # the main loop's next STATUS= (≤ 1 s) leads with it; leads off has its own place there
-            self.alarm_status = self._alarms.status(leave_out=("leads_off",))
-            self.alarm_rails_off = "leads_off" in self._alarms.active
+            self.alarm_status = self._alarms.status()  # the main loop's next STATUS= (≤ 1 s) leads with it
 
     def _alarms_at_stop(self, why: str) -> None:
         """A stop ends monitoring, not the alarms: say which were still active (no false ``end``)."""
@@ -657,7 +677,9 @@ class Daemon:
                     "retrying with back-off"
                 )
                 self.dispatcher.submit(event_record("fault", msg, ERR, wall, event=ev.kind, seq=ev.seq))
+                self._annotate(ev.seq, '"', f"sensor fault: {ev.detail}")
             else:
+                self._annotate(ev.seq, '"', f"sensor recovered after {ev.outage_s:.1f} s")
                 self.dispatcher.submit(
                     event_record(
                         "fault",
@@ -690,6 +712,7 @@ class Daemon:
                 priority, extra = NOTICE, {"off_s": round(t.off_s, 3)}
             record = event_record("fault", message, priority, wall, event=t.kind, line=t.line, **extra)
             self.dispatcher.submit(record)
+            self._annotate(self.sampler.grid.first_slot_at_or_after(t.t_ns), '"', message)
         if transitions:
             self.notifier.status(self._status())
 
@@ -701,14 +724,13 @@ class Daemon:
         off = self.leads.off_now() if self.leads is not None else []
         if off:
             state += f", LEADS OFF ({' '.join(off)})"
-        elif self.alarm_rails_off:  # no pin says so (or none wired): the output sits at a rail
-            state += ", LEADS OFF (output at a rail)"
         if self.leads_problem:
             state += ", leads-off input unavailable"
         alarm = f"{self.alarm_status} · " if self.alarm_status else ""  # an active alarm leads: see it first
         return (
             f"{alarm}{self.live.text()} · {state}; last {self.last_label}; {self.results} windows; "
             f"{st.taken} samples, {st.missing} missing; lateness p99 {st.lateness_p99_ms:.2f} ms"
+            + self._recording_status()
         )
 
     def _notify_losses(self) -> str:
@@ -727,6 +749,7 @@ class Daemon:
         """SIGHUP: apply a valid new config without losing samples; keep the old one otherwise."""
         self.notifier.reloading()
         old = self.settings
+        old_source = (self.ring, self.sampler.grid)
         try:
             new = cfg.load(old.source)
             changed = [n for n in cfg.SECTIONS if getattr(new, n) != getattr(old, n)]
@@ -760,6 +783,7 @@ class Daemon:
                 self.leads.close()  # first: a GPIO line can be requested by one holder at a time
             self.leads, self.leads_problem = self._open_leads(new)
             self._report_leads_problem()
+        self._reload_recorder(new, changed, old_source)
         self.settings = new
         if pipeline is not None:
             self._pipeline = pipeline
@@ -771,6 +795,115 @@ class Daemon:
             sampler_restarted=restarted,
         )
         self.notifier.ready(self._status())
+
+    # -- full disclosure: the recorder -------------------------------------------------------------
+    def _start_recorder(self, settings: cfg.Settings, from_seq: int | None = None) -> None:
+        """Recording is never a reason not to monitor: a recorder that cannot start is reported."""
+        self.recorder, self.recording_problem = None, None
+        directory = settings.recording_directory
+        if directory is None:
+            return
+        rec_settings = dataclasses.replace(settings.recording, directory=str(directory))
+        recorder = Recorder(
+            rec_settings,
+            settings.analog_frontend,
+            self._recorder_report,
+            wall_now=self.clock.wall_ns,
+            version=__version__,
+        )
+        try:
+            recorder.start(self.ring, self.sampler.grid, from_seq)
+        except OSError as exc:
+            self.recording_problem = f"{directory}: {exc.strerror or exc}"
+            message = f"recording unavailable: {self.recording_problem}; monitoring goes on without it"
+            self.dispatcher.submit(
+                event_record("fault", message, ERR, self.clock.wall_ns(), event="recording_failed")
+            )
+            return
+        self.recorder = recorder
+
+    def _recorder_report(self, kind: str, message: str, priority: int, fields: dict) -> None:
+        """From the recorder's thread: only hand the record over (the main loop publishes STATUS=)."""
+        self.dispatcher.submit(event_record(kind, message, priority, self.clock.wall_ns(), **fields))
+
+    def _stop_recorder(self) -> dict:
+        recorder, self.recorder = self.recorder, None
+        if recorder is None:
+            return {}
+        recorder.stop(1.0)
+        self._recorded_until = recorder.next_seq
+        return {
+            "recorded_samples": recorder.samples_written,
+            "recording_lost_samples": recorder.samples_lost,
+            "annotations_written": recorder.annotations_written,
+        }
+
+    def _reload_recorder(self, new: cfg.Settings, changed: list[str], old_source: tuple) -> None:
+        """New recording or front-end settings: a new recorder (a new segment, from where the old one
+        stopped). A new ring or grid: the recorder writes what the old one holds, then a new segment."""
+        same_source = old_source == (self.ring, self.sampler.grid)
+        if "recording" in changed or "frontend" in changed:
+            self._recorded_until = None
+            self._stop_recorder()
+            self._start_recorder(new, self._recorded_until if same_source else None)
+        elif not same_source and self.recorder is not None:
+            self.recorder.attach(self.ring, self.sampler.grid)
+
+    def _record_beats(self, beats: list) -> None:
+        """Detected beats beside the signal: ``Q`` (a QRS, not classified) until beats get labels."""
+        if self.recorder is not None:
+            for b in beats:
+                self.recorder.annotate(b.seq, "Q")
+
+    def _annotate(self, seq: int, symbol: str, aux: str) -> None:
+        if self.recorder is not None:
+            self.recorder.annotate(seq, symbol, aux)
+
+    def _record_result(self, record: Record) -> None:
+        """A label change becomes a rhythm annotation at the window's first sample, and an abnormal
+        result carries where its signal is on disk (``ecgd strip RECORD --at-sample N``)."""
+        f = record.fields
+        if self.recorder is None:
+            return
+        if f["label"] != self.last_label:
+            label = f["label"]
+            if f.get("probabilities") is not None:
+                self._annotate(f["first_seq"], "+", "(" + RHYTHM_AUX.get(label, label))
+            else:
+                self._annotate(f["first_seq"], '"', f"{label}: {f.get('reason') or ''}"[:200])
+        if f.get("abnormal"):
+            f.update(self.recording_location(f["first_seq"]))
+
+    def recording_location(self, seq: int) -> dict:
+        """``recording`` (segment path without extension) and ``recording_sample`` of slot ``seq``, for
+        any record that a person will want to see the signal of (abnormal results, alarms): then
+        ``ecgd strip RECORDING --at-sample N`` draws it. Empty when nothing records that slot."""
+        where = self.recorder.locate(seq) if self.recorder is not None else None
+        return {} if where is None else {"recording": where[0], "recording_sample": where[1]}
+
+    def _recording_status(self) -> str:
+        """Called by the main loop every second: also says once when the recorder's disk hangs."""
+        if self.recorder is not None:
+            stalled = self.recorder.stalled_s()
+            if bool(stalled) != self._recording_stall_said:
+                self._recording_stall_said = bool(stalled)
+                message = (
+                    f"recording stalled: no write finished for {stalled:.0f} s (disk not answering); "
+                    "monitoring goes on, samples wait in the ring"
+                    if stalled
+                    else "recording: writes finish again"
+                )
+                event = "recording_stalled" if stalled else "recording_resumed"
+                self.dispatcher.submit(
+                    event_record(
+                        "fault", message, ERR if stalled else NOTICE, self.clock.wall_ns(), event=event
+                    )
+                )
+            return "; " + self.recorder.status()
+        return f"; recording unavailable ({self.recording_problem})" if self.recording_problem else ""
+
+
+RHYTHM_AUX = {"AF": "AFIB"}  # MIT-BIH rhythm names where ours differ (aux "(AFIB", "(N")
 
 
 def _windowing(settings: cfg.Settings) -> tuple:

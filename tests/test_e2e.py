@@ -20,6 +20,8 @@ import pytest
 
 from ecgd.harness import NotifyListener, read_journal, spawn_ecgd, terminate
 
+ALARMS_FIRST = r"STATUS=(?:[A-Z][A-Z ]* \d+ s · )*"  # active alarms lead STATUS=, then HR
+
 RESULT_ID = "e59f77e50dac475e9f4c642396c50f3a"
 REPO = Path(__file__).resolve().parents[1]
 RATE, WINDOW, HOP = 360, 3600, 720
@@ -33,6 +35,7 @@ def demo_run(tmp_path_factory, journald):
     conf.write_text(
         "device: {kind: emulated, channel: 2}\n"
         f"output: {{journal: true, console: false, log_file: {log}}}\n"
+        f"recording: {{directory: {tmp / 'recordings'}}}\n"
     )
     listener = NotifyListener(tmp / "notify.sock")
     t_start = time.monotonic()
@@ -61,6 +64,7 @@ def demo_run(tmp_path_factory, journald):
             break
         journal = read_journal(f"_PID={proc.pid}", settle_s=0.25)
     yield {
+        "recordings": tmp / "recordings",
         "proc": proc,
         "err": err,
         "records": records,
@@ -83,8 +87,8 @@ def test_process_signals_ready_and_stops_cleanly(demo_run):
     assert demo_run["stop_s"] < 2.0
     states = [s for _, s in demo_run["listener"].messages]
     assert states.index("READY=1") < states.index("STOPPING=1")
-    assert any(re.match(r"STATUS=HR (\d+ bpm|---( \(.*\))?) · running; last ", s) for s in states)
-    assert any(re.match(r"STATUS=HR \d+ bpm · ", s) for s in states)
+    assert any(re.match(ALARMS_FIRST + r"HR (\d+ bpm|---( \(.*\))?) · running; last ", s) for s in states)
+    assert any(re.match(ALARMS_FIRST + r"HR \d+ bpm · ", s) for s in states)
     assert "WATCHDOG=1" in states
 
 
@@ -180,3 +184,23 @@ def test_journalctl_selects_results_by_label(demo_run):
     label = res[0]["label"]
     entries = read_journal(f"_PID={demo_run['proc'].pid}", f"ECG_LABEL={label}")
     assert len(entries) == sum(1 for r in res if r["label"] == label)
+
+
+def test_the_recording_holds_every_slot_with_the_stall_as_invalid_samples(demo_run):
+    """The demo run's recording, read with wfdb: one slot per grid period, the sampler's missing
+    count exactly as invalid samples, the 2-s SIGSTOP among them, files 0640."""
+    wfdb = pytest.importorskip("wfdb")
+    from ecgd.io.recordings import list_segments
+
+    (seg,) = list_segments(demo_run["recordings"])
+    d = wfdb.rdrecord(str(seg.path), physical=False).d_signal[:, 0]
+    stopped = next(r for r in demo_run["records"] if r.get("event") == "stopped")
+    assert d.size == stopped["samples_taken"] + stopped["samples_missing"] == stopped["recorded_samples"]
+    invalid = d == -128
+    assert int(invalid.sum()) == stopped["samples_missing"]
+    edges = np.flatnonzero(np.diff(np.concatenate(([0], invalid.astype(np.int8), [0]))))
+    assert max(edges[1::2] - edges[0::2]) >= 1.9 * RATE, "the stall is not one run of invalid samples"
+    assert all(p.stat().st_mode & 0o777 == 0o640 for p in seg.files())
+    abnormal = [r for r in results(demo_run) if r["abnormal"]]
+    for r in abnormal:  # an abnormal line says where its signal is
+        assert r["recording"] == str(seg.path) and r["recording_sample"] == r["first_seq"]
