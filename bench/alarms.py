@@ -354,12 +354,19 @@ def main() -> int:
     ap.add_argument("--quick", action="store_true", help="DS1 only, no SVDB")
     ap.add_argument("--svdb-only", action="store_true", help="SVDB only, no latency (to run beside --quick)")
     ap.add_argument("--daemon", action="store_true", help="also the daemon-path latency (real time, ~70 s)")
+    ap.add_argument("--daemon-only", action="store_true", help="only the daemon-path latency")
     ap.add_argument(
         "--no-model", action="store_true", help="no window classifier (no afib, no noise verdicts)"
     )
     ap.add_argument("--false-log", type=Path, help="write every false onset as a JSON line here")
     args = ap.parse_args()
     settings = cfg.Settings()
+    if args.daemon_only:
+        print("## Latency on the daemon path (real time, emulated device)\n")
+        rows = daemon_latency()
+        for r in rows:
+            print(f"- {r['alarm']}: {r['latency_s']:.2f} s after the {r['after']}")
+        return 0 if rows else 1
     model = None
     if not args.no_model:
         from ecgd.analysis.model import load_model

@@ -157,7 +157,6 @@ class Daemon:
         self.recording_problem: str | None = None
         self._recorded_until: int | None = None
         self._recording_stall_said = False
-        self.alarm_rails_off = False
 
     # -- building blocks ---------------------------------------------------------------------
     def _pipeline_for(self, settings: cfg.Settings, model: Model | None = None) -> Pipeline:
@@ -634,9 +633,7 @@ class Daemon:
             self._annotate(e.seq, '"', f"alarm {e.alarm} {e.state}: {e.describe()}"[:200])
             self.dispatcher.submit(record)
         if self._alarms is not None:
-            # the main loop's next STATUS= (≤ 1 s) leads with it; leads off has its own place there
-            self.alarm_status = self._alarms.status(leave_out=("leads_off",))
-            self.alarm_rails_off = "leads_off" in self._alarms.active
+            self.alarm_status = self._alarms.status()  # the main loop's next STATUS= (≤ 1 s) leads with it
 
     def _alarms_at_stop(self, why: str) -> None:
         """A stop ends monitoring, not the alarms: say which were still active (no false ``end``)."""
@@ -728,8 +725,6 @@ class Daemon:
         off = self.leads.off_now() if self.leads is not None else []
         if off:
             state += f", LEADS OFF ({' '.join(off)})"
-        elif self.alarm_rails_off:  # no pin says so (or none wired): the output sits at a rail
-            state += ", LEADS OFF (output at a rail)"
         if self.leads_problem:
             state += ", leads-off input unavailable"
         alarm = f"{self.alarm_status} · " if self.alarm_status else ""  # an active alarm leads: see it first
