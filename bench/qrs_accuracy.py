@@ -233,8 +233,11 @@ def score(rec: Record, det: np.ndarray, from_s: float) -> dict:
 
 
 def ecgd_key() -> str:
-    src = Path(qrs.__file__).read_bytes() + repr(QrsSettings()).encode()
-    return hashlib.sha256(src).hexdigest()[:12]
+    """The detector's version: its source and default settings, read once (as imported)."""
+    return _ECGD_KEY
+
+
+_ECGD_KEY = hashlib.sha256(Path(qrs.__file__).read_bytes() + repr(QrsSettings()).encode()).hexdigest()[:12]
 
 
 def prepared(

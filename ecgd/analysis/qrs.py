@@ -41,6 +41,7 @@ _TAP_SCALE = 1 << 12  # FIR coefficients are rounded to 1/4096: < 0.1 % ripple o
 _LEVEL_WEIGHT = 0.125  # running signal/noise levels: 1/8 new peak (Pan–Tompkins)
 _SEARCHBACK_WEIGHT = 0.25  # a search-back beat moves the signal level faster (Pan–Tompkins)
 _RR_HISTORY = 8  # RR average over the last 8 intervals
+_WIDTH_FRACTION = (1, 5)  # QRS onset/offset: the slope falls below 1/5 of its peak
 _R_LOWPASS_HZ = 30.0  # the R peak is located on the signal low-passed at 30 Hz, minus its 200-ms mean
 
 
@@ -350,24 +351,27 @@ class QrsDetector:
         return _Candidate(p, height, r + b0, slope, amplitude, self._width(r))
 
     def _width(self, r: int) -> float:
-        """QRS width: where the slope envelope stays above 1/5 of its peak around the R peak, in ms."""
+        """QRS width in ms: from the first to the last sample within ±150 ms of the R peak where the
+        smoothed slope of the low-passed signal reaches 1/5 of its peak (the peak taken within ±50 ms);
+        NaN if it is still that steep at ±150 ms. The band-passed slope would make wide beats look
+        narrow (their energy lies below 5 Hz). MIT-BIH, 8-bit: N beats ~70 ms, V 135-200, LBBB ~170.
+        """
+        e = self._env
         a, z = r - self._w_half, r + self._w_half + 1
-        if a - self._env < 0 or z + self._env > self._d.size:
+        if a - e - 1 < 0 or z + e + 1 > self._b.size:
             return math.nan
-        env = np.convolve(
-            np.abs(self._d[a - self._env : z + self._env]), np.ones(2 * self._env + 1, np.int64)
-        )
-        env = env[2 * self._env : -2 * self._env]
+        x = self._b[a - e - 1 : z + e + 1]
+        slope = np.abs(x[2:] - x[:-2])  # central difference, at samples a - e .. z + e - 1
+        env = np.convolve(slope, np.ones(2 * e + 1, np.int64), "valid")  # at samples a .. z - 1
         centre = self._w_half
-        top = int(env[max(0, centre - self._r_half // 2) : centre + self._r_half // 2 + 1].max())
+        near = self._r_half // 2
+        top = int(env[centre - near : centre + near + 1].max())
         if top <= 0:
             return math.nan
-        above = env * 5 >= top
-        left = centre - np.argmin(above[centre::-1]) if not above[: centre + 1].all() else -1
-        right = centre + np.argmin(above[centre:]) if not above[centre:].all() else -1
-        if left < 0 or right < 0:
-            return math.nan
-        return 1000.0 * (right - left - 1) / self.fs
+        steep = np.flatnonzero(env * _WIDTH_FRACTION[1] >= top * _WIDTH_FRACTION[0])
+        if steep[0] == 0 or steep[-1] == env.size - 1:
+            return math.nan  # still steep at ±150 ms: not a measurable complex
+        return 1000.0 * (steep[-1] - steep[0] + 1) / self.fs
 
     def _threshold(self) -> float:
         lv = self._levels
