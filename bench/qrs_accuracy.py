@@ -336,6 +336,7 @@ def main() -> None:
     p.add_argument("--per-record", default="ecgd", help="detector(s) whose per-record table is printed")
     p.add_argument("--cache", type=Path, default=REPO / "bench" / ".qrs_accuracy_cache.json")
     p.add_argument("--signals", type=Path, help="scratch directory caching the conditioned signals (.npy)")
+    p.add_argument("--report-only", action="store_true", help="print the tables from the cache, run nothing")
     p.add_argument("--quick", action="store_true", help="6 records, ecgd + 2 peers, raw and 8-bit")
     a = p.parse_args()
     dbs = a.dbs.split(",")
@@ -356,7 +357,7 @@ def main() -> None:
         for cond in conditions
         for det in detectors
         for db, name in recs
-        if cache_key(db, name, cond, det, a.from_s) not in cache
+        if cache_key(db, name, cond, det, a.from_s) not in cache and not a.report_only
     ]
     print(
         f"{len(todo)} runs to do (the rest is cached)",
@@ -400,11 +401,15 @@ def report(cache: dict, recs, conditions, detectors, from_s: float, per_record: 
         for db in sorted({db for db, _ in recs}):
             rows = []
             for det in detectors:
-                res = [cache[cache_key(d, n, cond, det, from_s)] for d, n in recs if d == db]
-                rows.append((det, gross(res)))
+                keys = [cache_key(d, n, cond, det, from_s) for d, n in recs if d == db]
+                res = [cache[k] for k in keys if k in cache]
+                if res:
+                    rows.append((det, gross(res), len(res), len(keys)))
             rows.sort(key=lambda r: -r[1]["f1"] if not math.isnan(r[1]["f1"]) else 0)
-            for det, g in rows:
+            for det, g, scored, wanted in rows:
                 name = f"**{det}**" if det == "ecgd" else det
+                if scored < wanted:
+                    name += f" ({scored} of {wanted} records)"
                 crashed = f" ({g['errors']} crashed)" if g["errors"] else ""
                 print(
                     f"| {cond} | {db} | {name}{crashed} | {g['ref']} | {g['se']:.2f} | {g['pp']:.2f} | "
@@ -420,8 +425,8 @@ def report(cache: dict, recs, conditions, detectors, from_s: float, per_record: 
         for db, name in recs:
             cells = []
             for cond in conditions:
-                r = cache[cache_key(db, name, cond, det, from_s)]
-                cells.append(f"{r['ref'] - r['tp']}/{r['det'] - r['tp']}")
+                r = cache.get(cache_key(db, name, cond, det, from_s))
+                cells.append(f"{r['ref'] - r['tp']}/{r['det'] - r['tp']}" if r else "-")
             print(f"| {db}/{name} | " + " | ".join(cells) + " |")
 
 

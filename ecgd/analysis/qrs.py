@@ -2,7 +2,7 @@
 
 A Pan–Tompkins / Hamilton–Tompkins detector made for a stream: band-pass, derivative, square,
 moving-window integration, then adaptive signal/noise peak levels, a refractory period, T-wave
-discrimination by slope, and search-back for a beat missed after a long RR interval.
+discrimination by slope, a P-wave hold-back, and search-back for a beat missed after a long RR.
 
 Why it is built the way it is:
 
@@ -12,9 +12,10 @@ Why it is built the way it is:
   threshold). Decisions are taken in time order over *candidates* (local maxima of the integrated
   signal, a few per second), each once enough look-ahead has arrived, and the search-back runs at
   deadlines on the sample grid, not at block ends. The same beats come out whatever the block size.
-- **Bounded delay.** An ordinary beat is confirmed ``look-ahead`` after its R peak (~0.35 s at the
-  defaults); a beat found by search-back, or during the 2-s learning phase after a start, a reset or
-  a long gap, at most ``delay_samples`` after it (``horizon_s`` plus the look-ahead).
+- **Bounded delay.** An ordinary beat is returned at most 0.84 s after its R peak (filter delay,
+  look-ahead, the 250-ms P-wave hold-back); a beat found by search-back, or during the 2-s learning
+  phase after a start, a reset or a long gap, at most ``delay_samples`` after it (2.84 s: the
+  ``horizon_s`` more).
 - **Gaps never make beats.** Missing samples are held at the last valid value for the filters.
   A short run (≤ ``gap_max_s``) is bridged, and no R peak is ever placed on a missing sample. A longer
   run blanks every candidate whose filters saw it, and the RR history restarts after it (no
