@@ -394,7 +394,7 @@ def report(cache: dict, recs, conditions, detectors, from_s: float, per_record: 
         f"{platform.machine()} {platform.python_version()}, {os.cpu_count()} cores\n"
     )
     print(
-        "| condition | db | detector | beats | Se % | +P % | F1 % | FN | FP | |err| med / p95 ms | CPU s/h |"
+        "| condition | db | detector | beats | Se % | +P % | F1 % | FN | FP | error med / p95 ms | CPU s/h |"
     )
     print("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     for cond in conditions:
