@@ -187,3 +187,18 @@ def test_bigeminy_record_119_through_the_8_bit_front_end() -> None:
     found = detect(360.0, FE.simulate_mv(mv[:n], 360.0), 90).seq
     _tp, missed, false = matches(ref[ref < n], found, 54)
     assert missed <= 1 and false <= 1, (missed, false)
+
+
+@needs_data
+def test_ventricular_beats_measure_wider_than_normal_ones() -> None:
+    import wfdb
+
+    n = 360 * 300
+    mv, _ = _mitdb("119")
+    beats = detect(360.0, FE.simulate_mv(mv[:n], 360.0), 90)
+    ann = wfdb.rdann(str(DATA / "mitdb" / "119"), "atr", sampto=n)
+    samples, symbols = np.asarray(ann.sample), np.asarray(ann.symbol)
+    nearest = symbols[np.abs(samples[None, :] - beats.seq[:, None]).argmin(axis=1)]
+    normal, ventricular = beats.width_ms[nearest == "N"], beats.width_ms[nearest == "V"]
+    assert normal.size > 100 and ventricular.size > 30
+    assert np.nanmedian(normal) < 100.0 < 120.0 < np.nanmedian(ventricular)
