@@ -275,7 +275,7 @@ def test_a_daemon_run_records_every_slot_the_sampler_took_or_missed(daemon_env):
     daemon.i2c.inject(0.5, after_s=1.5)  # a bus outage: a gap the recording must hold in place
 
     def actions():
-        time.sleep(4.0)
+        time.sleep(6.0)  # beats after the detector's 2-s learning and the outage: a few, well past its delay
         os.kill(os.getpid(), signal.SIGTERM)
 
     run_in_main_thread(daemon, actions)
