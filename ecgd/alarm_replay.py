@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -24,8 +22,6 @@ from ecgd.analysis.beats import BLOCK_S, BeatSettings, BeatTracker  # BLOCK_S: t
 from ecgd.analysis.qrs import QrsDetector, QrsSettings
 from ecgd.analysis.quality import QualitySettings, adc_rails_mv
 from ecgd.io.frontend import AnalogFrontEnd
-
-EX_OK, EX_DATAERR, EX_NOINPUT, EX_CONFIG = 0, 65, 66, 78
 
 
 def confirmation_delay(detector: QrsDetector, settings: QrsSettings) -> int:
@@ -65,6 +61,7 @@ def new_engine(
 @dataclass(frozen=True)
 class _Beats:
     seq: np.ndarray
+    rr_ms: np.ndarray  # the beat stage's RR (NaN: not measured, e.g. across a gap)
 
 
 @dataclass
@@ -123,7 +120,14 @@ def replay(
         seqs = np.array([b.seq for b in new], dtype=np.int64)
         widths = np.array([np.nan if b.width_ms is None else b.width_ms for b in new], dtype=np.float64)
         off = leads_off(start, start + x.size) if leads_off is not None else None
-        yield from engine.feed(start, x, None, _Beats(seqs), off, widths_ms=widths)
+        yield from engine.feed(
+            start,
+            x,
+            None,
+            _Beats(seqs, np.array([np.nan if b.rr_ms is None else b.rr_ms for b in new], dtype=np.float64)),
+            off,
+            widths_ms=widths,
+        )
         stop = start + x.size
         while classify is not None and window_n and next_window <= stop:
             label, reason = classify(mv[next_window - window_n : next_window])
@@ -184,34 +188,23 @@ def recording_events(rec, settings, frontend: AnalogFrontEnd | None, model=None)
 
 
 def run_alarms(args: argparse.Namespace) -> int:
-    from ecgd import config as cfg
-    from ecgd.analysis.model import ModelError, load_model
-    from ecgd.io.records import RecordError, RecordNotFound, read_recording
+    from ecgd.commands import (
+        EX_DATAERR,
+        CommandError,
+        load_settings,
+        open_model,
+        open_recording,
+        print_json_lines,
+    )
 
-    try:
-        settings = cfg.load(args.config) if args.config else cfg.Settings()
-        model = load_model(settings.model_path, settings.metadata_path) if not args.no_model else None
-    except (cfg.ConfigError, ModelError) as exc:
-        print(f"ecgd: {exc}", file=sys.stderr)
-        return EX_CONFIG
-    try:
-        rec = read_recording(args.record, args.channel, args.fs)
-    except RecordNotFound as exc:
-        print(f"ecgd: {exc}", file=sys.stderr)
-        return EX_NOINPUT
-    except (RecordError, OSError, ValueError) as exc:
-        print(f"ecgd: {exc}", file=sys.stderr)
-        return EX_DATAERR
+    settings = load_settings(args.config)
+    model = None if args.no_model else open_model(settings.model_path, settings.metadata_path)
+    rec = open_recording(args.record, args.channel, args.fs)
     if args.fs and rec.fs != args.fs:  # a WFDB record declared at another rate: played faster or slower
         rec = dataclasses.replace(rec, fs=float(args.fs))
     if rec.fs < 100:
-        print(
-            f"ecgd: {rec.name}: {rec.fs:g} Hz is too slow for QRS detection (need ≥ 100 Hz)", file=sys.stderr
+        raise CommandError(
+            f"{rec.name}: {rec.fs:g} Hz is too slow for QRS detection (need ≥ 100 Hz)", EX_DATAERR
         )
-        return EX_DATAERR
     frontend = settings.analog_frontend if args.frontend == "pcf8591" else None
-    out = sys.stdout
-    for ep in episodes(recording_events(rec, settings, frontend, model)):
-        out.write(json.dumps(ep.row(), separators=(",", ":")) + "\n")
-    out.flush()
-    return EX_OK
+    return print_json_lines(ep.row() for ep in episodes(recording_events(rec, settings, frontend, model)))

@@ -5,10 +5,7 @@
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import sys
-from collections.abc import Iterable
 from pathlib import Path
 
 EX_OK, EX_DATAERR, EX_NOINPUT, EX_UNAVAILABLE, EX_CONFIG = 0, 65, 66, 69, 78
@@ -98,6 +95,16 @@ def main(argv: list[str] | None = None) -> int:
     )
 
     args = parser.parse_args(argv)
+    from ecgd.commands import CommandError
+
+    try:
+        return _dispatch(args)
+    except CommandError as exc:
+        print(f"ecgd: {exc}", file=sys.stderr)
+        return exc.code
+
+
+def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "run":
         from ecgd.daemon import run_daemon
 
@@ -160,43 +167,15 @@ def _check_config(path: Path) -> int:
 
 
 def _classify(args: argparse.Namespace) -> int:
-    from ecgd import config as cfg
-    from ecgd.analysis.model import ModelError, load_model
-    from ecgd.io.records import RecordError, RecordNotFound, read_recording
+    from ecgd.commands import CommandError, load_settings, open_model, open_recording, print_json_lines
     from ecgd.offline import classify_recording
 
-    try:
-        settings = cfg.load(args.config) if args.config else cfg.Settings()
-        model = load_model(args.model or settings.model_path)
-    except (cfg.ConfigError, ModelError) as exc:
-        print(f"ecgd: {exc}", file=sys.stderr)
-        return EX_CONFIG
-    try:
-        rec = read_recording(args.record, args.channel, args.fs)
-    except RecordNotFound as exc:
-        print(f"ecgd: {exc}", file=sys.stderr)
-        return EX_NOINPUT
-    except (RecordError, OSError, ValueError) as exc:
-        print(f"ecgd: {exc}", file=sys.stderr)
-        return EX_DATAERR
+    settings = load_settings(args.config)
+    model = open_model(args.model or settings.model_path)
+    rec = open_recording(args.record, args.channel, args.fs)
     hop = args.hop or model.metadata.window_seconds
     if hop <= 0:
-        print("ecgd: --hop must be positive", file=sys.stderr)
-        return EX_DATAERR
+        raise CommandError("--hop must be positive", EX_DATAERR)
     frontend = settings.analog_frontend if args.frontend == "pcf8591" else None
     b = settings.beats
     return print_json_lines(classify_recording(rec, model, hop, frontend, settings.quality, b.qrs, b.tracker))
-
-
-def print_json_lines(rows: Iterable[dict]) -> int:
-    """One JSON object a line on stdout; a reader that goes away (``| head``) ends us quietly."""
-    try:
-        for row in rows:
-            sys.stdout.write(json.dumps(row, separators=(",", ":")) + "\n")
-        sys.stdout.flush()
-    except BrokenPipeError:
-        # Python would report the pipe again when flushing stdout at exit: point it at /dev/null
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        os.close(devnull)
-    return EX_OK

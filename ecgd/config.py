@@ -269,7 +269,7 @@ class Settings:
     def recording_directory(self) -> Path | None:
         """Where the recorder writes (relative to the config file), or None: no recording."""
         d = self.recording.directory
-        return self._resolve(d) if d else None
+        return Path(os.path.normpath(self._resolve(d))) if d else None
 
     @property
     def model_path(self) -> Path:

@@ -106,9 +106,10 @@ class _BeatStage:
 
 @dataclass(frozen=True)
 class _Beats:
-    """The new beats' R-peak seqs, as the alarm engine takes them."""
+    """The new beats' R-peak seqs and the beat stage's RR (NaN: not measured), for the alarm engine."""
 
     seq: np.ndarray
+    rr_ms: np.ndarray
 
 
 @dataclass
@@ -156,6 +157,7 @@ class Daemon:
         self.recording_problem: str | None = None
         self._recorded_until: int | None = None
         self._recording_stall_said = False
+        self.alarm_rails_off = False
 
     # -- building blocks ---------------------------------------------------------------------
     def _pipeline_for(self, settings: cfg.Settings, model: Model | None = None) -> Pipeline:
@@ -596,7 +598,16 @@ class Daemon:
         seqs = np.fromiter((b.seq for b in beats), dtype=np.int64, count=len(beats))
         widths = np.array([np.nan if b.width_ms is None else b.width_ms for b in beats], dtype=np.float64)
         try:
-            events = engine.feed(first_seq, mv, valid, _Beats(seqs), off, widths_ms=widths)
+            events = engine.feed(
+                first_seq,
+                mv,
+                valid,
+                _Beats(
+                    seqs, np.array([np.nan if b.rr_ms is None else b.rr_ms for b in beats], dtype=np.float64)
+                ),
+                off,
+                widths_ms=widths,
+            )
         except Exception as exc:  # never let the alarm layer kill the worker; say so loudly
             self._alarms = None
             self.alarm_status = "ALARMS DOWN"
@@ -623,7 +634,9 @@ class Daemon:
             self._annotate(e.seq, '"', f"alarm {e.alarm} {e.state}: {e.describe()}"[:200])
             self.dispatcher.submit(record)
         if self._alarms is not None:
-            self.alarm_status = self._alarms.status()  # the main loop's next STATUS= (≤ 1 s) leads with it
+            # the main loop's next STATUS= (≤ 1 s) leads with it; leads off has its own place there
+            self.alarm_status = self._alarms.status(leave_out=("leads_off",))
+            self.alarm_rails_off = "leads_off" in self._alarms.active
 
     def _alarms_at_stop(self, why: str) -> None:
         """A stop ends monitoring, not the alarms: say which were still active (no false ``end``)."""
@@ -715,6 +728,8 @@ class Daemon:
         off = self.leads.off_now() if self.leads is not None else []
         if off:
             state += f", LEADS OFF ({' '.join(off)})"
+        elif self.alarm_rails_off:  # no pin says so (or none wired): the output sits at a rail
+            state += ", LEADS OFF (output at a rail)"
         if self.leads_problem:
             state += ", leads-off input unavailable"
         alarm = f"{self.alarm_status} · " if self.alarm_status else ""  # an active alarm leads: see it first

@@ -9,7 +9,6 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -177,6 +176,11 @@ def test_retention_deletes_the_oldest_segments_first(tmp_path):
     days = sorted(p.name for p in tmp_path.iterdir())
     assert days == ["20260103", "20260104", "20260105"], "the two oldest days go, and their directories"
     assert "2 deleted by retention" in reports[0][1]
+    bad_clock = now + 400 * day_s * 10**9  # the wall clock jumped a year ahead: nothing looks old
+    _, reports = record(
+        synthetic_ring(1), SampleGrid(0, RATE, now), tmp_path, lambda: bad_clock, max_days=2.5
+    )
+    assert "0 deleted by retention" in reports[0][1] and len(list_segments(tmp_path)) == 5
     one = list_segments(tmp_path)[0].nbytes()
     _, reports = record(
         synthetic_ring(1), SampleGrid(0, RATE, now + 10**10), tmp_path, lambda: now, max_bytes=3 * one
@@ -313,22 +317,8 @@ def test_an_unwritable_directory_is_reported_and_monitoring_goes_on(daemon_env):
 
 # --- a full disk ------------------------------------------------------------------------------------
 @pytest.fixture
-def small_tmpfs(tmp_path) -> Iterator[Path]:
-    if os.geteuid() != 0:
-        pytest.skip("mounting a tmpfs needs root")
-    mnt = tmp_path / "mnt"
-    mnt.mkdir()
-    proc = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=256k,mode=0755", "tmpfs", str(mnt)],
-        capture_output=True,
-        text=True,
-    )
-    if proc.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {proc.stderr.strip() or proc.returncode}")
-    try:
-        yield mnt
-    finally:
-        subprocess.run(["umount", str(mnt)], check=False)
+def small_tmpfs(mount_tmpfs) -> Path:
+    return mount_tmpfs("256k")
 
 
 def test_a_full_disk_deletes_the_oldest_reports_once_and_loses_nothing_it_can_keep(small_tmpfs):
@@ -400,6 +390,7 @@ def test_a_disk_full_of_other_files_is_reported_once_and_writing_resumes_without
         rec.stop()
     assert len(reports.events("recording_failed")) == 1
     assert len(reports.events("recording_recovered")) == 1
+    assert not list(small_tmpfs.rglob("*.tmp")), "a failed header write left its temporary file"
     (seg,) = list_segments(small_tmpfs)
     got = wfdb.rdrecord(str(seg.path), physical=False).d_signal[:, 0]
     np.testing.assert_array_equal(got, expected_digital(src, 80, int(80 * RATE)))
@@ -502,3 +493,71 @@ def test_a_hanging_disk_is_said_once_monitoring_goes_on_and_nothing_is_lost(daem
     (seg,) = list_segments(rec_dir)
     d = wfdb.rdrecord(str(seg.path), physical=False).d_signal[:, 0]
     np.testing.assert_array_equal(d, expected_digital(daemon.ring, 80))
+
+
+def test_an_alarm_line_names_its_signal_and_the_recording_marks_it(daemon_env, journald):
+    """From a journalctl line to its strip: the asystole alarm's record (log and journald) carries the
+    segment and sample of its onset, the recording holds an alarm comment there, and ``ecgd strip``
+    draws it."""
+    from ecgd.cli import main
+    from ecgd.harness import read_journal
+    from ecgd.io import synthetic as syn
+
+    tmp, _ = daemon_env
+    np.save(
+        tmp / "rec.npy",
+        np.concatenate([syn.regular(RATE, 12, 70), syn.flat(RATE, 8), syn.regular(RATE, 6, 70)]),
+    )
+    rec_dir = tmp / "rec"
+    write_config(
+        tmp / "c.yaml",
+        tmp / "r.jsonl",
+        emulated={"recording": str(tmp / "rec.npy"), "recording_rate_hz": RATE},
+        output={"journal": True},
+        recording={"directory": str(rec_dir), "flush_seconds": 0.5},
+    )
+    daemon = Daemon(cfg.load(tmp / "c.yaml"), notifier=Notifier())
+    daemon.start()
+    run_in_main_thread(daemon, lambda: (time.sleep(24.0), os.kill(os.getpid(), signal.SIGTERM)))
+    onset = next(r for r in log_records(tmp / "r.jsonl") if r["kind"] == "alarm" and r["alarm"] == "asystole")
+    (seg,) = list_segments(rec_dir)
+    assert (
+        onset["recording"] == str(seg.path)
+        and onset["recording_sample"] == onset["onset_seq"] - seg.first_seq
+    )
+    entries = read_journal(f"ECG_ALARM_ID={onset['alarm_id']}")
+    for _ in range(20):
+        if entries:
+            break
+        entries = read_journal(f"ECG_ALARM_ID={onset['alarm_id']}", settle_s=0.2)
+    assert entries[0]["ECG_RECORDING"] == str(seg.path)
+    assert int(entries[0]["ECG_RECORDING_SAMPLE"]) == onset["recording_sample"]
+    ann = wfdb.rdann(str(seg.path), "ecgd")
+    notes = [
+        (int(s), a) for s, sym, a in zip(ann.sample, ann.symbol, ann.aux_note, strict=True) if sym == '"'
+    ]
+    assert any(
+        s == onset["seq"] - seg.first_seq and a.startswith("alarm asystole onset") for s, a in notes
+    ), notes
+    out = tmp / "alarm.png"
+    at = str(max(0, onset["recording_sample"] - int(2 * RATE)))
+    assert main(["strip", entries[0]["ECG_RECORDING"], "--at-sample", at, "-o", str(out)]) == 0
+    assert out.stat().st_size > 10_000
+
+
+def test_an_export_across_a_restart_keeps_both_runs_in_place_and_the_gap_invalid(tmp_path):
+    from ecgd.cli import main
+    from ecgd.io.recordings import iso
+
+    wall0 = 1_767_258_000 * 10**9
+    ring1, ring2 = synthetic_ring(20, 1), synthetic_ring(30, 2)
+    record(ring1, SampleGrid(0, RATE, wall0), tmp_path / "rec", lambda: wall0)
+    record(ring2, SampleGrid(0, RATE, wall0 + 25 * 10**9), tmp_path / "rec", lambda: wall0)
+    out = tmp_path / "x"
+    assert main(["export", "--recordings", str(tmp_path / "rec"), "--from", iso(wall0 + 10 * 10**9),
+                 "--to", iso(wall0 + 35 * 10**9), "--format", "wfdb", "-o", str(out)]) == 0  # fmt: skip
+    d = wfdb.rdrecord(str(out), physical=False).d_signal[:, 0]
+    assert d.size == 25 * RATE
+    np.testing.assert_array_equal(d[: int(10 * RATE)], expected_digital(ring1, 80)[int(10 * RATE) :])
+    assert (d[int(10 * RATE) : int(15 * RATE)] == -128).all()
+    np.testing.assert_array_equal(d[int(15 * RATE) :], expected_digital(ring2, 80)[: int(10 * RATE)])

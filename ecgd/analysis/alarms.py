@@ -164,7 +164,7 @@ TECHNICAL_ALARMS = ("leads_off", "alarms_suspended")
 class BeatsLike(Protocol):
     """What the engine needs from the QRS detector (``ecgd.analysis.qrs.DetectedBeats`` fits)."""
 
-    seq: np.ndarray  # absolute R-peak sample seqs, ascending
+    seq: np.ndarray  # absolute R-peak sample seqs (``rr_ms``, NaN = not measured, is taken if present)
 
 
 @dataclass(frozen=True)
@@ -203,6 +203,7 @@ class _Active:
 class _Beat:
     seq: int
     ventricular: bool
+    rr_ok: bool = True  # False: the beat stage measured no RR to it (a gap or an unreadable stretch)
 
 
 class AlarmEngine:
@@ -334,12 +335,13 @@ class AlarmEngine:
         """Nothing: an alarm active at the end stays active (offline: ``end`` is null)."""
         return []
 
-    def status(self) -> str | None:
+    def status(self, leave_out: tuple[str, ...] = ()) -> str | None:
         """``ASYSTOLE 12 s · VTACH 3 s`` for the active alarms, highest priority first."""
-        if not self.active:
+        active = {k: v for k, v in self.active.items() if k not in leave_out}
+        if not active:
             return None
         rank = {HIGH: 0, MEDIUM: 1, LOW: 2}
-        ordered = sorted(self.active.items(), key=lambda kv: (rank[PRIORITY[kv[0]]], kv[1].onset_seq))
+        ordered = sorted(active.items(), key=lambda kv: (rank[PRIORITY[kv[0]]], kv[1].onset_seq))
         parts = [
             f"{name.upper().replace('_', ' ')} {max(0.0, (self._stop - a.onset_seq) / self.fs):.0f} s"
             for name, a in ordered
@@ -364,15 +366,19 @@ class AlarmEngine:
         k = min(self._mv.size, max(0, self._stop - start_seq))
         return self._mv[self._mv.size - k :], self._valid[self._mv.size - k :]
 
-    def _max_slope(self, start_seq: int, stop_seq: int) -> float:
+    def _last_activity(self, start_seq: int, stop_seq: int) -> int | None:
+        """The seq just after the last QRS-steep sample in ``[start_seq, stop_seq)`` (None: flat)."""
         x, ok = self._history(start_seq)
-        x, ok = x[: max(0, x.size - (self._stop - stop_seq))], ok[: max(0, ok.size - (self._stop - stop_seq))]
+        cut = max(0, self._stop - stop_seq)
+        x, ok = x[: x.size - cut], ok[: ok.size - cut]
         k = max(1, round(_SLOPE_SPAN_S * self.fs / 2))
         if x.size <= 2 * k:
-            return 0.0
+            return None
         slope = np.abs(x[2 * k :] - x[: -2 * k]) * (self.fs / (2 * k))
-        both = ok[2 * k :] & ok[: -2 * k]
-        return float(slope[both].max()) if both.any() else 0.0
+        steep = np.flatnonzero((slope >= self.min_slope) & ok[2 * k :] & ok[: -2 * k])
+        if steep.size == 0:
+            return None
+        return stop_seq - x.size + int(steep[-1]) + 2 * k  # the end of that slope's span
 
     # -- technical state ------------------------------------------------------------------------
     def _check_rails(self, x: np.ndarray, ok: np.ndarray, first_seq: int) -> None:
@@ -449,6 +455,7 @@ class AlarmEngine:
             widths_ms = getattr(beats, "width_ms", None)
         if labels is None:
             labels = getattr(beats, "labels", None)
+        rr_ms = getattr(beats, "rr_ms", None)  # the beat stage's: NaN where no RR may be measured
         out = []
         for i in np.argsort(seqs, kind="stable").tolist():
             s = int(seqs[i])
@@ -459,7 +466,7 @@ class AlarmEngine:
                 ventricular = math.isfinite(w) and w >= self.settings.vtach_width_ms
             else:
                 ventricular = False
-            beat = _Beat(s, ventricular)
+            beat = _Beat(s, ventricular, rr_ms is None or bool(np.isfinite(rr_ms[i])))
             if self._last_beat is not None and s <= self._last_beat:
                 if all(b.seq != s for b in self._beats):
                     self._beats.append(beat)
@@ -471,8 +478,9 @@ class AlarmEngine:
         return out
 
     def _rr_s(self) -> list[float]:
-        seqs = [b.seq for b in self._beats if b.seq >= self._since]
-        return [(b - a) / self.fs for a, b in itertools.pairwise(seqs)]
+        """RR intervals since the last break; none across a stretch where beats may have been lost."""
+        beats = [b for b in self._beats if b.seq >= self._since]
+        return [(b.seq - a.seq) / self.fs for a, b in itertools.pairwise(beats) if b.rr_ok]
 
     # -- the alarms -----------------------------------------------------------------------------
     def _on(self, name: str) -> bool:
@@ -493,7 +501,11 @@ class AlarmEngine:
         }:
             self._blind_reason = None
             return events  # nothing can start and nothing active can end: the common case, cheaply
-        quiet = self._max_slope(start + settle, horizon) < self.min_slope
+        # The last steep deflection since the beat: a QRS the detector missed, noise, or VF. An
+        # asystole needs asystole_seconds without one; a pause needs none since the last beat.
+        activity = self._last_activity(start + settle, horizon)
+        quiet_since = start if activity is None else max(start, activity)
+        flat_s = (horizon - quiet_since) / self.fs
         for name in ("asystole", "pause"):
             a = self.active.get(name)
             if (
@@ -504,12 +516,13 @@ class AlarmEngine:
                 events.append(self._end(name, last, None, "a QRS complex again"))
         vf_now = "vfib" in self.active or self._vf_since is not None
         self._blind_reason = None
-        if gap_s >= s.asystole_seconds and not quiet and not vf_now:
+        if gap_s >= s.asystole_seconds and flat_s < s.asystole_seconds and not vf_now:
             self._blind_reason = f"no QRS complex found for {gap_s:.1f} s in a signal that is not flat"
-        if not quiet or vf_now:
+        if vf_now:
             return events
         if (
             gap_s >= s.pause_seconds
+            and activity is None
             and self._on("pause")
             and "pause" not in self.active
             and last is not None
@@ -526,15 +539,16 @@ class AlarmEngine:
                     f"no QRS for {gap_s:.1f} s (limit {s.pause_seconds:g} s)",
                 )
             )
-        if gap_s >= s.asystole_seconds and self._on("asystole") and "asystole" not in self.active:
-            at = start + round(s.asystole_seconds * self.fs)
+        if flat_s >= s.asystole_seconds and self._on("asystole") and "asystole" not in self.active:
+            at = quiet_since + round(s.asystole_seconds * self.fs)
             events.append(
                 self._onset(
                     "asystole",
                     at,
                     round(gap_s, 2),
                     s.asystole_seconds,
-                    f"no QRS for {gap_s:.1f} s with the electrodes on (limit {s.asystole_seconds:g} s)",
+                    f"no QRS for {gap_s:.1f} s, flat for {flat_s:.1f} s, electrodes on "
+                    f"(limit {s.asystole_seconds:g} s)",
                 )
             )
             for name in ("bradycardia", "extreme_bradycardia", "pause"):

@@ -19,6 +19,7 @@ from dataclasses import dataclass, fields
 
 import numpy as np
 
+from ecgd.analysis.gaps import missing_runs
 from ecgd.analysis.qrs import QrsDetector, QrsSettings
 
 BLOCK_S = 0.2  # the daemon feeds the ring's new samples this often; offline runs feed blocks this long
@@ -311,15 +312,7 @@ class BeatTracker:
         """Runs of missing samples longer than the detector bridges are breaks (joined across blocks)."""
         if ok.all() and self._run_start is None:
             return
-        edges = np.diff(np.r_[0, (~ok).astype(np.int8), 0])
-        starts = list(np.flatnonzero(edges == 1) + first_seq)
-        ends = list(np.flatnonzero(edges == -1) + first_seq)
-        if self._run_start is not None:
-            if starts and starts[0] == first_seq:
-                starts[0] = self._run_start
-            else:
-                starts.insert(0, self._run_start)
-                ends.insert(0, first_seq)
+        starts, ends = missing_runs(first_seq, ok, self._run_start)
         self._run_start = None
         stop = first_seq + ok.size
         for lo, hi in zip(starts, ends, strict=True):

@@ -155,7 +155,7 @@ class Mosquitto:
         return f"mqtts://127.0.0.1:{self.tls_port}" if tls else f"mqtt://127.0.0.1:{self.port}"
 
 
-ALARM_MESSAGE_ID = "9a1f2c3b4d5e4f60a7b8c9d0e1f2a3b4"  # stands in for the alarms branch's own
+ALARM_MESSAGE_ID = "9a1f2c3b4d5e4f60a7b8c9d0e1f2a3b4"  # for an alarm name the monitor does not have
 
 
 def send_record(
@@ -186,9 +186,16 @@ def send_alarm(
         alarm_state=state,
         alarm_priority=priority,
         alarm_id=alarm_id,
-        message_id=ALARM_MESSAGE_ID,
+        message_id=_alarm_message_id(alarm),
         **fields,
     )
+
+
+def _alarm_message_id(alarm: str) -> str:
+    """The monitor's MESSAGE_ID for this alarm where it has one (ecgd.outputs.results), else a stand-in."""
+    from ecgd.outputs import results
+
+    return getattr(results, "ALARM_MESSAGE_IDS", {}).get(alarm, ALARM_MESSAGE_ID)
 
 
 def write_bridge_config(

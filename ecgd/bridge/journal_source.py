@@ -94,11 +94,16 @@ class JournalSource:
         finally:
             probe.close()
 
+    def next_entry(self) -> dict[str, Any] | None:
+        """The next entry, or None when there is none yet."""
+        entry, self._first = self._first or self.reader.get_next(), None
+        return entry or None
+
     def entries(self, limit: int) -> Iterator[dict[str, Any]]:
         """Up to ``limit`` entries that are there now."""
         for _ in range(limit):
-            entry, self._first = self._first or self.reader.get_next(), None
-            if not entry:
+            entry = self.next_entry()
+            if entry is None:
                 return
             yield entry
 

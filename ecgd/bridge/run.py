@@ -56,28 +56,30 @@ class Bridge:
         )
 
     def step(self) -> int:
-        """Publish what the journal has now (as far as the ledger allows); returns entries read."""
-        room = self.s.max_in_flight - len(self.ledger)
+        """Publish what the journal has now, while fewer than max_in_flight messages (records and
+        vitals) wait for the broker; returns the entries read."""
         n = 0
         site, bed = self.s.site, self.s.bed_name
         if self.pub.link.connects != self._connects_seen and self.vitals.updated is not None:
             # a (re)connection: a broker that restarted without persistence lost the retained vitals
             self._connects_seen = self.pub.link.connects
             self.ledger.add(self.pub.publish("vitals", self.vitals.payload(site, bed), retain=True), None)
-        if room > 0:
-            for entry in self.source.entries(min(room, BATCH)):
-                n += 1
-                m = to_message(entry, site, bed)
-                if m is None:  # the monitor's stray stdout/stderr lines, not records
-                    self.ledger.add(None, str(entry["__CURSOR"]))
-                    continue
-                qos = self.s.alarm_qos if m.topic == "alarm" else 1
-                # vitals first (not tied to the cursor), then the record: the record's ack moves the cursor
-                if self.vitals.apply(m):
-                    mid = self.pub.publish("vitals", self.vitals.payload(site, bed), qos=1, retain=True)
-                    self.ledger.add(mid, None)
-                self.ledger.add(self.pub.publish(m.topic, m.payload, qos=qos), m.cursor)
-                self.published += 1
+        while n < BATCH and len(self.ledger) < self.s.max_in_flight:
+            entry = self.source.next_entry()
+            if entry is None:
+                break
+            n += 1
+            m = to_message(entry, site, bed)
+            if m is None:  # the monitor's stray stdout/stderr lines, not records
+                self.ledger.add(None, str(entry["__CURSOR"]))
+                continue
+            qos = self.s.alarm_qos if m.topic == "alarm" else 1
+            # vitals first (not tied to the cursor), then the record: the record's ack moves the cursor
+            if self.vitals.apply(m):
+                mid = self.pub.publish("vitals", self.vitals.payload(site, bed), qos=1, retain=True)
+                self.ledger.add(mid, None)
+            self.ledger.add(self.pub.publish(m.topic, m.payload, qos=qos), m.cursor)
+            self.published += 1
         self.ledger.advance()
         self.save(force=False)
         return n

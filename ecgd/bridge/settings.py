@@ -68,7 +68,10 @@ class BridgeSettings:
         30, "MQTT keep-alive; the broker fires the last will after 1.5× this", lo=5, hi=3600
     )
     max_in_flight: int = _opt(
-        1000, "records published but not yet acknowledged before reading the journal pauses", lo=1, hi=100000
+        1000,
+        "messages (records and vitals) published but not yet acknowledged before reading the journal pauses",
+        lo=1,
+        hi=100000,
     )
     reconnect_max_seconds: float = _opt(
         30.0, "longest back-off between reconnection attempts", lo=0.1, hi=3600

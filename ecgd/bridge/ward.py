@@ -94,10 +94,12 @@ class Ward:
     def rows(self, now: float | None = None) -> list[dict[str, Any]]:
         """One dict per bed, in display order: high alarms first, then medium, low, stale, the rest."""
         now = time.time() if now is None else now
+        with self.lock:  # the MQTT thread changes the beds' dicts while a table is drawn
+            return self._rows(now)
+
+    def _rows(self, now: float) -> list[dict[str, Any]]:
         out = []
-        with self.lock:
-            beds = list(self.beds.values())
-        for b in beds:
+        for b in self.beds.values():
             v = b.vitals
             updated = _epoch(v.get("updated"))
             age = None if updated is None else max(0.0, now - updated)

@@ -147,6 +147,8 @@ def read_wfdb(header: Path, channel: int = 0) -> Recording:
     group = [i for i, s in enumerate(specs) if s.file == spec.file]
     if any(specs[i].fmt != spec.fmt or specs[i].byte_offset != spec.byte_offset for i in group):
         raise RecordError(f"{header}: mixed formats in {spec.file} are not supported")
+    if spec.file == "~":  # a null signal (a layout header, or a signal absent from this record)
+        return Recording(np.full(n_samples or 0, np.nan), fs, name, spec.description)
     initial = [specs[i].initial for i in group]
     raw = _read_samples(header.parent / spec.file, spec.fmt, len(group), n_samples, spec.byte_offset, initial)
     adu = raw[:, group.index(channel)]

@@ -10,6 +10,7 @@ events (gaps, leads off) are written on it. matplotlib is the optional ``[plot]`
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import sys
 from dataclasses import dataclass, field
@@ -62,7 +63,7 @@ def render_strip(
     if hi - lo < 3.0:  # at least 3 mV (30 mm) of paper
         mid = (hi + lo) / 2
         lo, hi = np.floor((mid - 1.5) * 2) / 2, np.ceil((mid + 1.5) * 2) / 2
-    left, right, top, bottom = 14.0, 6.0, 22.0, 12.0
+    left, right, top, bottom = 14.0, 6.0, 26.0, 12.0
     w_mm, h_mm = seconds * MM_PER_S, (hi - lo) * MM_PER_MV
     fig_w, fig_h = w_mm + left + right, h_mm + top + bottom
     fig = plt.figure(figsize=(fig_w / 25.4, fig_h / 25.4), dpi=dpi)
@@ -82,26 +83,45 @@ def render_strip(
     invalid = ~np.isfinite(mv)
     if invalid.any():
         edges = np.flatnonzero(np.diff(np.concatenate(([0], invalid.astype(np.int8), [0]))))
+        named_until = -1.0
         for a, b in zip(edges[0::2], edges[1::2], strict=True):
             ax.axvspan(a / fs, b / fs, color="#bbbbbb", alpha=0.5, lw=0)
-            ax.text(
-                (a + b) / 2 / fs, lo + 0.1, "no signal", ha="center", va="bottom", fontsize=6, color="#555"
-            )
+            mid = (a + b) / 2 / fs
+            if b - a >= 0.1 * fs and mid - 0.3 > named_until:  # short gaps only break the trace
+                ax.text(mid, lo + 0.1, "no signal", ha="center", va="bottom", fontsize=6, color="#555")
+                named_until = mid + 0.3
     beats = [nt for nt in notes if nt.symbol in BEATS and 0 <= nt.sample < n]
     events = [nt for nt in notes if nt.symbol not in BEATS and 0 <= nt.sample < n]
     for nt in beats:
         x = nt.sample / fs
         ax.plot([x, x], [hi - 0.25, hi - 0.1], color="#1f4fbf", lw=1.2)
         ax.text(x, hi - 0.28, nt.symbol, ha="center", va="top", fontsize=8, color="#1f4fbf", weight="bold")
-    rr_ms = np.diff([nt.sample for nt in beats]) / fs * 1000.0
-    for a, b, rr in zip(beats[:-1], beats[1:], rr_ms, strict=True):
-        ax.text((a.sample + b.sample) / 2 / fs, hi - 0.05, f"{rr:.0f}", ha="center", va="top", fontsize=6)
+    # RR only between neighbours with every sample between them present: across a gap a beat may be
+    # missing, and the interval would be a guess
+    gaps_before = np.concatenate(([0], np.cumsum(invalid)))
+    rr = []
+    for a, b in itertools.pairwise(beats):
+        if gaps_before[b.sample] == gaps_before[a.sample]:
+            rr.append((b.sample - a.sample) / fs * 1000.0)
+            ax.text(
+                (a.sample + b.sample) / 2 / fs, hi - 0.05, f"{rr[-1]:.0f}", ha="center", va="top", fontsize=6
+            )
+    rr_ms = np.array(rr)
+    # events: a dashed line each, their text in up to three rows above the paper, never on each other
+    row_free = [0.0, 0.0, 0.0]  # seconds of the strip from which each row is free
+    s_per_char = 0.05  # 6-pt text: ~1.2 mm a character at 25 mm/s
     for nt in events:
         x = nt.sample / fs
         ax.axvline(x, color="#c0392b", lw=1.0, ls="--")
-        text = f"{nt.symbol} {nt.aux or ''}".strip()
-        side = "right" if x > 0.7 * seconds else "left"  # keep the text on the paper
-        ax.text(x, hi + 0.05, text[:60], ha=side, va="bottom", fontsize=6, color="#c0392b")
+        text = f"{nt.symbol} {nt.aux or ''}".strip()[:60]
+        width = len(text) * s_per_char
+        side, start = ("left", x) if x + width <= seconds else ("right", x - width)  # stay on the paper
+        row = next((r for r, free in enumerate(row_free) if free <= start), None)
+        if row is not None:  # else all rows are taken here: the dashed line alone (text in the file)
+            ax.text(x, hi + 0.05 + 0.25 * row, text, ha=side, va="bottom", fontsize=6, color="#c0392b")
+            row_free[row] = start + width + 0.1
+        if (nt.aux or "").startswith("alarm ") and " onset" in nt.aux and nt.aux not in info.alarms:
+            info.alarms.append(nt.aux.removeprefix("alarm "))
     hr = 60000.0 / float(np.median(rr_ms)) if rr_ms.size else None
     # time axis: a tick per second, wall-clock time when known
     ticks = np.arange(0, seconds + 1e-9, 1.0)

@@ -92,17 +92,22 @@ class RecordingSettings:
 
 # -- the store: files on disk -----------------------------------------------------------------------
 def _atomic_write(path: Path, text: str) -> None:
+    """Replace ``path`` whole (write a temporary file, rename it over): a reader or a crash sees the
+    old header or the new one, never half of one. A failed write leaves no temporary file behind."""
     tmp = path.with_name(path.name + ".tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, FILE_MODE)
     try:
-        os.fchmod(fd, FILE_MODE)
-        data = text.encode()
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view) :]
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
+        try:
+            os.fchmod(fd, FILE_MODE)
+            view = memoryview(text.encode())
+            while view:
+                view = view[os.write(fd, view) :]
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+    except OSError:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def _fsync_dir(path: Path) -> None:
@@ -157,7 +162,7 @@ def write_day_headers(day: Path, segments: list[SegmentInfo] | None = None) -> l
     return written
 
 
-def recover_segment(info: SegmentInfo, spec_fmt: int | None = None) -> bool:
+def recover_segment(info: SegmentInfo) -> bool:
     """A segment whose header says less (or more) than its file holds, as a crash leaves it: cut the
     file to whole samples and rewrite the header with the true length and checksum."""
     hea = info.path.with_suffix(".hea")
@@ -173,10 +178,13 @@ def recover_segment(info: SegmentInfo, spec_fmt: int | None = None) -> bool:
     changed = n != info.n or size % bps
     ann = info.path.with_suffix("." + ANNOTATOR)
     if ann.exists():
-        data = ann.read_bytes()
-        if len(data) % 2 or data[-2:] != b"\0\0":  # a writer that never closed: end the file
+        with open(ann, "rb") as f:  # only its end: an annotation file of a busy hour is ~10 kB
+            size_ann = f.seek(0, os.SEEK_END)
+            f.seek(max(0, size_ann - 2))
+            tail = f.read()
+        if size_ann % 2 or tail != b"\0\0":  # a writer that never closed: end the file
             with open(ann, "ab") as f:
-                if len(data) % 2:
+                if size_ann % 2:
                     f.write(b"\0")
                 f.write(b"\0\0")
             changed = True
@@ -200,8 +208,14 @@ def retention(
     directory: Path, max_days: float, max_bytes: int, now_ns: int, keep: Path | None, need_bytes: int = 0
 ) -> list[SegmentInfo]:
     """Delete the oldest segments until the limits hold (and ``need_bytes`` are free on the disk);
-    never ``keep`` (the segment being written). Returns what was deleted."""
+    never ``keep`` (the segment being written). Returns what was deleted.
+
+    Age counts back from the newest recording, or from now if that is earlier: a wall clock set
+    wrongly forward (no RTC, a bad NTP answer) must not make every recording look old and delete it.
+    ``max_bytes`` still bounds the space whatever the clock says."""
     segs = [s for s in list_segments(directory) if s.path != keep]
+    if segs:
+        now_ns = min(now_ns, max(s.end_ns for s in segs))
     sizes = {s.path: s.nbytes() for s in segs}
     total = sum(sizes.values()) + (
         sum(p.stat().st_size for p in keep.parent.glob(keep.name + ".*")) if keep is not None else 0
@@ -442,8 +456,9 @@ class Recorder:
             end = min(stop, seg.end_seq)
             try:
                 block = ring.read(self._next, end)
-            except RingOverrun:
-                continue  # the loop's capacity test handles it on the next pass
+            except RingOverrun:  # the writer lapped us while we copied: the capacity test handles it
+                stop = ring.next_seq
+                continue
             n = self._append(seg, block.counts, block.valid)
             self._note_gaps(self._next, block.valid[:n], grid.rate_hz)
             self._next += n
