@@ -25,7 +25,11 @@ def classify_recording(
     hop_seconds: float,
     frontend: AnalogFrontEnd | None = None,
     quality: QualitySettings | None = None,
+    beats: np.ndarray | None = None,
 ) -> Iterator[dict[str, Any]]:
+    """One dict per window. ``beats`` (sample numbers, sorted) are handed to a beat-aware model as the
+    beat stage would; without them it detects the beats itself. Its windows also carry ``beat_seq``,
+    ``beat_labels`` (N/S/V/Q per beat) and ``learning``."""
     fs = rec.fs
     window_n = round(model.metadata.window_seconds * fs)
     hop_n = max(1, round(hop_seconds * fs))
@@ -37,7 +41,11 @@ def classify_recording(
         rails = None
     classifier = WindowClassifier(model, fs, quality or QualitySettings(), rails, max_missing_fraction=0.0)
     for start in range(0, mv.size - window_n + 1, hop_n):
-        c = classifier.classify(mv[start : start + window_n])
+        seqs = None
+        if beats is not None:
+            lo, hi = np.searchsorted(beats, [start, start + window_n])
+            seqs = beats[lo:hi]
+        c = classifier.classify(mv[start : start + window_n], None, start, seqs)
         out: dict[str, Any] = {
             "start": start,
             "end": start + window_n,
@@ -47,4 +55,8 @@ def classify_recording(
         }
         if c.reason:
             out["reason"] = c.reason
+        if c.beats is not None:
+            out["beat_seq"] = c.beats.seq.tolist()
+            out["beat_labels"] = str(c.beats)
+            out["learning"] = c.learning
         yield out
