@@ -1,4 +1,4 @@
-"""Command line: ``ecgd run | check-config | classify | convert``. Exit codes follow sysexits."""
+"""Command line: ``ecgd run | check-config | classify | relearn | convert``. Exit codes follow sysexits."""
 
 from __future__ import annotations
 
@@ -37,6 +37,12 @@ def main(argv: list[str] | None = None) -> int:
     cls.add_argument("--fs", type=float, help="sample rate of a .csv/.npy recording")
     cls.add_argument("--config", type=Path, help="take front-end and quality settings from this config")
 
+    from ecgd.relearn import add_relearn_arguments
+
+    add_relearn_arguments(
+        sub.add_parser("relearn", help="make the running monitor learn the patient's beat again")
+    )
+
     try:
         from ecgd.convert import add_convert_arguments
     except ImportError:  # pragma: no cover - convert ships with the package
@@ -54,6 +60,10 @@ def main(argv: list[str] | None = None) -> int:
         return _check_config(args.config)
     if args.command == "classify":
         return _classify(args)
+    if args.command == "relearn":
+        from ecgd.relearn import run_relearn
+
+        return run_relearn(args)
     from ecgd.convert import run_convert
 
     return run_convert(args)

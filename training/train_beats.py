@@ -35,7 +35,6 @@ from training import beat_eval
 from training.labels import ABNORMAL, LABELS
 
 REPO = Path(__file__).resolve().parent.parent
-BATCH = 64  # fixed batch of the exported beat graph (a 10-s window holds ≤ 50 beats even at 300/min)
 NAME, VERSION = "ecgd-rhythm", "2.0.0"
 AF_RECORDS = ("mitdb/201", "mitdb/203")
 TRAINING_DATA = (
@@ -59,7 +58,6 @@ class BeatTrainConfig:
     hidden: tuple[int, ...] = (32, 32)
     af_hidden: tuple[int, ...] = (16, 8)
     class_weight_cap: float = 20.0
-    af_threshold: float = 0.5
     frontends: tuple[str, ...] = ("pcf8591",)  # feature tables trained on
 
 
@@ -102,11 +100,11 @@ def af_xy(tables: dict[str, dict], rids: list[str], ltaf: dict[str, dict], lname
     return np.concatenate(xs), np.concatenate(ys)
 
 
-def _mlp(n_in: int, hidden: tuple[int, ...], n_out: int, seed: int, batch: int | None = None):
+def _mlp(n_in: int, hidden: tuple[int, ...], n_out: int, seed: int):
     import keras
 
     keras.utils.set_random_seed(seed)
-    inp = keras.Input(shape=(n_in,), batch_size=batch)
+    inp = keras.Input(shape=(n_in,))
     h = inp
     for width in hidden:
         h = keras.layers.Dense(width, activation="relu")(h)
@@ -153,29 +151,25 @@ def fit_af(x: np.ndarray, y: np.ndarray, cfg: BeatTrainConfig, seed: int):
     return model, mean, std
 
 
-def to_tflite(model, n_in: int, batch: int, path: Path) -> int:
-    """Float32 TFLite with a fixed [batch, n_in] input (weights copied into a fixed-batch graph)."""
+def to_tflite(model, path: Path) -> int:
+    """Float32 TFLite (dynamic batch; the daemon fixes it once at load) via a SavedModel."""
+    import tempfile
+
     import tensorflow as tf
 
-    fixed = _mlp(n_in, tuple(layer.units for layer in model.layers[1:-1]), model.layers[-1].units, 0, batch)
-    fixed.set_weights(model.get_weights())
-
-    @tf.function(input_signature=[tf.TensorSpec([batch, n_in], tf.float32)])
-    def serve(x):
-        return fixed(x, training=False)
-
-    conv = tf.lite.TFLiteConverter.from_concrete_functions([serve.get_concrete_function()], fixed)
-    data = conv.convert()
+    with tempfile.TemporaryDirectory() as tmp:
+        model.export(tmp, verbose=False)  # Keras 3: converting a SavedModel is the stable path
+        data = tf.lite.TFLiteConverter.from_saved_model(tmp).convert()
     path.write_bytes(data)
     return len(data)
 
 
-def export_bundle(out: Path, beat, af, cfg: BeatTrainConfig, evaluation: dict, command: str) -> Path:
+def export_bundle(out: Path, beat, af, thr: dict[str, float], evaluation: dict, command: str) -> Path:
     """``default.tflite`` (beats), ``default-af.tflite`` and ``default.json`` in ``out``."""
     out.mkdir(parents=True, exist_ok=True)
     (bm, bmean, bstd), (am, amean, astd) = beat, af
-    b_bytes = to_tflite(bm, len(BEAT_FEATURES), BATCH, out / "default.tflite")
-    a_bytes = to_tflite(am, len(RR_FEATURES), 1, out / "default-af.tflite")
+    b_bytes = to_tflite(bm, out / "default.tflite")
+    a_bytes = to_tflite(am, out / "default-af.tflite")
     meta = {
         "name": NAME,
         "version": VERSION,
@@ -200,13 +194,13 @@ def export_bundle(out: Path, beat, af, cfg: BeatTrainConfig, evaluation: dict, c
             "std": [round(float(v), 6) for v in astd],
             "labels": ["AF"],
         },
-        "af_threshold": cfg.af_threshold,
+        "af_threshold": thr["AF"],
+        "beat_thresholds": {"S": thr["S"], "V": thr["V"]},
         "relearn": dataclasses.asdict(RelearnSettings()),
         "provenance": {
             "training_data": TRAINING_DATA,
             "code": "training/beat_data.py, training/train_beats.py",
             "command": command,
-            "config": dataclasses.asdict(cfg),
         },
         "evaluation": {**evaluation, "model_bytes": b_bytes + a_bytes},
     }
@@ -214,12 +208,63 @@ def export_bundle(out: Path, beat, af, cfg: BeatTrainConfig, evaluation: dict, c
     return out / "default.tflite"
 
 
+THRESHOLD_GRID = {
+    "S": (0.5, 0.6, 0.7, 0.8, 0.9, 0.95),
+    "V": (0.5, 0.6, 0.7, 0.8, 0.9, 0.95),
+    "AF": (0.3, 0.5, 0.7, 0.85),
+}
+
+
+def oof_tables(tables: dict[str, dict], rid: str, beat, af) -> dict:
+    """One held-out record's beat probabilities and window AF probabilities from its feature table."""
+    t = tables[rid]
+    ok = np.isfinite(t["beat_x"]).all(axis=1)
+    pb = np.zeros((ok.size, 3), dtype=np.float32)
+    if ok.any():
+        pb[ok] = beat[0].predict((t["beat_x"][ok] - beat[1]) / beat[2], batch_size=4096, verbose=0)
+    pa = af[0].predict((t["win_x"] - af[1]) / af[2], batch_size=4096, verbose=0)[:, 0]
+    return {"pb": pb, "judged": ok, "win": t["beat_win"], "pa": pa, "win_ok": t["win_ok"], "y": t["win_y"]}
+
+
+def window_predictions(o: dict, thr: dict[str, float]) -> np.ndarray:
+    """The classifier's window rule on table probabilities: AF > V > S > N (AF windows: S beats are N)."""
+    nw = o["y"].size
+    v = (o["pb"][:, 2] >= thr["V"]) & o["judged"]
+    sv = (o["pb"][:, 1] >= thr["S"]) & o["judged"] & ~v
+    any_v = np.zeros(nw, dtype=bool)
+    any_s = np.zeros(nw, dtype=bool)
+    any_v[o["win"][v]] = True
+    any_s[o["win"][sv]] = True
+    af = o["win_ok"] & (o["pa"] >= thr["AF"])
+    return np.where(af, 3, np.where(any_v, 2, np.where(any_s, 1, 0)))
+
+
+def choose_thresholds(oofs: list[dict]) -> tuple[dict[str, float], float]:
+    """The S / V / AF thresholds with the best window macro-F1 over ``oofs`` (ties: the first in the
+    grid, i.e. the lowest)."""
+    truth = np.concatenate([o["y"] for o in oofs])
+    keep = truth >= 0
+    best, best_f1 = None, -1.0
+    for ts in THRESHOLD_GRID["S"]:
+        for tv in THRESHOLD_GRID["V"]:
+            for ta in THRESHOLD_GRID["AF"]:
+                thr = {"S": ts, "V": tv, "AF": ta}
+                pred = np.concatenate([window_predictions(o, thr) for o in oofs])[keep]
+                t = truth[keep]
+                f1 = []
+                for c in np.unique(t):
+                    tp = np.sum((pred == c) & (t == c))
+                    f1.append(2 * tp / max(np.sum(pred == c) + np.sum(t == c), 1))
+                if np.mean(f1) > best_f1 + 1e-9:
+                    best, best_f1 = thr, float(np.mean(f1))
+    assert best is not None
+    return best, best_f1
+
+
 def run(args: argparse.Namespace) -> int:
     cfg = BeatTrainConfig(seed=args.seed)
     if args.beat_epochs:
         cfg.beat_epochs = args.beat_epochs
-    if args.af_threshold:
-        cfg.af_threshold = args.af_threshold
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     features = Path(args.features)
@@ -246,8 +291,10 @@ def run(args: argparse.Namespace) -> int:
     ltaf = {n: dict(np.load(features / f"ltafdb_{n}.npz")) for n in lnames}
     folds = patient_folds(rids, cfg.folds, cfg.seed)
     lfolds = [lnames[k :: cfg.folds] for k in range(cfg.folds)]
+    (out / "config.json").write_text(json.dumps({"command": command, **dataclasses.asdict(cfg)}, indent=1))
     log(f"{len(rids)} signal records, {len(lnames)} LTAFDB records; folds {folds}")
-    windows, beats_ref, beats_det = [], [], []
+    # 1. per fold: train on the other folds, predict the held-out records' feature tables
+    models, oof = [], {}
     af_y, af_p, af_ok = [], [], []
     for k in [] if args.no_cv else range(cfg.folds):
         train = [r for r in rids if r not in folds[k]]
@@ -256,17 +303,29 @@ def run(args: argparse.Namespace) -> int:
         ax, ay = _cat([af_xy(tables[t], train, ltaf, ltrain) for t in cfg.frontends])
         beat = fit_beat(bx, by, cfg, cfg.seed + 1 + k)
         af = fit_af(ax, ay, cfg, cfg.seed + 1 + k)
-        path = export_bundle(out / f"fold{k + 1}", beat, af, cfg, {"protocol": "one CV fold"}, command)
-        for n in lfolds[k]:  # AF on held-out LTAFDB patients' RR series (the bundle's own AF graph)
+        models.append((beat, af))
+        for r in folds[k]:
+            oof[r] = oof_tables(tables["pcf8591"], r, beat, af)
+        for n in lfolds[k]:  # AF on held-out LTAFDB patients' RR series
             t = ltaf[n]
-            p = af[0].predict((t["x"] - af[1]) / af[2], batch_size=4096, verbose=0)[:, 0]
-            af_y.append(t["af"]), af_p.append(p), af_ok.append(t["ok"])
+            af_y.append(t["af"])
+            af_p.append(af[0].predict((t["x"] - af[1]) / af[2], batch_size=4096, verbose=0)[:, 0])
+            af_ok.append(t["ok"])
+        log(f"fold {k + 1}: trained on {len(bx)} beats, {len(ax)} RR windows")
+    # 2. nested thresholds (each fold's from the other folds' held-out predictions), 3. daemon-path scoring
+    windows, beats_ref, beats_det, fold_thr = [], [], [], []
+    for k in range(len(models)):
+        others = [oof[r] for j in range(cfg.folds) if j != k for r in folds[j]]
+        thr, f1 = choose_thresholds(others)
+        fold_thr.append(thr)
+        path = export_bundle(out / f"fold{k + 1}", *models[k], thr, {"protocol": "one CV fold"}, command)
         w, b = beat_eval.score_records(path, args.data, folds[k], "reference")
         windows += w
         beats_ref += b
         wm = beat_eval.window_metrics(w)
         log(
-            f"fold {k + 1}: {len(bx)} train beats; held-out macro-F1 {wm['macro_f1']:.3f} "
+            f"fold {k + 1}: thresholds {thr} (other folds' F1 {f1:.3f}); held-out macro-F1 "
+            f"{wm['macro_f1']:.3f} "
             + " ".join(f"{c} {_p(wm['per_class'][c]['se'])}/{_p(wm['per_class'][c]['ppv'])}" for c in LABELS)
         )
         if not args.no_detector:
@@ -275,18 +334,24 @@ def run(args: argparse.Namespace) -> int:
         (out / "cv_rows.json").write_text(
             json.dumps({"windows": windows, "beats_reference": beats_ref, "beats_detector": beats_det}) + "\n"
         )
-        import keras
-
-        keras.backend.clear_session()
     evaluation: dict = {"protocol": "no cross-validation run"}
+    final_thr = {"S": 0.5, "V": 0.5, "AF": 0.5}
     if windows:
+        final_thr, _ = choose_thresholds(list(oof.values()))
         wm = beat_eval.window_metrics(windows)
         bm = beat_eval.beat_metrics(beats_ref)
         bd = beat_eval.beat_metrics(beats_det) if beats_det else None
-        afm = beat_eval.af_metrics(
-            np.concatenate(af_y), np.concatenate(af_p), np.concatenate(af_ok), cfg.af_threshold
-        )
-        log("CV (reference beats, 8-bit front end):\n" + beat_eval.format_report(wm, bm, afm))
+        afm_nested = None
+        if af_y:
+            lf = [n for k in range(cfg.folds) for n in lfolds[k]]
+            thr_per = np.concatenate(
+                [np.full(ltaf[n]["af"].size, fold_thr[k]["AF"]) for k in range(cfg.folds) for n in lfolds[k]]
+            )
+            assert len(lf) == len(af_y)
+            afm_nested = beat_eval.af_metrics(
+                np.concatenate(af_y), np.concatenate(af_p) - thr_per + 0.5, np.concatenate(af_ok), 0.5
+            )
+        log("CV (reference beats, 8-bit front end):\n" + beat_eval.format_report(wm, bm, afm_nested))
         if bd:
             log(
                 f"beats through the QRS detector: VEB {_p(bd['VEB']['se'])}/{_p(bd['VEB']['ppv'])} "
@@ -295,23 +360,25 @@ def run(args: argparse.Namespace) -> int:
         evaluation = {
             "protocol": (
                 f"patient-wise {cfg.folds}-fold CV over {len(rids)} patients (MIT-BIH DS1 + SVDB), "
-                "each fold's "
-                "TFLite bundle scored through the daemon's path (ecgd.offline.classify_recording, 8-bit "
-                "front end, quality gate on, non-overlapping 10-s windows, reference beat positions); AF "
-                f"also on LTAFDB's {len(lnames)} patients' RR series (5 folds by patient)"
+                "each fold's TFLite bundle (thresholds chosen on the other folds' held-out predictions) "
+                "scored through the daemon's path (ecgd.offline.classify_recording, 8-bit front end, "
+                "quality gate on, non-overlapping 10-s windows, reference beat positions); AF also on "
+                f"LTAFDB's {len(lnames)} patients' RR series (5 folds by patient)"
             ),
             "frontend": "pcf8591-8bit",
             "folds": folds,
+            "fold_thresholds": fold_thr,
             "windows": wm["windows"],
             "per_class": wm["per_class"],
             "macro_f1": wm["macro_f1"],
+            "confusion": wm["confusion"],
             "patients": wm["patients"],
             "patients_over_10pct": wm["patients_over_10pct"],
             "patients_over_20pct": wm["patients_over_20pct"],
             "per_patient_error": {r: round(v["error"], 4) for r, v in wm["per_patient"].items()},
             "beats_reference": {k: bm[k] for k in ("N", "SVEB", "VEB")},
             "beats_detector": {k: bd[k] for k in ("N", "SVEB", "VEB")} if bd else None,
-            "af_ltafdb": afm,
+            "af_ltafdb": afm_nested,
             "anchors": beat_eval.ANCHORS,
         }
         (out / "cv_metrics.json").write_text(json.dumps(evaluation, indent=1) + "\n")
@@ -322,11 +389,9 @@ def run(args: argparse.Namespace) -> int:
     ax, ay = _cat([af_xy(tables[t], rids, ltaf, lnames) for t in cfg.frontends])
     beat = fit_beat(bx, by, cfg, cfg.seed)
     af = fit_af(ax, ay, cfg, cfg.seed)
-    path = export_bundle(out / "final", beat, af, cfg, evaluation, command)
-    log(
-        f"final bundle {path.parent}: "
-        f"{json.loads((path.parent / 'default.json').read_text())['evaluation']['model_bytes']} bytes"
-    )
+    path = export_bundle(out / "final", beat, af, final_thr, evaluation, command)
+    size = json.loads((path.parent / "default.json").read_text())["evaluation"]["model_bytes"]
+    log(f"final bundle {path.parent}: {size} bytes, thresholds {final_thr}")
     if args.ship:
         ship(out)
         log(f"shipped {out / 'final'} to ecgd/models/")
@@ -401,7 +466,6 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--records", help="comma-separated signal record ids (default: all feature tables)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--beat-epochs", type=int)
-    p.add_argument("--af-threshold", type=float)
     p.add_argument("--no-cv", action="store_true")
     p.add_argument("--no-final", action="store_true")
     p.add_argument("--no-detector", action="store_true", help="score beats with reference positions only")

@@ -4,8 +4,8 @@ Two small TFLite graphs take feature vectors, not samples: the beat model the
 :data:`~ecgd.analysis.beat_features.BEAT_FEATURES` of each beat (-> N, S, V), the AF model the
 :data:`~ecgd.analysis.rhythm.RR_FEATURES` of a window's RR series (-> P(AF)). The metadata names the
 feature order and their standardisation (mean, std), checked against the code's feature lists at load
-time, so a model trained on other features cannot be run silently. Both graphs have a fixed batch
-(padding instead of re-allocating tensors per window).
+time, so a model trained on other features cannot be run silently. The beat graph's batch is fixed
+once at load (padding instead of re-allocating tensors per window).
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from ecgd.analysis.model import ModelError, ModelMetadata, interpreter_class
 from ecgd.analysis.rhythm import RR_FEATURES
 
 BEAT_CLASSES: tuple[str, ...] = ("N", "S", "V")
+BEAT_BATCH = 64  # beats per invocation (a 10-s window holds ≤ 50 even at 300/min; more are chunked)
 
 
 @dataclass(frozen=True)
@@ -92,7 +93,7 @@ def parse_metadata(path: Path, raw: dict[str, Any], base: ModelMetadata) -> Beat
 class _Graph:
     """A fixed-batch feature graph: [batch, features] float32 in, [batch, classes] probabilities out."""
 
-    def __init__(self, path: Path, spec: FeatureGraph, cls: type, num_threads: int) -> None:
+    def __init__(self, path: Path, spec: FeatureGraph, cls: type, num_threads: int, batch: int) -> None:
         try:
             data = path.read_bytes()
         except OSError as exc:
@@ -107,6 +108,11 @@ class _Graph:
         ins, outs = self._interp.get_input_details(), self._interp.get_output_details()
         if len(ins) != 1 or len(outs) != 1 or len(ins[0]["shape"]) != 2:
             raise ModelError(f"{path}: expected one [batch, features] input and one output tensor")
+        if int(ins[0].get("shape_signature", ins[0]["shape"])[0]) == -1 and batch > 1:
+            # a dynamic batch: fix it once here (re-allocating per window would cost more than the graph)
+            self._interp.resize_tensor_input(ins[0]["index"], [batch, int(ins[0]["shape"][1])])
+            self._interp.allocate_tensors()
+            ins, outs = self._interp.get_input_details(), self._interp.get_output_details()
         self._in, self._out = ins[0], outs[0]
         batch, n_feat = (int(v) for v in self._in["shape"])
         n_out = int(self._out["shape"][-1])
@@ -147,8 +153,8 @@ class BeatRhythmModel:
         cls, self.backend = interpreter_class(backend)
         assert metadata.beat is not None and metadata.af is not None
         root = path.parent
-        self.beat_graph = _Graph(root / metadata.beat.file, metadata.beat, cls, num_threads)
-        self.af_graph = _Graph(root / metadata.af.file, metadata.af, cls, num_threads)
+        self.beat_graph = _Graph(root / metadata.beat.file, metadata.beat, cls, num_threads, BEAT_BATCH)
+        self.af_graph = _Graph(root / metadata.af.file, metadata.af, cls, num_threads, 1)
 
     @property
     def labels(self) -> tuple[str, ...]:

@@ -84,10 +84,16 @@ def result_record(
         "model": model_ident,
         "abnormal": abnormal,
     }
+    if c is not None and c.beats is not None:  # beat-aware model: the beats behind the label
+        fields["beats"] = int(c.beats.seq.size)
+        fields["beat_labels"] = str(c.beats)
+        fields["learning"] = bool(c.learning)
     if classified:
         message = f"ECG {label} ({c.confidence:.2f}) {fields['window_start']} – {fields['window_end']}"
         if missing:
             message += f", {missing} missing samples"
+        if c.learning:
+            message += ", still learning this patient's dominant beat"
     else:
         message = f"ECG {label}: {reason} ({fields['window_start']} – {fields['window_end']})"
     priority = WARNING if abnormal or not classified else INFO
