@@ -113,6 +113,7 @@ class Daemon:
             rails,
             settings.windows.max_missing_fraction,
             settings.windows.max_gap_seconds,
+            settings.relearn,
         )
         self._generation += 1
         return Pipeline(settings, model, classifier, self._generation)

@@ -162,6 +162,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", default="runs/features")
     p.add_argument("--records", help="comma-separated ids (default: all 80, e.g. mitdb/101,svdb/800)")
     p.add_argument("--no-ltafdb", action="store_true")
+    p.add_argument("--ltafdb", help="comma-separated LTAFDB records (default: all 84)")
+    p.add_argument("--ltafdb-windows", type=int, default=1500, help="at most this many windows per record")
     p.add_argument("--frontends", default="pcf8591", help="pcf8591 and/or clean, comma-separated")
     args = p.parse_args(argv)
     out = Path(args.out)
@@ -175,9 +177,14 @@ def main(argv: list[str] | None = None) -> int:
             np.savez_compressed(out / f"{rid.replace('/', '_')}_{tag}.npz", **f)
         print(f"[{time.monotonic() - t0:6.0f} s] {rid}: {f['beat_y'].size} beats", flush=True)
     if not args.no_ltafdb:
-        names = (Path(args.data) / "ltafdb" / "RECORDS").read_text().split()
+        names = (
+            args.ltafdb.split(",")
+            if args.ltafdb
+            else (Path(args.data) / "ltafdb" / "RECORDS").read_text().split()
+        )
         for name in names:
-            np.savez_compressed(out / f"ltafdb_{name}.npz", **ltafdb_rr_windows(args.data, name))
+            f = ltafdb_rr_windows(args.data, name, args.ltafdb_windows)
+            np.savez_compressed(out / f"ltafdb_{name}.npz", **f)
         print(f"[{time.monotonic() - t0:6.0f} s] ltafdb: {len(names)} records", flush=True)
     (out / "features.txt").write_text(
         "beat: " + " ".join(BEAT_FEATURES) + "\nwindow: " + " ".join(RR_FEATURES) + "\n"

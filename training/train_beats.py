@@ -265,6 +265,10 @@ def run(args: argparse.Namespace) -> int:
     cfg = BeatTrainConfig(seed=args.seed)
     if args.beat_epochs:
         cfg.beat_epochs = args.beat_epochs
+    if args.af_epochs:
+        cfg.af_epochs = args.af_epochs
+    if args.folds:
+        cfg.folds = args.folds
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     features = Path(args.features)
@@ -466,6 +470,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--records", help="comma-separated signal record ids (default: all feature tables)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--beat-epochs", type=int)
+    p.add_argument("--af-epochs", type=int)
+    p.add_argument("--folds", type=int, help="number of patient folds (default 5)")
     p.add_argument("--no-cv", action="store_true")
     p.add_argument("--no-final", action="store_true")
     p.add_argument("--no-detector", action="store_true", help="score beats with reference positions only")

@@ -51,6 +51,21 @@ class RelearnSettings:
     adapt_rate: float = 0.03  # after learning, each matching beat moves the template this much
     pool_beats: int = 240  # at most this many beats are kept for learning
 
+    def problems(self) -> list[str]:
+        """Every out-of-range field as ``'<field>: why'`` (the config loader reports them all at once)."""
+        found = []
+        if not 0.0 <= self.learn_seconds <= 3600.0:
+            found.append(f"learn_seconds: {self.learn_seconds!r} is not between 0 and 3600")
+        if not 3 <= self.min_beats <= self.pool_beats:
+            found.append(f"min_beats: {self.min_beats!r} must be at least 3 and at most pool_beats")
+        if not 0.5 <= self.cluster_corr < 1.0:
+            found.append(f"cluster_corr: {self.cluster_corr!r} is not between 0.5 and 1")
+        if not 0.0 <= self.adapt_rate <= 0.5:
+            found.append(f"adapt_rate: {self.adapt_rate!r} is not between 0 and 0.5")
+        if not 10 <= self.pool_beats <= 2000:
+            found.append(f"pool_beats: {self.pool_beats!r} is not between 10 and 2000")
+        return found
+
 
 @dataclass
 class PatientTemplate:
