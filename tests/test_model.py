@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from ecgd.analysis.model import ModelError, load_metadata, load_model
-from ecgd.config import BUNDLED_MODEL
+from conftest import WAVEFORM_MODEL as BUNDLED_MODEL
 from ecgd.io.records import read_recording
 
 REPO = Path(__file__).resolve().parents[1]
