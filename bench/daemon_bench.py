@@ -37,7 +37,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from ecgd.harness import Journald, NotifyListener
+from ecgd.harness import Journald, NotifyListener, ecgd_command, spawn_ecgd
 
 REPO = Path(__file__).resolve().parents[1]
 DEMO_CONFIG = REPO / "config" / "demo.yaml"
@@ -149,25 +149,11 @@ def demo_config(path: Path, *, output: dict, **sections: dict | None) -> Path:
     return path
 
 
-def ecgd_command() -> list[str]:
-    script = Path(sys.executable).parent / "ecgd"
-    return [str(script)] if script.exists() else [sys.executable, "-m", "ecgd"]
-
-
 def start_ecgd(conf: Path, notify_dir: Path) -> tuple[subprocess.Popen, NotifyListener, float]:
     """``ecgd run`` as the unit starts it (NOTIFY_SOCKET, a 10-s watchdog): process, listener, exec time."""
     listener = NotifyListener(notify_dir / "notify.sock")
-    env = dict(os.environ, NOTIFY_SOCKET=str(listener.path), WATCHDOG_USEC="10000000")
-    env.pop("WATCHDOG_PID", None)
     t0 = time.monotonic()
-    proc = subprocess.Popen(
-        [*ecgd_command(), "run", "--config", str(conf)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    return proc, listener, t0
+    return spawn_ecgd(conf, listener.path, 10_000_000), listener, t0
 
 
 def quiet_environment() -> None:

@@ -1,10 +1,13 @@
-"""Command line: ``ecgd run | check-config | classify | relearn | convert``. Exit codes follow sysexits."""
+"""Command line: ``ecgd run | check-config | classify | beats | relearn | convert``. Exit codes follow
+sysexits."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
+from collections.abc import Iterable
 from pathlib import Path
 
 EX_OK, EX_DATAERR, EX_NOINPUT, EX_UNAVAILABLE, EX_CONFIG = 0, 65, 66, 69, 78
@@ -37,6 +40,26 @@ def main(argv: list[str] | None = None) -> int:
     cls.add_argument("--fs", type=float, help="sample rate of a .csv/.npy recording")
     cls.add_argument("--config", type=Path, help="take front-end and quality settings from this config")
 
+    bts = sub.add_parser("beats", help="detect the beats of a recording offline, one JSON line per beat")
+    bts.add_argument("record", help="WFDB record (.hea or path without extension), .csv or .npy (mV)")
+    bts.add_argument(
+        "--frontend",
+        choices=("pcf8591", "none"),
+        default="none",
+        help="pass the signal through the AD8232 + 8-bit PCF8591 model first",
+    )
+    bts.add_argument("--channel", type=int, default=0, help="signal/column to use (default 0)")
+    bts.add_argument("--fs", type=float, help="sample rate of a .csv/.npy recording")
+    bts.add_argument(
+        "--config", type=Path, help="take front-end, quality, windows and beats settings from here"
+    )
+    bts.add_argument(
+        "--wfdb-annotations",
+        type=Path,
+        metavar="DIR",
+        help="also write DIR/RECORD.ecgd, a WFDB annotation file (annotator ecgd, beats as N)",
+    )
+
     from ecgd.relearn import add_relearn_arguments
 
     add_relearn_arguments(
@@ -60,6 +83,10 @@ def main(argv: list[str] | None = None) -> int:
         return _check_config(args.config)
     if args.command == "classify":
         return _classify(args)
+    if args.command == "beats":
+        from ecgd.beats_cli import run_beats
+
+        return run_beats(args)
     if args.command == "relearn":
         from ecgd.relearn import run_relearn
 
@@ -113,8 +140,19 @@ def _classify(args: argparse.Namespace) -> int:
         print("ecgd: --hop must be positive", file=sys.stderr)
         return EX_DATAERR
     frontend = settings.analog_frontend if args.frontend == "pcf8591" else None
-    out = sys.stdout
-    for row in classify_recording(rec, model, hop, frontend, settings.quality):
-        out.write(json.dumps(row, separators=(",", ":")) + "\n")
-    out.flush()
+    b = settings.beats
+    return print_json_lines(classify_recording(rec, model, hop, frontend, settings.quality, b.qrs, b.tracker))
+
+
+def print_json_lines(rows: Iterable[dict]) -> int:
+    """One JSON object a line on stdout; a reader that goes away (``| head``) ends us quietly."""
+    try:
+        for row in rows:
+            sys.stdout.write(json.dumps(row, separators=(",", ":")) + "\n")
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # Python would report the pipe again when flushing stdout at exit: point it at /dev/null
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
     return EX_OK

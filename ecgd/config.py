@@ -11,13 +11,15 @@ from __future__ import annotations
 import difflib
 import os
 import stat
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, fields, make_dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from ecgd.analysis.beat_features import RelearnSettings
+from ecgd.analysis.beats import BeatSettings
+from ecgd.analysis.qrs import QrsSettings
 from ecgd.analysis.quality import MIN_FS_HZ, MIN_WINDOW_S, QualitySettings
 from ecgd.io.frontend import AnalogFrontEnd
 
@@ -182,6 +184,57 @@ class OutputSettings:
     )
 
 
+# The ``beats`` section: the QRS detector's settings and the beat tracker's, flat in one YAML section.
+BEATS_HELP = {
+    "band_low_hz": "QRS detector band-pass, low edge (Hz): P/T waves and baseline wander below",
+    "band_high_hz": "... high edge (Hz): muscle noise above; must be below half the sample rate",
+    "filter_s": "length of the detector's FIR filters (s); half of it is filter delay",
+    "integration_s": "moving-window integration (s): about the widest QRS",
+    "refractory_s": "no second QRS within this time of a beat (s): 0.2 s = 300 bpm",
+    "t_wave_s": "a peak this soon after a beat (s) must be as steep as a QRS, or it is a T wave",
+    "t_wave_slope_ratio": "... at least this fraction of the last QRS's steepest slope",
+    "threshold_fraction": "detection threshold = noise + this × (signal − noise) level",
+    "searchback_rr": "search back for a missed beat after this many average RR intervals without one",
+    "searchback_fraction": "... accepting the largest peak above this fraction of the threshold",
+    "horizon_s": "longest look back (learning, search-back) (s): bounds the detector's delay",
+    "min_qrs_mv": "a QRS smaller than this (mV) is never detected (ADC quantisation noise floor)",
+    "gap_max_s": "missing runs up to this (s) are bridged; a longer one breaks the RR sequence",
+    "live_rr_count": "live heart rate (STATUS=) = 60000 / mean of the last this many measured RR intervals",
+    "live_min_rr": "fewer measured RR intervals since a break: no live heart rate shown",
+    "live_timeout_s": "no beat for this long (s): the live heart rate shows --- (no beat for N s)",
+}
+
+
+def _beats_section() -> type:
+    specs = [
+        (
+            f.name,
+            f.type,
+            field(default=f.default, metadata={"help": BEATS_HELP.get(f.name, "QRS detector setting")}),
+        )
+        for part in (QrsSettings, BeatSettings)
+        for f in fields(part)
+    ]
+    qrs_names = [f.name for f in fields(QrsSettings)]
+    tracker_names = [f.name for f in fields(BeatSettings)]
+
+    def qrs(self) -> QrsSettings:
+        return QrsSettings(**{n: getattr(self, n) for n in qrs_names})
+
+    def tracker(self) -> BeatSettings:
+        return BeatSettings(**{n: getattr(self, n) for n in tracker_names})
+
+    namespace = {
+        "__doc__": "YAML ``beats``: the QRS detector's ``QrsSettings`` and the tracker's ``BeatSettings``.",
+        "qrs": property(qrs),
+        "tracker": property(tracker),
+    }
+    return make_dataclass("BeatsSettings", specs, frozen=True, namespace=namespace)
+
+
+BeatsSettings = _beats_section()
+
+
 @dataclass(frozen=True)
 class Settings:
     device: DeviceSettings = field(default_factory=DeviceSettings)
@@ -190,6 +243,7 @@ class Settings:
     frontend: FrontendSettings = field(default_factory=FrontendSettings)
     windows: WindowSettings = field(default_factory=WindowSettings)
     quality: QualitySettings = field(default_factory=QualitySettings)
+    beats: BeatsSettings = field(default_factory=BeatsSettings)  # type: ignore[valid-type]
     relearn: RelearnSettings = field(default_factory=RelearnSettings)
     leads: LeadsSettings = field(default_factory=LeadsSettings)
     model: ModelSettings = field(default_factory=ModelSettings)
@@ -383,6 +437,12 @@ def _cross_checks(s: Settings) -> list[str]:
         problems.append(
             f"windows.window_seconds: {w.window_seconds:g} s is shorter than the {MIN_WINDOW_S:g} s the "
             "signal-quality gate needs (two beats)"
+        )
+    problems += [f"beats.{p}" for p in s.beats.qrs.problems() + s.beats.tracker.problems()]
+    if s.beats.band_high_hz >= s.sampling.rate_hz / 2:
+        problems.append(
+            f"beats.band_high_hz: {s.beats.band_high_hz:g} Hz must be below half of sampling.rate_hz "
+            f"({s.sampling.rate_hz / 2:g} Hz)"
         )
     if s.leads.lo_plus_line is not None and s.leads.lo_plus_line == s.leads.lo_minus_line:
         problems.append(

@@ -15,29 +15,34 @@ import signal
 import sys
 import threading
 import time
+from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 
 from ecgd import config as cfg
 from ecgd.acquisition.clock import Clock, RealClock
 from ecgd.acquisition.leadoff import GpiodLeadOffLines, LeadOffError, LeadOffLines, LeadOffMonitor
-from ecgd.acquisition.ring import SampleRing
+from ecgd.acquisition.ring import RingOverrun, SampleRing
 from ecgd.acquisition.sampler import SampleGrid, Sampler, SamplerEvent
 from ecgd.acquisition.sources.emulated import EmulatedI2c, EmulatedLeadOffLines, emulated_device
 from ecgd.acquisition.sources.pcf8591 import Pcf8591
+from ecgd.analysis.beats import BLOCK_S, BeatTracker, LiveRate, WindowBeats
 from ecgd.analysis.classifier import UNCLASSIFIED, UNREADABLE, Classification, WindowClassifier
 from ecgd.analysis.model import Model, ModelError, load_model
 from ecgd.analysis.quality import adc_rails_mv
 from ecgd.analysis.windows import Window, WindowScheduler
+from ecgd.io.frontend import AnalogFrontEnd
 from ecgd.io.records import RecordError, read_recording
 from ecgd.notify import Notifier
 from ecgd.outputs.results import ERR, INFO, NOTICE, WARNING, Record, event_record, result_record
 from ecgd.outputs.sinks import Sink, SinkDispatcher
 from ecgd.outputs.sinks.console import ConsoleSink
+from ecgd.outputs.sinks.journal import JournalSink
 from ecgd.outputs.sinks.logfile import RotatingJsonLog
 
 EX_OK, EX_UNAVAILABLE, EX_CONFIG = 0, 69, 78
 LIVENESS_LIMIT_S = 5.0  # a thread silent this long is hung: stop feeding the watchdog
+BEAT_POLL_S = BLOCK_S  # the worker feeds the beat stage at least this often: beats known within delay + 0.2 s
 ACQUISITION_SECTIONS = ("device", "emulated", "sampling", "frontend")
 ELECTRODE = {"LO+": "+IN", "LO−": "−IN"}  # which electrode each AD8232 leads-off pin watches
 
@@ -73,6 +78,24 @@ class Pipeline:
     generation: int
 
 
+@dataclass
+class _BeatStage:
+    """The worker's beat tracker and what it reads: the ring (replaced on some reloads) and the front end."""
+
+    tracker: BeatTracker
+    ring: SampleRing
+    frontend: AnalogFrontEnd
+
+
+@dataclass
+class _Held:
+    """A judged window whose record waits until every beat in it has been detected."""
+
+    window: Window
+    c: Classification | None
+    pipeline: Pipeline
+
+
 class Daemon:
     def __init__(
         self,
@@ -94,6 +117,8 @@ class Daemon:
         self.leads_problem: str | None = None
         self.results = 0
         self.last_label = "-"
+        self.live = LiveRate(None, 0, None, "starting")  # published by the worker, read by _status()
+        self._last_unreadable = False
         self.worker_heartbeat = time.monotonic()
         self._stop = threading.Event()
         self._reload_requested = threading.Event()
@@ -124,15 +149,7 @@ class Daemon:
         if out.log_file:
             sinks.append(RotatingJsonLog(settings._resolve(out.log_file), out.log_max_bytes, out.log_backups))
         if out.journal:
-            try:
-                from ecgd.outputs.sinks.journal import JournalSink
-
-                sinks.append(JournalSink())
-            except ImportError as exc:
-                print(
-                    f"ecgd: journald output unavailable ({exc}); continuing with the other outputs",
-                    file=sys.stderr,
-                )
+            sinks.append(JournalSink())
         if out.console:
             sinks.append(ConsoleSink(self.stdout))
         return sinks
@@ -262,6 +279,7 @@ class Daemon:
         while not self._stop.is_set():
             self._stop.wait(0.1)
             now = time.monotonic()
+            self.notifier.flush()  # READY/WATCHDOG/… that a full notify socket refused earlier
             self._drain_events()
             if self._reload_requested.is_set():
                 self._reload_requested.clear()
@@ -308,7 +326,8 @@ class Daemon:
             self.leads.close()
         st = self.sampler.stats()
         self._lifecycle(
-            f"ecgd stopping: {self.results} windows reported, {st.taken} samples taken, {st.missing} missing",
+            f"ecgd stopping: {self.results} windows reported, {st.taken} samples taken, {st.missing} missing"
+            + self._notify_losses(),
             event="stopped",
             results=self.results,
             samples_taken=st.taken,
@@ -321,7 +340,10 @@ class Daemon:
             lateness_max_ms=round(st.lateness_max_ms, 4),
             sampler_policy=self.sampler.policy,
             records_dropped=self.dispatcher.dropped,
+            notifications_dropped=self.notifier.dropped,
+            notifications_deferred=self.notifier.deferred,
         )
+        self.notifier.flush()
         self.dispatcher.close(1.0)
 
     # -- the inference worker ------------------------------------------------------------------
@@ -329,6 +351,8 @@ class Daemon:
         pipeline = self._pipeline
         assert pipeline is not None
         scheduler = self._scheduler(pipeline.settings, self.sampler.grid.first_seq)  # from the first slot
+        stage = self._beat_stage(pipeline.settings, self.sampler.grid.first_seq)
+        held: deque[_Held] = deque()
         while not self._stop.is_set():
             self.worker_heartbeat = time.monotonic()
             current = self._pipeline
@@ -338,11 +362,79 @@ class Daemon:
                     or scheduler.ring is not self.ring
                 ):
                     scheduler = self._scheduler(current.settings, self.ring.next_seq)
+                if (
+                    _beat_config(current.settings) != _beat_config(pipeline.settings)
+                    or stage.ring is not self.ring
+                ):
+                    self._release_held(stage.tracker, held, final=True)
+                    stage = self._beat_stage(current.settings, self.ring.next_seq)
                 pipeline = current
             self._serve_relearn(pipeline)
-            for window in scheduler.next(timeout=0.25):
-                self._emit_window(window, pipeline)
+            self._feed_beats(stage)
+            for window in scheduler.next(timeout=BEAT_POLL_S):
+                self._emit_window(window, pipeline, stage.tracker, held)
+            self._release_held(stage.tracker, held)
+        self._feed_beats(stage)
+        self._release_held(stage.tracker, held, final=True)
         self._emit_incomplete(scheduler, pipeline)
+
+    # -- the beat stage (heart rate, RR) -------------------------------------------------------
+    def _beat_stage(self, settings: cfg.Settings, first_seq: int) -> _BeatStage:
+        b, rate = settings.beats, settings.sampling.rate_hz
+        keep = settings.sampling.ring_seconds
+        tracker = BeatTracker(rate, b.qrs, b.tracker, first_seq=first_seq, keep_s=keep)
+        return _BeatStage(tracker, self.ring, settings.analog_frontend)
+
+    def _feed_beats(self, stage: _BeatStage) -> None:
+        """The ring's new samples into the beat stage; samples already overwritten are a break."""
+        beats, ring = stage.tracker, stage.ring
+        start, stop = beats.fed_until, ring.next_seq
+        if stop > start:
+            oldest = stop - ring.capacity // 2  # leave the writer room: never read where it may be writing
+            if start < oldest:
+                beats.lost(start, oldest)
+                start = oldest
+            try:
+                block = ring.read(start, stop)
+            except RingOverrun:
+                beats.lost(start, stop)
+            else:
+                beats.feed(start, stage.frontend.counts_to_mv(block.counts), block.valid)
+        leads_off = bool(self.leads.off_now()) if self.leads is not None else False
+        self.live = beats.live(leads_off=leads_off, unreadable=self._last_unreadable)
+
+    def _hold(
+        self,
+        window: Window,
+        c: Classification | None,
+        pipeline: Pipeline,
+        beats: BeatTracker,
+        held: deque[_Held],
+    ) -> None:
+        """Judged: an unreadable window restarts the beat stage; the record waits for its last beats."""
+        if window.block is not None and c is not None:
+            self._last_unreadable = c.label == UNREADABLE
+            if c.label == UNREADABLE:
+                beats.unreadable(window.first_seq, window.stop_seq)
+        held.append(_Held(window, c, pipeline))
+
+    def _release_held(self, beats: BeatTracker, held: deque[_Held], final: bool = False) -> None:
+        """Submit the held records whose beats are all known (all of them when ``final``)."""
+        while held and (final or beats.final_until() >= held[0].window.stop_seq):
+            h = held.popleft()
+            w, c = h.window, h.c
+            if c is None or w.block is None:
+                figures = WindowBeats.none("window skipped: not judged")
+            elif c.label == UNREADABLE:
+                figures = WindowBeats.none("window unreadable")
+            elif c.probabilities is None:
+                figures = WindowBeats.none("window not classified")
+            elif beats.final_until() < w.stop_seq:
+                figures = WindowBeats.none("stopped before the beats at the window's end were detected")
+            else:
+                figures = beats.window(w.first_seq, w.stop_seq)
+            meta = h.pipeline.model.metadata
+            self._submit(result_record(w, c, meta.ident, meta.abnormal_labels, self.clock.wall_ns(), figures))
 
     def _scheduler(self, settings: cfg.Settings, first_seq: int) -> WindowScheduler:
         rate = settings.sampling.rate_hz
@@ -364,7 +456,9 @@ class Daemon:
             pipeline.classifier.relearn()
             self._lifecycle("learning the patient's dominant beat again (relearn)", event="relearn")
 
-    def _emit_window(self, window: Window, pipeline: Pipeline) -> None:
+    def _emit_window(
+        self, window: Window, pipeline: Pipeline, beats: BeatTracker, held: deque[_Held]
+    ) -> None:
         c: Classification | None = None
         leads = self.leads
         if window.block is not None and leads is not None:
@@ -391,8 +485,7 @@ class Daemon:
                         event="classify_error",
                     )
                 )
-        meta = pipeline.model.metadata
-        self._submit(result_record(window, c, meta.ident, meta.abnormal_labels, self.clock.wall_ns()))
+        self._hold(window, c, pipeline, beats, held)
 
     def _emit_incomplete(self, scheduler: WindowScheduler, pipeline: Pipeline) -> None:
         """At shutdown, windows not yet classified and the one being filled get a record each saying so:
@@ -496,8 +589,17 @@ class Daemon:
         if self.leads_problem:
             state += ", leads-off input unavailable"
         return (
-            f"{state}; last {self.last_label}; {self.results} windows; {st.taken} samples, "
-            f"{st.missing} missing; lateness p99 {st.lateness_p99_ms:.2f} ms"
+            f"{self.live.text()} · {state}; last {self.last_label}; {self.results} windows; "
+            f"{st.taken} samples, {st.missing} missing; lateness p99 {st.lateness_p99_ms:.2f} ms"
+        )
+
+    def _notify_losses(self) -> str:
+        n = self.notifier
+        if not (n.dropped or n.deferred):
+            return ""
+        return (
+            f"; service manager not reading notifications: {n.dropped} STATUS= dropped, "
+            f"{n.deferred} READY/WATCHDOG/RELOADING/STOPPING sent late"
         )
 
     def _lifecycle(self, message: str, **fields) -> None:
@@ -557,6 +659,10 @@ class Daemon:
 
 def _windowing(settings: cfg.Settings) -> tuple:
     return (settings.sampling.rate_hz, dataclasses.astuple(settings.windows))
+
+
+def _beat_config(settings: cfg.Settings) -> tuple:
+    return (settings.sampling.rate_hz, settings.sampling.ring_seconds, settings.beats, settings.frontend)
 
 
 def run_daemon(config_path: Path, duration_s: float | None = None) -> int:

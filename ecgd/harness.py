@@ -1,16 +1,18 @@
 """The parts of systemd that the tests and benchmarks stand in for, or read back from.
 
-A NOTIFY_SOCKET listener (what the service manager sees of sd_notify), a real
-systemd-journald when none runs (root only, as in CI), and journal read-back
-with journalctl. Not used by the daemon itself.
+A NOTIFY_SOCKET listener (what the service manager sees of sd_notify), ``ecgd run``
+started as the unit starts it, a real systemd-journald when none runs (root only, as
+in CI), and journal read-back with journalctl. Not used by the daemon itself.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -73,6 +75,34 @@ class NotifyListener:
         self._closed.set()
         self._thread.join(1)
         self.sock.close()
+
+
+def ecgd_command() -> list[str]:
+    """The installed ``ecgd`` script beside this Python, else ``python -m ecgd``."""
+    script = Path(sys.executable).parent / "ecgd"
+    return [str(script)] if script.exists() else [sys.executable, "-m", "ecgd"]
+
+
+def spawn_ecgd(conf: Path, notify_socket: Path, watchdog_usec: int, **popen) -> subprocess.Popen:
+    """``ecgd run`` as the unit starts it: ``NOTIFY_SOCKET`` and a watchdog, text stderr piped."""
+    env = dict(os.environ, NOTIFY_SOCKET=str(notify_socket), WATCHDOG_USEC=str(watchdog_usec))
+    env.pop("WATCHDOG_PID", None)
+    popen.setdefault("stdout", subprocess.DEVNULL)
+    return subprocess.Popen(
+        [*ecgd_command(), "run", "--config", str(conf)], env=env, stderr=subprocess.PIPE, text=True, **popen
+    )
+
+
+def terminate(proc: subprocess.Popen, timeout: float = 10.0) -> tuple[str, float]:
+    """SIGTERM as systemctl stop sends it: (stderr, seconds until it exited); killed if it never does."""
+    t0 = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    try:
+        _, err = proc.communicate(timeout=timeout)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    return err or "", time.monotonic() - t0
 
 
 def journal_socket_live() -> bool:

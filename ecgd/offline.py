@@ -1,22 +1,78 @@
-"""``ecgd classify``: the daemon's windowing and classifier over a recording.
+"""``ecgd classify`` and ``ecgd beats``: the daemon's stages over a recording.
 
 Windows start at sample 0 and step by the hop, in the recording's own samples.
 With a front end the recording first goes through the same AD8232 + 8-bit ADC
 model the emulated device uses, so the results are what the monitor would see.
+The beat stage is fed in the daemon's blocks (``BLOCK_S`` of samples) and told
+about unreadable windows at the same point as in the daemon (when the window's
+last sample has arrived), so heart rates and beats match what the monitor reported.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections import deque
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
 
-from ecgd.analysis.classifier import WindowClassifier
+from ecgd.analysis.beats import BLOCK_S, Beat, BeatSettings, BeatTracker, WindowBeats
+from ecgd.analysis.classifier import UNREADABLE, Classification, WindowClassifier
 from ecgd.analysis.model import Model
-from ecgd.analysis.quality import QualitySettings, adc_rails_mv
+from ecgd.analysis.qrs import QrsSettings
+from ecgd.analysis.quality import QualitySettings, adc_rails_mv, assess_window
 from ecgd.io.frontend import AnalogFrontEnd
 from ecgd.io.records import Recording
+
+ENDED = "recording ended before the beats at the window's end were detected"
+
+
+def _signal(rec: Recording, frontend: AnalogFrontEnd | None) -> tuple[np.ndarray, tuple[float, float] | None]:
+    if frontend is not None:
+        return frontend.simulate_mv(rec.mv, rec.fs), adc_rails_mv(frontend)
+    return np.asarray(rec.mv, dtype=np.float32), None
+
+
+def judged_windows(
+    mv: np.ndarray,
+    fs: float,
+    window_n: int,
+    hop_n: int,
+    judge: Callable[[int, int], Classification],
+    tracker: BeatTracker,
+    on_beats: Callable[[list[Beat]], None] | None = None,
+) -> Iterator[tuple[int, int, Classification, WindowBeats]]:
+    """Feed ``tracker`` block by block as the daemon does; judge each window once its last sample is
+    in (an unreadable one restarts the beat stage); yield it with its beat figures once they are final."""
+    block = max(1, round(BLOCK_S * fs))
+    starts = iter(range(0, mv.size - window_n + 1, hop_n))
+    start = next(starts, None)
+    held: deque[tuple[int, int, Classification]] = deque()
+    for first in range(0, mv.size, block):
+        new = tracker.feed(first, mv[first : first + block])
+        if on_beats is not None and new:
+            on_beats(new)
+        while start is not None and start + window_n <= tracker.fed_until:
+            c = judge(start, start + window_n)
+            if c.label == UNREADABLE:
+                tracker.unreadable(start, start + window_n)
+            held.append((start, start + window_n, c))
+            start = next(starts, None)
+        while held and tracker.final_until() >= held[0][1]:
+            a, b, c = held.popleft()
+            yield a, b, c, _figures(tracker, a, b, c)
+    for a, b, c in held:
+        yield a, b, c, _figures(tracker, a, b, c)
+
+
+def _figures(tracker: BeatTracker, a: int, b: int, c: Classification) -> WindowBeats:
+    if c.label == UNREADABLE:
+        return WindowBeats.none("window unreadable")
+    if c.probabilities is None and c.reason is not None:
+        return WindowBeats.none("window not classified")
+    if tracker.final_until() < b:
+        return WindowBeats.none(ENDED)
+    return tracker.window(a, b)
 
 
 def classify_recording(
@@ -25,36 +81,38 @@ def classify_recording(
     hop_seconds: float,
     frontend: AnalogFrontEnd | None = None,
     quality: QualitySettings | None = None,
-    beats: np.ndarray | None = None,
+    qrs: QrsSettings | None = None,
+    beats: BeatSettings | None = None,
+    beat_positions: np.ndarray | None = None,
 ) -> Iterator[dict[str, Any]]:
-    """One dict per window. ``beats`` (sample numbers, sorted) are handed to a beat-aware model as the
-    beat stage would; without them it detects the beats itself. Its windows also carry ``beat_seq``,
+    """One dict per window. ``beat_positions`` (sample numbers, sorted) are handed to a beat-aware model
+    as a beat stage would; without them it detects the beats itself. Its windows also carry ``beat_seq``,
     ``beat_labels`` (N/S/V/Q per beat) and ``learning``."""
     fs = rec.fs
     window_n = round(model.metadata.window_seconds * fs)
     hop_n = max(1, round(hop_seconds * fs))
-    if frontend is not None:
-        mv = frontend.simulate_mv(rec.mv, fs)
-        rails: tuple[float, float] | None = adc_rails_mv(frontend)
-    else:
-        mv = np.asarray(rec.mv, dtype=np.float32)
-        rails = None
+    mv, rails = _signal(rec, frontend)
     classifier = WindowClassifier(model, fs, quality or QualitySettings(), rails, max_missing_fraction=0.0)
-    for start in range(0, mv.size - window_n + 1, hop_n):
+    tracker = BeatTracker(fs, qrs, beats, keep_s=model.metadata.window_seconds + hop_seconds + 10.0)
+
+    def judge(a: int, b: int) -> Classification:
         seqs = None
-        if beats is not None:
-            lo, hi = np.searchsorted(beats, [start, start + window_n])
-            seqs = beats[lo:hi]
-        c = classifier.classify(mv[start : start + window_n], None, start, seqs)
+        if beat_positions is not None:
+            lo, hi = np.searchsorted(beat_positions, [a, b])
+            seqs = beat_positions[lo:hi]
+        return classifier.classify(mv[a:b], None, a, seqs)
+
+    for a, b, c, figures in judged_windows(mv, fs, window_n, hop_n, judge, tracker):
         out: dict[str, Any] = {
-            "start": start,
-            "end": start + window_n,
+            "start": a,
+            "end": b,
             "label": c.label,
             "confidence": None if c.confidence is None else round(c.confidence, 4),
             "probabilities": c.probabilities,
         }
         if c.reason:
             out["reason"] = c.reason
+        out.update(figures.fields())
         if c.beats is not None:
             out["beat_seq"] = c.beats.seq.tolist()
             out["beat_labels"] = str(c.beats)
@@ -109,4 +167,62 @@ def label_beats(
             close = np.abs(c.beats.seq[near] - beats[lo:hi]) <= round(0.06 * fs)
             out[lo:hi] = np.where(close, c.beats.labels[near], "Q")
         done = hi
+
+
+def beats_of_recording(
+    rec: Recording,
+    window_seconds: float,
+    hop_seconds: float,
+    frontend: AnalogFrontEnd | None = None,
+    quality: QualitySettings | None = None,
+    qrs: QrsSettings | None = None,
+    beats: BeatSettings | None = None,
+) -> list[dict[str, Any]]:
+    """Every beat the daemon would count: detected, and inside at least one window the quality gate
+    passed (an unreadable stretch has no beats). ``rr_ms`` is null for the first beat, after a gap
+    and after a stretch whose beats were left out."""
+    fs = rec.fs
+    window_n = round(window_seconds * fs)
+    hop_n = max(1, round(hop_seconds * fs))
+    mv, rails = _signal(rec, frontend)
+    q = quality or QualitySettings()
+    found: list[Beat] = []
+    readable: list[tuple[int, int]] = []
+    tracker = BeatTracker(fs, qrs, beats, keep_s=window_seconds + hop_seconds + 10.0)
+
+    def judge(a: int, b: int) -> Classification:
+        reason = assess_window(mv[a:b], fs, rails, q) if q.enabled else None
+        if reason is not None:
+            return Classification(UNREADABLE, None, None, reason, 0, None)
+        readable.append((a, b))
+        return Classification("readable", None, {}, None, 0, None)
+
+    n = mv.size
+    if n < window_n:
+        raise ValueError(f"recording of {n / fs:.1f} s is shorter than one window ({window_seconds:g} s)")
+    for _ in judged_windows(mv, fs, window_n, hop_n, judge, tracker, found.extend):
+        pass
+    tail = n - window_n
+    if tail % hop_n:  # the hops missed the recording's last samples: one more window ends at its end
+        judge(tail, n)
+    found.sort(key=lambda b: b.seq)
+    seqs = np.array([b.seq for b in found], dtype=np.int64)
+    keep = np.zeros(seqs.size, bool)
+    for a, b in readable:
+        keep[np.searchsorted(seqs, a) : np.searchsorted(seqs, b)] = True
+    out = []
+    previous_kept = False
+    for beat, k in zip(found, keep, strict=True):
+        if k:
+            rr = beat.rr_ms if previous_kept else None
+            out.append(
+                {
+                    "sample": beat.seq,
+                    "time_s": round(beat.seq / fs, 4),
+                    "rr_ms": None if rr is None else round(rr, 1),
+                    "amplitude_mv": round(beat.amplitude_mv, 3),
+                    "width_ms": None if beat.width_ms is None else round(beat.width_ms, 1),
+                }
+            )
+        previous_kept = bool(k)
     return out

@@ -13,13 +13,12 @@ from ecgd.acquisition.clock import SimulatedClock
 from ecgd.acquisition.sources.emulated import EmulatedI2c, emulated_device
 from ecgd.harness import Journald, NotifyListener
 from ecgd.io.frontend import AnalogFrontEnd
-
-# The 1.x waveform CNN (ecgd-rhythm-cnn@1.1.0), no longer shipped, kept so that the waveform-model path
-# (samples in, int8 tensors, metadata checks) stays tested with a real model.
-WAVEFORM_MODEL = Path(__file__).resolve().parent / "models" / "rhythm-cnn-1.1.0.tflite"
 from ecgd.io.records import Recording, read_recording
 
 REPO = Path(__file__).resolve().parents[1]
+# The 1.x waveform CNN (ecgd-rhythm-cnn@1.1.0), no longer shipped, kept so that the waveform-model path
+# (samples in, int8 tensors, metadata checks) stays tested with a real model.
+WAVEFORM_MODEL = Path(__file__).resolve().parent / "models" / "rhythm-cnn-1.1.0.tflite"
 DEMO_RECORD = REPO / "ecgd" / "demo" / "mitdb201_excerpt.hea"
 SHARED_DATA = Path(os.environ.get("ECGD_SHARED_DATA", REPO.parent / "shared" / "data"))
 

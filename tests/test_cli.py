@@ -132,3 +132,27 @@ def test_model_writable_by_others_is_refused(tmp_path):
     r = ecgd("check-config", "--config", str(cfg))
     assert r.returncode == 78
     assert "m.tflite" in r.stderr and "writable by other users" in r.stderr
+
+
+def test_a_reader_that_goes_away_ends_classify_quietly_and_stderr_stays_clean():
+    """``ecgd classify … | head -1``: no BrokenPipeError traceback, no runtime chatter on stderr."""
+    proc = subprocess.run(
+        f"{sys.executable} -m ecgd classify {DEMO} | head -1",
+        shell=True,
+        capture_output=True,
+        text=True,
+        executable="/bin/bash",
+    )
+    assert json.loads(proc.stdout)["start"] == 0
+    assert proc.stderr == ""  # neither a traceback nor "INFO: Created TensorFlow Lite XNNPACK delegate"
+
+
+def test_a_bad_csv_line_is_named_by_its_line_number_in_the_file(tmp_path, capsys):
+    bad = tmp_path / "bad.csv"
+    bad.write_text("0.1\n0.2\nx,y\n")
+    assert main(["classify", str(bad), "--fs", "360"]) == 65
+    assert f"{bad}, line 3: not a number in 'x,y'" in capsys.readouterr().err
+    ragged = tmp_path / "ragged.csv"
+    ragged.write_text("time,mv\n# a comment\n0,0.1\n1,0.2\n2\n")
+    assert main(["classify", str(ragged), "--fs", "360"]) == 65
+    assert f"{ragged}, line 5: 1 columns where the lines before have 2" in capsys.readouterr().err

@@ -186,9 +186,18 @@ def test_daemon_marks_windows_with_an_electrode_off_unreadable_and_reports_the_e
         assert by_index[k]["reason"].startswith("leads off: AD8232 LO− high for ")
         assert by_index[k]["probabilities"] is None
     assert by_index[0]["reason"] == "leads off: AD8232 LO− high for 2.00 s of this window"
+    for k in range(5):  # an unreadable window has no beats and no heart rate
+        assert by_index[k]["heart_rate_bpm"] is None and by_index[k]["beat_count"] is None
+        assert by_index[k]["heart_rate_reason"] == "window unreadable"
     after = [r for k, r in by_index.items() if k >= 6]
     assert after and all(not (r["reason"] or "").startswith("leads off") for r in after)
+    rated = [r for r in after if r["probabilities"]]
+    assert rated and all(30 < r["heart_rate_bpm"] < 200 for r in rated if r["heart_rate_bpm"] is not None)
     events = [(r["event"], r["message"]) for r in records if r.get("event", "").startswith("leads_")]
     assert events[0] == ("leads_off", "electrode off: AD8232 LO− (the −IN electrode) went high")
     assert events[1][0] == "leads_on" and "low again after 2.0 s" in events[1][1]
     assert any("LEADS OFF (LO−)" in s for s in listener.states("STATUS="))
+    assert any(
+        s.startswith("STATUS=HR --- (leads off) · running, LEADS OFF (LO−)")
+        for s in listener.states("STATUS=")
+    )

@@ -33,7 +33,7 @@ from ecgd.outputs.results import (
     result_record,
 )
 from ecgd.outputs.sinks import SinkDispatcher
-from ecgd.outputs.sinks.journal import JournalSink
+from ecgd.outputs.sinks.journal import JOURNAL_SOCKET, JournalSink
 from ecgd.outputs.sinks.logfile import FILE_MODE, RotatingJsonLog
 
 WALL0 = 1_767_225_600 * 10**9  # 2026-01-01T00:00:00Z
@@ -118,7 +118,9 @@ def running(dispatcher: SinkDispatcher) -> Iterator[SinkDispatcher]:
 
 
 def drained(dispatcher: SinkDispatcher, sink: MemorySink, count: int, timeout: float = 10.0) -> bool:
-    return wait_until(lambda: len([r for r in sink.records if "i" in r.fields]) >= count, timeout)
+    """``sink`` has ``count`` numbered records and every sink has handled what was queued for it."""
+    got = wait_until(lambda: len([r for r in sink.records if "i" in r.fields]) >= count, timeout)
+    return got and dispatcher.wait_idle(timeout)
 
 
 def make_window(index: int = 3, missing: int = 0, skip: str | None = None):
@@ -339,7 +341,7 @@ def test_journal_sink_without_a_socket_raises_enoent(tmp_path):
 
 
 def test_journald_outage_is_reported_once_and_recovery_once(journald, tmp_path, capfd):
-    """JournalSink gated on a socket path we control; the entries themselves go to the real journald."""
+    """JournalSink on a socket path we control: absent (journald down), then a link to the real one."""
     marker = f"test-{uuid.uuid4().hex}"
     gate = tmp_path / "journal.socket"
     journal = JournalSink(socket_path=str(gate))
@@ -351,7 +353,7 @@ def test_journald_outage_is_reported_once_and_recovery_once(journald, tmp_path, 
             d.submit(note(i, model=marker))
         assert drained(d, memory, 5)
         assert list(d.down) == ["journald"] and "journald is not running" in d.down["journald"]
-        gate.touch()  # journald is back
+        gate.symlink_to(JOURNAL_SOCKET)  # journald is back
         for i in range(5, 8):
             d.submit(note(i, model=marker))
         assert drained(d, memory, 8)
@@ -480,7 +482,7 @@ def test_disk_full_is_reported_once_leaves_no_partial_line_and_recovers(small_tm
 # --- bounded queue --------------------------------------------------------------------------------
 
 
-def test_a_blocked_sink_never_blocks_submit_and_drops_are_counted_and_reported(tmp_path):
+def test_a_blocked_sink_never_blocks_submit_nor_the_other_sinks_and_its_drops_are_reported(tmp_path):
     blocking = BlockingSink()
     memory = MemorySink()
     d = SinkDispatcher([blocking, memory], queue_size=10)
@@ -489,11 +491,14 @@ def test_a_blocked_sink_never_blocks_submit_and_drops_are_counted_and_reported(t
         d.submit(note(0))
         assert blocking.entered.wait(10), "the dispatcher never reached the sink"
         for i in range(1, 50):
-            d.submit(note(i))  # must return although the sink is stuck and the queue is full
+            d.submit(note(i))  # must return although the sink is stuck and its queue is full
+            # the other sink is not held back by the stuck one: it takes each record at once
+            assert wait_until(lambda i=i: len(memory.records) == i + 1)
         assert not blocking.release.is_set()  # proof that submit did not wait for the sink
-        assert d.dropped == 39  # 1 in the sink, 10 queued, the rest dropped
+        assert d.dropped == 39  # for the stuck sink: 1 in the sink, 10 queued, the rest dropped
         blocking.release.set()
         assert wait_until(lambda: len(blocking.records) >= 12)
+        assert d.wait_idle(5.0)
     finally:
         blocking.release.set()
         d.close(5.0)
@@ -501,9 +506,11 @@ def test_a_blocked_sink_never_blocks_submit_and_drops_are_counted_and_reported(t
     assert got == [0, *range(1, 11), "fault"]  # reported once the queue has drained: the whole episode
     fault = blocking.records[11]
     assert fault.kind == "fault" and fault.priority == ERR
-    assert fault.fields == {"event": "records_dropped", "dropped": 39}
-    assert fault.message.startswith("39 records dropped: outputs too slow")
-    assert [r.fields.get("i", "fault") for r in memory.records] == got
+    assert fault.fields == {"event": "records_dropped", "dropped": 39, "sink": "blocking"}
+    assert fault.message.startswith("39 records dropped for blocking: output too slow")
+    # the other sink got every record and then the same report about the stuck one
+    assert [r.fields.get("i", "fault") for r in memory.records] == [*range(50), "fault"]
+    assert memory.records[-1].fields == fault.fields
 
 
 def test_a_second_overload_episode_is_reported_too():

@@ -48,7 +48,7 @@ def score_records(
         ref = ann.beat_samples if beats == "reference" else None
         recording = Recording(rec.mv, FS, rid, "ECG")
         found_seq, found_lab = [], []
-        for w in classify_recording(recording, model, 10.0, AnalogFrontEnd(), beats=ref):
+        for w in classify_recording(recording, model, 10.0, AnalogFrontEnd(), beat_positions=ref):
             if w.get("beat_seq") is not None:
                 found_seq.append(np.asarray(w["beat_seq"], dtype=np.int64))
                 found_lab.append(np.asarray(list(w["beat_labels"])))

@@ -9,8 +9,13 @@ metadata file beside it, and is checked against the tensors at load time.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import sys
+import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -102,6 +107,33 @@ def load_metadata(path: Path) -> ModelMetadata:
     )
 
 
+# What the TFLite runtimes print to fd 2 on every start, though nothing is wrong.
+NATIVE_NOISE = ("INFO: Created TensorFlow Lite XNNPACK delegate for CPU.",)
+
+
+@contextlib.contextmanager
+def _native_stderr_without(noise: tuple[str, ...]) -> Iterator[None]:
+    """Run native code with fd 2 captured, then pass on every line but the known ``noise``.
+
+    The interpreter's C++ logging writes to fd 2 directly (``sys.stderr`` cannot catch it); stderr is
+    for what the user needs to know, and an error the runtime prints must still reach them.
+    """
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as capture:
+        os.dup2(capture.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            capture.seek(0)
+            text = capture.read().decode(errors="replace")
+            kept = [line for line in text.splitlines() if line.strip() and line.strip() not in noise]
+            if kept:
+                print("\n".join(kept), file=sys.stderr, flush=True)
+
+
 def interpreter_class(prefer: str | None = None) -> tuple[type, str]:
     """The first available TFLite interpreter (or the one named by ``prefer``)."""
     for backend in (prefer,) if prefer else BACKENDS:
@@ -138,8 +170,9 @@ class Model:
         if len(data) < 8 or data[4:8] != b"TFL3":
             raise ModelError(f"{path}: not a TFLite model (no 'TFL3' identifier; {len(data)} bytes)")
         try:
-            self._interp = cls(model_content=data, num_threads=num_threads)
-            self._interp.allocate_tensors()
+            with _native_stderr_without(NATIVE_NOISE):
+                self._interp = cls(model_content=data, num_threads=num_threads)
+                self._interp.allocate_tensors()
         except (ValueError, RuntimeError) as exc:
             raise ModelError(f"{path}: the TFLite interpreter refused the model: {exc}") from None
         inputs, outputs = self._interp.get_input_details(), self._interp.get_output_details()

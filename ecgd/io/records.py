@@ -53,13 +53,42 @@ def read_recording(path: str | Path, channel: int = 0, fs: float | None = None) 
     if p.suffix == ".npy":
         return _from_array(np.load(p, allow_pickle=False), p, channel, fs)
     if p.suffix == ".csv":
-        try:
-            data = np.loadtxt(p, delimiter=",", ndmin=2, comments="#")
-        except ValueError:
-            data = np.loadtxt(p, delimiter=",", ndmin=2, skiprows=1, comments="#")
-        return _from_array(data, p, channel, fs)
+        return _from_array(_read_csv(p), p, channel, fs)
     header = p if p.suffix == ".hea" else p.with_name(p.name + ".hea")
     return read_wfdb(header, channel)
+
+
+def _read_csv(p: Path) -> np.ndarray:
+    """Numbers, comma-separated, one row per line; an optional header line and ``#`` comments."""
+    try:
+        return np.loadtxt(p, delimiter=",", ndmin=2, comments="#")
+    except ValueError:
+        pass
+    try:
+        return np.loadtxt(p, delimiter=",", ndmin=2, skiprows=1, comments="#")
+    except ValueError:
+        raise RecordError(_csv_problem(p)) from None
+
+
+def _csv_problem(p: Path) -> str:
+    """Where a CSV stops being numbers, by the line number an editor shows (numpy counts data rows)."""
+    columns = None
+    with p.open(errors="replace") as f:
+        for number, line in enumerate(f, start=1):
+            text = line.split("#", 1)[0].strip()
+            if not text:
+                continue
+            cells = text.split(",")
+            try:
+                [float(c) for c in cells]
+            except ValueError:
+                if number == 1:
+                    continue  # a header line
+                return f"{p}, line {number}: not a number in {line.strip()!r}"
+            if columns is not None and len(cells) != columns:
+                return f"{p}, line {number}: {len(cells)} columns where the lines before have {columns}"
+            columns = len(cells)
+    return f"{p}: not a CSV of numbers"
 
 
 def _from_array(data: np.ndarray, p: Path, channel: int, fs: float | None) -> Recording:

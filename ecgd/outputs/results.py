@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
+from ecgd.analysis.beats import WindowBeats
 from ecgd.analysis.classifier import Classification
 from ecgd.analysis.windows import Window
 
@@ -62,8 +63,12 @@ def result_record(
     model_ident: str,
     abnormal_labels: tuple[str, ...],
     now_wall_ns: int,
+    beats: WindowBeats | None = None,
 ) -> Record:
-    """One window's record. ``c`` is None for a window that was skipped (reason on the window)."""
+    """One window's record. ``c`` is None for a window that was skipped (reason on the window).
+
+    ``beats``: the window's heart rate and RR figures; None where no beat stage ran (the fields are
+    there all the same, null, with ``heart_rate_reason``)."""
     label = c.label if c else "skipped"
     reason = c.reason if c else window.skip_reason
     missing = c.missing if c else (window.block.missing if window.block is not None else None)
@@ -84,14 +89,16 @@ def result_record(
         "model": model_ident,
         "abnormal": abnormal,
     }
+    fields.update((beats or WindowBeats.none("beats not tracked")).fields())
     if c is not None and c.beats is not None:  # beat-aware model: the beats behind the label
-        fields["beats"] = int(c.beats.seq.size)
         fields["beat_labels"] = str(c.beats)
         fields["learning"] = bool(c.learning)
     if classified:
         message = f"ECG {label} ({c.confidence:.2f}) {fields['window_start']} – {fields['window_end']}"
         if missing:
             message += f", {missing} missing samples"
+        if fields["heart_rate_bpm"] is not None:
+            message += f", HR {fields['heart_rate_bpm']:.0f} bpm"
         if c.learning:
             message += ", still learning this patient's dominant beat"
     else:
