@@ -57,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
         "--wfdb-annotations",
         type=Path,
         metavar="DIR",
-        help="also write DIR/RECORD.ecgd, a WFDB annotation file (annotator ecgd, beats as N)",
+        help="also write DIR/RECORD.ecgd, a WFDB annotation file (annotator ecgd, beats with their labels)",
     )
 
     from ecgd.relearn import add_relearn_arguments

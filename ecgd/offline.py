@@ -226,3 +226,19 @@ def beats_of_recording(
             )
         previous_kept = bool(k)
     return out
+
+
+def add_beat_labels(
+    rec: Recording, rows: list[dict[str, Any]], frontend: AnalogFrontEnd | None, settings
+) -> None:
+    """Give ``ecgd beats`` rows a ``label`` from the configured model when it is beat-aware (in place)."""
+    from ecgd.analysis.model import load_model
+
+    model = load_model(settings.model_path, settings.metadata_path)
+    if getattr(model, "kind", "waveform") != "beats" or not rows:
+        return
+    mv, rails = _signal(rec, frontend)
+    seqs = np.array([r["sample"] for r in rows], dtype=np.int64)
+    labels = label_beats(mv, rec.fs, seqs, model, settings.quality, rails, model.metadata.window_seconds)
+    for row, label in zip(rows, labels, strict=True):
+        row["label"] = str(label)

@@ -81,3 +81,13 @@ def daemon_env(tmp_path, notify_socket, monkeypatch):
     yield tmp_path, notify_socket
     for s, h in saved.items():
         signal.signal(s, h)
+
+
+def rule_label(probabilities: dict[str, float], metadata) -> str:
+    """The window label a beat-aware model's evidence implies (README, Model contract): AF > V > S > N."""
+    if probabilities["AF"] >= metadata.af_threshold:
+        return "AF"
+    thr = metadata.beat_thresholds
+    if probabilities["V"] >= thr["V"]:
+        return "V"
+    return "S" if probabilities["S"] >= thr["S"] else "N"

@@ -123,3 +123,19 @@ def test_window_detector_finds_the_constructed_beats():
     assert found.size == beats.size
     assert np.max(np.abs(found - beats * FS)) < 0.05 * FS
     assert detect_beats(np.zeros(100), FS).size == 0
+
+
+def test_leaving_out_ventricular_beats_keeps_the_rhythm_and_drops_the_ectopy():
+    """Sinus rhythm with a PVC every fourth beat looks irregular; its intervals between non-V beats do not."""
+    from ecgd.analysis.rhythm import rr_between_kept
+
+    rr = np.tile([0.8, 0.8, 0.5, 1.1], 4)  # coupling interval 0.5 s, compensatory pause 1.1 s
+    seq = np.concatenate(([0], np.cumsum(np.round(rr * FS)))).astype(np.int64)
+    is_v = np.zeros(seq.size, dtype=bool)
+    is_v[3::4] = True
+    kept = rr_between_kept(seq, is_v, FS)
+    assert np.allclose(kept, 0.8, atol=0.01) and kept.size == 8
+    everything, regular = rr_features(np.diff(seq) / FS), rr_features(np.tile(kept, 2))
+    assert everything is not None and regular is not None
+    assert everything[R["cv"]] > 0.2 > 0.02 > regular[R["cv"]]
+    assert rr_between_kept(seq[:1], is_v[:1], FS).size == 0

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from ecgd.analysis.beat_features import BEAT_FEATURES, BeatAnalyzer
-from ecgd.analysis.rhythm import RR_FEATURES, rr_features
+from ecgd.analysis.rhythm import RR_FEATURES, rr_between_kept, rr_features
 from ecgd.io.frontend import AnalogFrontEnd
 from ecgd.io.records import read_recording
 from training.data import DS1, mlii_channel
@@ -141,19 +141,31 @@ def ltafdb_rr_windows(data_dir: str | Path, name: str, max_windows: int = 1500) 
     ann = from_lists(np.asarray(a.sample)[keep], np.asarray(a.symbol)[keep], np.asarray(a.aux_note)[keep])
     fs = float(a.fs or hdr.fs)
     n = round(WINDOW_S * fs)
-    beats = ann.beat_samples[np.isin(ann.beat_symbols, list(BEAT_SYMBOLS))]
+    is_beat = np.isin(ann.beat_symbols, list(BEAT_SYMBOLS))
+    beats = ann.beat_samples[is_beat]
+    is_v = np.isin(ann.beat_symbols[is_beat], list(V_BEATS))
     starts = np.arange(0, hdr.sig_len - n + 1, n)
     if starts.size > max_windows:
         starts = starts[np.linspace(0, starts.size - 1, max_windows).round().astype(int)]
-    xs, ys, oks = [], [], []
+    xs, ys, oks, xv, okv = [], [], [], [], []
+    zero = np.zeros(len(RR_FEATURES), dtype=np.float32)
     for s in starts:
         lo, hi = np.searchsorted(beats, [s, s + n])
         b = beats[max(lo - 1, 0) : hi]  # the previous window's last beat gives the first interval
         r = rr_features(np.diff(b) / fs)
-        xs.append(r if r is not None else np.zeros(len(RR_FEATURES), dtype=np.float32))
+        xs.append(r if r is not None else zero)
         oks.append(r is not None)
+        rv = rr_features(rr_between_kept(b, is_v[max(lo - 1, 0) : hi], fs))  # V beats left out
+        xv.append(rv if rv is not None else zero)
+        okv.append(rv is not None)
         ys.append(int(ann.rhythm_at(int(s + n // 2)) in AF_RHYTHMS))
-    return {"x": np.array(xs, dtype=np.float32), "ok": np.array(oks), "af": np.array(ys, dtype=np.int8)}
+    return {
+        "x": np.array(xs, dtype=np.float32),
+        "ok": np.array(oks),
+        "x_nov": np.array(xv, dtype=np.float32),
+        "ok_nov": np.array(okv),
+        "af": np.array(ys, dtype=np.int8),
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -162,6 +174,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", default="runs/features")
     p.add_argument("--records", help="comma-separated ids (default: all 80, e.g. mitdb/101,svdb/800)")
     p.add_argument("--no-ltafdb", action="store_true")
+    p.add_argument("--no-signals", action="store_true", help="only the LTAFDB RR tables")
     p.add_argument("--ltafdb", help="comma-separated LTAFDB records (default: all 84)")
     p.add_argument("--ltafdb-windows", type=int, default=1500, help="at most this many windows per record")
     p.add_argument("--frontends", default="pcf8591", help="pcf8591 and/or clean, comma-separated")
@@ -169,6 +182,8 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     rids = args.records.split(",") if args.records else signal_records(args.data)
+    if args.no_signals:
+        rids = []
     t0 = time.monotonic()
     for rid in rids:
         rec = load_signal_record(args.data, rid)

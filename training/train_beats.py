@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from ecgd.analysis.beat_features import BEAT_FEATURES, RelearnSettings
-from ecgd.analysis.rhythm import RR_FEATURES
+from ecgd.analysis.rhythm import RR_FEATURES, rr_between_kept, rr_features
 from training import beat_eval
 from training.labels import ABNORMAL, LABELS
 
@@ -59,6 +59,7 @@ class BeatTrainConfig:
     af_hidden: tuple[int, ...] = (16, 8)
     class_weight_cap: float = 20.0
     frontends: tuple[str, ...] = ("pcf8591",)  # feature tables trained on
+    rr_exclude_v: bool = False  # AF features from the intervals between non-V beats (reference V in training)
 
 
 def patient_folds(rids: list[str], k: int, seed: int) -> list[list[str]]:
@@ -86,17 +87,46 @@ def beat_xy(tables: dict[str, dict], rids: list[str]) -> tuple[np.ndarray, np.nd
     return np.concatenate(xs), np.concatenate(ys).astype(np.int64)
 
 
-def af_xy(tables: dict[str, dict], rids: list[str], ltaf: dict[str, dict], lnames: list[str]):
+def window_rr(t: dict, exclude_v: bool) -> tuple[np.ndarray, np.ndarray]:
+    """A record's window RR features and their validity; with ``exclude_v`` recomputed from the beat rows
+    (reference positions) without the reference V beats."""
+    if not exclude_v:
+        return t["win_x"], t["win_ok"]
+    xs, oks = [], []
+    zero = np.zeros(len(RR_FEATURES), dtype=np.float32)
+    for k in range(t["win_y"].size):
+        idx = np.flatnonzero(t["beat_win"] == k)
+        if idx.size and idx[0] > 0:
+            idx = np.concatenate(([idx[0] - 1], idx))
+        r = (
+            rr_features(rr_between_kept(t["beat_seq"][idx], t["beat_y"][idx] == 2, 360.0))
+            if idx.size
+            else None
+        )
+        xs.append(r if r is not None else zero)
+        oks.append(r is not None)
+    return np.array(xs, dtype=np.float32), np.array(oks)
+
+
+def af_xy(
+    tables: dict[str, dict],
+    rids: list[str],
+    ltaf: dict[str, dict],
+    lnames: list[str],
+    exclude_v: bool = False,
+):
     xs, ys = [], []
     for r in rids:
         t = tables[r]
-        ok = t["win_ok"] & (t["win_y"] >= 0)
-        xs.append(t["win_x"][ok])
+        wx, wok = window_rr(t, exclude_v)
+        ok = wok & (t["win_y"] >= 0)
+        xs.append(wx[ok])
         ys.append((t["win_y"][ok] == LABELS.index("AF")).astype(np.float32))
+    kx, kok = ("x_nov", "ok_nov") if exclude_v else ("x", "ok")
     for n in lnames:
         t = ltaf[n]
-        xs.append(t["x"][t["ok"]])
-        ys.append(t["af"][t["ok"]].astype(np.float32))
+        xs.append(t[kx][t[kok]])
+        ys.append(t["af"][t[kok]].astype(np.float32))
     return np.concatenate(xs), np.concatenate(ys)
 
 
@@ -164,7 +194,9 @@ def to_tflite(model, path: Path) -> int:
     return len(data)
 
 
-def export_bundle(out: Path, beat, af, thr: dict[str, float], evaluation: dict, command: str) -> Path:
+def export_bundle(
+    out: Path, beat, af, thr: dict[str, float], evaluation: dict, command: str, exclude_v: bool = False
+) -> Path:
     """``default.tflite`` (beats), ``default-af.tflite`` and ``default.json`` in ``out``."""
     out.mkdir(parents=True, exist_ok=True)
     (bm, bmean, bstd), (am, amean, astd) = beat, af
@@ -195,6 +227,7 @@ def export_bundle(out: Path, beat, af, thr: dict[str, float], evaluation: dict, 
             "labels": ["AF"],
         },
         "af_threshold": thr["AF"],
+        "af_rr_exclude_v": exclude_v,
         "beat_thresholds": {"S": thr["S"], "V": thr["V"]},
         "relearn": dataclasses.asdict(RelearnSettings()),
         "provenance": {
@@ -215,9 +248,10 @@ THRESHOLD_GRID = {
 }
 
 
-def oof_tables(tables: dict[str, dict], rid: str, beat, af) -> dict:
+def oof_tables(tables: dict[str, dict], rid: str, beat, af, exclude_v: bool = False) -> dict:
     """One held-out record's beat probabilities and window AF probabilities from its feature table."""
-    t = tables[rid]
+    t = dict(tables[rid])
+    t["win_x"], t["win_ok"] = window_rr(t, exclude_v)
     ok = np.isfinite(t["beat_x"]).all(axis=1)
     pb = np.zeros((ok.size, 3), dtype=np.float32)
     if ok.any():
@@ -269,6 +303,7 @@ def run(args: argparse.Namespace) -> int:
         cfg.af_epochs = args.af_epochs
     if args.folds:
         cfg.folds = args.folds
+    cfg.rr_exclude_v = args.rr_exclude_v
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     features = Path(args.features)
@@ -304,17 +339,18 @@ def run(args: argparse.Namespace) -> int:
         train = [r for r in rids if r not in folds[k]]
         ltrain = [n for n in lnames if n not in lfolds[k]]
         bx, by = _cat([beat_xy(tables[t], train) for t in cfg.frontends])
-        ax, ay = _cat([af_xy(tables[t], train, ltaf, ltrain) for t in cfg.frontends])
+        ax, ay = _cat([af_xy(tables[t], train, ltaf, ltrain, cfg.rr_exclude_v) for t in cfg.frontends])
         beat = fit_beat(bx, by, cfg, cfg.seed + 1 + k)
         af = fit_af(ax, ay, cfg, cfg.seed + 1 + k)
         models.append((beat, af))
         for r in folds[k]:
-            oof[r] = oof_tables(tables["pcf8591"], r, beat, af)
+            oof[r] = oof_tables(tables["pcf8591"], r, beat, af, cfg.rr_exclude_v)
         for n in lfolds[k]:  # AF on held-out LTAFDB patients' RR series
             t = ltaf[n]
+            kx, kok = ("x_nov", "ok_nov") if cfg.rr_exclude_v else ("x", "ok")
             af_y.append(t["af"])
-            af_p.append(af[0].predict((t["x"] - af[1]) / af[2], batch_size=4096, verbose=0)[:, 0])
-            af_ok.append(t["ok"])
+            af_p.append(af[0].predict((t[kx] - af[1]) / af[2], batch_size=4096, verbose=0)[:, 0])
+            af_ok.append(t[kok])
         log(f"fold {k + 1}: trained on {len(bx)} beats, {len(ax)} RR windows")
     # 2. nested thresholds (each fold's from the other folds' held-out predictions), 3. daemon-path scoring
     windows, beats_ref, beats_det, fold_thr = [], [], [], []
@@ -322,7 +358,9 @@ def run(args: argparse.Namespace) -> int:
         others = [oof[r] for j in range(cfg.folds) if j != k for r in folds[j]]
         thr, f1 = choose_thresholds(others)
         fold_thr.append(thr)
-        path = export_bundle(out / f"fold{k + 1}", *models[k], thr, {"protocol": "one CV fold"}, command)
+        path = export_bundle(
+            out / f"fold{k + 1}", *models[k], thr, {"protocol": "one CV fold"}, command, cfg.rr_exclude_v
+        )
         w, b = beat_eval.score_records(path, args.data, folds[k], "reference")
         windows += w
         beats_ref += b
@@ -390,10 +428,10 @@ def run(args: argparse.Namespace) -> int:
     if args.no_final:
         return 0
     bx, by = _cat([beat_xy(tables[t], rids) for t in cfg.frontends])
-    ax, ay = _cat([af_xy(tables[t], rids, ltaf, lnames) for t in cfg.frontends])
+    ax, ay = _cat([af_xy(tables[t], rids, ltaf, lnames, cfg.rr_exclude_v) for t in cfg.frontends])
     beat = fit_beat(bx, by, cfg, cfg.seed)
     af = fit_af(ax, ay, cfg, cfg.seed)
-    path = export_bundle(out / "final", beat, af, final_thr, evaluation, command)
+    path = export_bundle(out / "final", beat, af, final_thr, evaluation, command, cfg.rr_exclude_v)
     size = json.loads((path.parent / "default.json").read_text())["evaluation"]["model_bytes"]
     log(f"final bundle {path.parent}: {size} bytes, thresholds {final_thr}")
     if args.ship:
@@ -472,6 +510,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--beat-epochs", type=int)
     p.add_argument("--af-epochs", type=int)
     p.add_argument("--folds", type=int, help="number of patient folds (default 5)")
+    p.add_argument("--rr-exclude-v", action="store_true", help="AF from the RR between non-V beats only")
     p.add_argument("--no-cv", action="store_true")
     p.add_argument("--no-final", action="store_true")
     p.add_argument("--no-detector", action="store_true", help="score beats with reference positions only")

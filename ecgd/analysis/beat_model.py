@@ -43,6 +43,7 @@ class BeatRhythmMetadata(ModelMetadata):
     af: FeatureGraph | None = None
     af_threshold: float = 0.5
     beat_thresholds: dict[str, float] | None = None  # a beat is S / V when its probability ≥ this
+    af_rr_exclude_v: bool = False  # AF features from the RR intervals between non-V beats only
 
 
 def parse_metadata(path: Path, raw: dict[str, Any], base: ModelMetadata) -> BeatRhythmMetadata:
@@ -86,7 +87,12 @@ def parse_metadata(path: Path, raw: dict[str, Any], base: ModelMetadata) -> Beat
         raise ModelError(f"{path}: invalid model metadata: " + "; ".join(problems))
     fields = {f: getattr(base, f) for f in base.__dataclass_fields__}
     return BeatRhythmMetadata(
-        **fields, beat=beat, af=af, af_threshold=float(thr), beat_thresholds=raw.get("beat_thresholds")
+        **fields,
+        beat=beat,
+        af=af,
+        af_threshold=float(thr),
+        beat_thresholds=raw.get("beat_thresholds"),
+        af_rr_exclude_v=bool(raw.get("af_rr_exclude_v", False)),
     )
 
 

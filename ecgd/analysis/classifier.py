@@ -15,7 +15,7 @@ import numpy as np
 from ecgd.analysis.beat_features import BeatAnalyzer, RelearnSettings
 from ecgd.analysis.model import Model
 from ecgd.analysis.quality import QualitySettings, assess_window
-from ecgd.analysis.rhythm import rr_features
+from ecgd.analysis.rhythm import rr_between_kept, rr_features
 
 UNREADABLE = "unreadable"
 UNCLASSIFIED = "unclassified"
@@ -153,7 +153,14 @@ class WindowClassifier:
         labels = np.full(f.seq.size, "Q", dtype="<U1")
         probs = model.beat_probs(f.x[judged])
         labels[judged] = model.beat_labels(probs)
-        r = rr_features(f.rr_s)
+        rr = f.rr_s
+        if model.metadata.af_rr_exclude_v and f.seq.size:
+            seq, is_v = f.seq, labels == "V"
+            if f.rr_s.size == f.seq.size:  # the previous window's last beat opens the first interval
+                seq = np.concatenate(([f.seq[0] - round(float(f.rr_s[0]) * self.input_rate_hz)], seq))
+                is_v = np.concatenate(([False], is_v))
+            rr = rr_between_kept(seq, is_v, self.input_rate_hz)
+        r = rr_features(rr)
         p_af = model.af_prob(r) if r is not None else 0.0
         is_af = r is not None and p_af >= model.metadata.af_threshold
         if is_af:

@@ -65,3 +65,17 @@ def _cosen(rr: np.ndarray, r: float = 0.03) -> float:
     b = max(int(np.sum((d1 < r) & off1)), 1)
     a = max(int(np.sum((d2 < r) & off2)), 1)
     return float(-np.log(a / b) - np.log(2 * r) - np.log(rr.mean()))
+
+
+def rr_between_kept(beat_seq: np.ndarray, drop: np.ndarray, fs: float) -> np.ndarray:
+    """RR intervals (s) between consecutive beats neither of which is dropped.
+
+    With ventricular ectopic beats dropped, a regular rhythm with frequent PVCs keeps only its regular
+    intervals (the coupling interval and the compensatory pause go), while AF stays irregular: the
+    irregularity measures then see the rhythm, not the ectopy.
+    """
+    seq = np.asarray(beat_seq, dtype=np.int64)
+    if seq.size < 2:
+        return np.zeros(0, dtype=np.float32)
+    ok = ~drop[:-1] & ~drop[1:]
+    return (np.diff(seq)[ok] / fs).astype(np.float32)
