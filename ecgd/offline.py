@@ -167,6 +167,7 @@ def label_beats(
             close = np.abs(c.beats.seq[near] - beats[lo:hi]) <= round(0.06 * fs)
             out[lo:hi] = np.where(close, c.beats.labels[near], "Q")
         done = hi
+    return out
 
 
 def beats_of_recording(

@@ -26,7 +26,7 @@ def test_relearn_signal_restarts_learning_and_results_say_so(daemon_env):
         time.sleep(17.0)
         marks["t"] = time.time()
         assert main(["relearn", "--pid", str(os.getpid())]) == 0  # the command itself, to this process
-        time.sleep(5.0)
+        time.sleep(8.0)
         os.kill(os.getpid(), signal.SIGTERM)
 
     run_in_main_thread(daemon, actions)

@@ -164,7 +164,9 @@ class BeatAnalyzer:
         self._lag = max(1, round(MAX_LAG_S * fs))
 
     def relearn(self) -> None:
+        """Learn again from the next window's beats (all of them, also those an overlapping window saw)."""
         self.template.reset()
+        self._updated_to = -1
 
     def analyse(self, first_seq: int, mv: np.ndarray, beat_seqs: np.ndarray) -> BeatFeatures:
         """Features of the beats at ``beat_seqs`` (absolute) in the window ``mv`` from ``first_seq``."""

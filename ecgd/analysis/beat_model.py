@@ -19,7 +19,13 @@ from typing import Any
 import numpy as np
 
 from ecgd.analysis.beat_features import BEAT_FEATURES
-from ecgd.analysis.model import ModelError, ModelMetadata, interpreter_class
+from ecgd.analysis.model import (
+    NATIVE_NOISE,
+    ModelError,
+    ModelMetadata,
+    _native_stderr_without,
+    interpreter_class,
+)
 from ecgd.analysis.rhythm import RR_FEATURES
 
 BEAT_CLASSES: tuple[str, ...] = ("N", "S", "V")
@@ -107,8 +113,9 @@ class _Graph:
         if len(data) < 8 or data[4:8] != b"TFL3":
             raise ModelError(f"{path}: not a TFLite model (no 'TFL3' identifier; {len(data)} bytes)")
         try:
-            self._interp = cls(model_content=data, num_threads=num_threads)
-            self._interp.allocate_tensors()
+            with _native_stderr_without(NATIVE_NOISE):
+                self._interp = cls(model_content=data, num_threads=num_threads)
+                self._interp.allocate_tensors()
         except (ValueError, RuntimeError) as exc:
             raise ModelError(f"{path}: the TFLite interpreter refused the model: {exc}") from None
         ins, outs = self._interp.get_input_details(), self._interp.get_output_details()
@@ -152,15 +159,22 @@ class BeatRhythmModel:
     kind = "beats"
 
     def __init__(
-        self, path: Path, metadata: BeatRhythmMetadata, backend: str | None = None, num_threads: int = 1
+        self,
+        path: Path,
+        metadata: BeatRhythmMetadata,
+        backend: str | None = None,
+        num_threads: int = 1,
+        meta_dir: Path | None = None,
     ) -> None:
+        """``path`` is the beat graph (the file ``model.path`` names); the AF graph is the metadata's
+        ``af_model.file``, relative to the metadata file's folder."""
         self.path = path
         self.metadata = metadata
         cls, self.backend = interpreter_class(backend)
         assert metadata.beat is not None and metadata.af is not None
-        root = path.parent
-        self.beat_graph = _Graph(root / metadata.beat.file, metadata.beat, cls, num_threads, BEAT_BATCH)
-        self.af_graph = _Graph(root / metadata.af.file, metadata.af, cls, num_threads, 1)
+        af_path = (meta_dir or path.parent) / metadata.af.file
+        self.beat_graph = _Graph(path, metadata.beat, cls, num_threads, BEAT_BATCH)
+        self.af_graph = _Graph(af_path, metadata.af, cls, num_threads, 1)
 
     @property
     def labels(self) -> tuple[str, ...]:
@@ -204,7 +218,7 @@ class BeatRhythmModel:
 
 def load_beat_model(path: Path, meta_path: Path, base: ModelMetadata, backend: str | None) -> BeatRhythmModel:
     raw = json.loads(meta_path.read_text())
-    return BeatRhythmModel(path, parse_metadata(meta_path, raw, base), backend)
+    return BeatRhythmModel(path, parse_metadata(meta_path, raw, base), backend, meta_dir=meta_path.parent)
 
 
 def timed(fn, *args):
