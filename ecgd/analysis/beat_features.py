@@ -185,15 +185,16 @@ class BeatAnalyzer:
         pre = np.full(nb, np.nan)
         post = np.full(nb, np.nan)
         local = np.full(nb, np.nan)
-        for j in range(nb):  # per beat of one window (≈ 12), not per sample
-            i = k0 + j
-            if i >= 1:
-                pre[j] = rr_all[i - 1]
-                ctx = rr_all[max(0, i - LOCAL_RR) : i]
-                ctx = ctx[ctx < 3.0]
-                local[j] = np.median(ctx) if ctx.size else np.nan
-            if j + 1 < nb:
-                post[j] = rr_all[i]
+        idx = k0 + np.arange(nb)
+        has_pre = idx >= 1
+        pre[has_pre] = rr_all[idx[has_pre] - 1]
+        post[: max(nb - 1, 0)] = rr_all[idx[: max(nb - 1, 0)]]
+        if rr_all.size:  # median of the (up to) LOCAL_RR intervals before each beat, gaps (≥ 3 s) left out
+            ctx = np.concatenate((np.full(LOCAL_RR, np.nan), np.where(rr_all < 3.0, rr_all, np.nan)))
+            win = np.lib.stride_tricks.sliding_window_view(ctx, LOCAL_RR)[idx]  # intervals i-16 .. i-1
+            some = ~np.isnan(win).all(axis=1)
+            if some.any():
+                local[some] = np.nanmedian(win[some], axis=1)
         pre[pre >= 3.0] = np.nan
         rr_win = rr_all[max(k0 - 1, 0) :] if k0 else rr_all
         segments = self._segments(x, rel)
@@ -248,16 +249,19 @@ class BeatAnalyzer:
         out[:, 5] = local
         q0, q1 = (self._pre + round(s * self.fs) for s in QRS_S)
         p0, p1 = (self._pre + round(s * self.fs) for s in P_S)
-        lags = np.arange(-self._lag, self._lag + 1)
-        best = np.full(nb, -2.0)
-        best_lag = np.zeros(nb, dtype=np.int64)
+        lag = self._lag
         tq = t.wave[q0:q1]
-        for lag in lags:  # ≈ 11 lags × one matrix product
-            c = _corr_rows(seg[:, q0 + lag : q1 + lag], tq)
-            better = c > best
-            best[better], best_lag[better] = c[better], lag
-        out[:, 6] = best
-        aligned = np.stack([np.roll(s, -int(lg)) for s, lg in zip(seg, best_lag, strict=True)])
+        # every lag at once: [beats, lags, QRS samples] views of the segments (lags -lag..+lag)
+        views = np.lib.stride_tricks.sliding_window_view(seg[:, q0 - lag : q1 + lag], q1 - q0, axis=1)
+        a = views - views.mean(axis=2, keepdims=True)
+        b = tq - tq.mean()
+        den = np.sqrt(np.sum(a * a, axis=2) * np.sum(b * b))
+        corr = np.where(den > 1e-12, (a @ b) / np.maximum(den, 1e-12), 0.0)
+        best_i = np.argmax(corr, axis=1)
+        out[:, 6] = corr[np.arange(nb), best_i]
+        best_lag = best_i - lag
+        cols = (np.arange(seg.shape[1])[None, :] + best_lag[:, None]) % seg.shape[1]  # np.roll(s, -lag)
+        aligned = seg[np.arange(nb)[:, None], cols]
         out[:, 7] = _corr_rows(aligned, t.wave)
         out[:, 8] = _corr_rows(aligned[:, p0:p1], t.wave[p0:p1])
         w, a, e = _shape(aligned, self.fs)
