@@ -140,6 +140,7 @@ def journal_count(cursor: str, *matches: str) -> int:
 def demo_config(path: Path, *, output: dict, **sections: dict | None) -> Path:
     """config/demo.yaml with the given keys of each section replaced, written to ``path``."""
     data = yaml.safe_load(DEMO_CONFIG.read_text()) or {}
+    data["recording"] = {"directory": None}  # benchmarks record only where they say so
     for section, values in (("output", output), *sections.items()):
         if values:
             data.setdefault(section, {})

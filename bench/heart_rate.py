@@ -6,7 +6,8 @@ signals through the AD8232 + 8-bit PCF8591 model.
    (±5 bpm or ±5 %, whichever is greater) for good, and until it has made 90 % of the change.
 2. Accuracy over 30-250 bpm on synthetic ECG (P-QRS-T, 0.03 mV noise): the live rate and the
    window rate (10-s windows) against the true rate.
-3. Window heart rate on real ECG: every MIT-BIH DS1 record in ../shared/data/mitdb, 10-s windows
+3. CPU of the beat stage per block on MIT-BIH 208 (30 min, thread time).
+4. Window heart rate on real ECG: every MIT-BIH DS1 record in ../shared/data/mitdb, 10-s windows
    (hop 10 s) that pass the quality gate, against the rate from the reference beat annotations in
    the same window (both from RR intervals whose beats lie in the window).
 
@@ -134,6 +135,26 @@ def real_records(names: list[str], fe: AnalogFrontEnd) -> list[tuple[str, int, i
     return rows
 
 
+def stage_cpu(fe: AnalogFrontEnd, name: str = "208") -> str:
+    """CPU of the beat stage (feed + live rate) per 0.2-s block, on a whole record through the front end."""
+    rec = read_recording(DATA / "mitdb" / name)
+    mv = fe.simulate_mv(rec.mv, rec.fs)
+    tracker = BeatTracker(rec.fs, keep_s=60.0)
+    block = round(BLOCK_S * rec.fs)
+    costs = []
+    for i in range(0, mv.size, block):
+        t = time.thread_time()
+        tracker.feed(i, mv[i : i + block])
+        tracker.live()
+        costs.append(time.thread_time() - t)
+    c = np.array(costs) * 1000.0
+    seconds = mv.size / rec.fs
+    return (
+        f"| {name} ({seconds / 60:.0f} min) | {np.percentile(c, 50):.2f} | {np.percentile(c, 99):.2f} | "
+        f"{c.max():.2f} | {100 * c.sum() / 1000 / seconds:.2f} % |"
+    )
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--records", help="comma-separated MIT-BIH records (default: DS1)")
@@ -162,6 +183,11 @@ def main() -> int:
         print(f"| {bpm} | {shown:.1f} | {live_err:.2f} | {win_err:.2f} | ±{band(bpm):.1f} |")
     print(f"\nworst error / allowed band: {worst:.3f} (≤ 1 meets ±5 bpm or ±5 %)")
 
+    if not args.skip_real and (DATA / "mitdb").is_dir():
+        print("\n### CPU of the beat stage per 0.2-s block (detector + RR + live rate)\n")
+        print("| record | p50 (ms) | p99 (ms) | max (ms) | of one core |")
+        print("|---|---|---|---|---|")
+        print(stage_cpu(fe))
     if not args.skip_real:
         names = args.records.split(",") if args.records else DS1
         if not (DATA / "mitdb").is_dir():

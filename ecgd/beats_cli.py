@@ -10,32 +10,18 @@ Exit codes as ``ecgd classify``: 78 bad config, 66 no such recording, 65 unreada
 from __future__ import annotations
 
 import argparse
-import json
-import sys
 
-EX_OK, EX_DATAERR, EX_NOINPUT, EX_CANTCREAT, EX_CONFIG = 0, 65, 66, 73, 78
+from ecgd.commands import EX_CANTCREAT, EX_CONFIG, EX_DATAERR, CommandError
 
 
 def run_beats(args: argparse.Namespace) -> int:
-    from ecgd import config as cfg
     from ecgd.analysis.model import ModelError
+    from ecgd.commands import load_settings, open_recording, print_json_lines
     from ecgd.io.annotations import Annotation, annotation_path, write_annotations
-    from ecgd.io.records import RecordError, RecordNotFound, read_recording
     from ecgd.offline import add_beat_labels, beats_of_recording
 
-    try:
-        settings = cfg.load(args.config) if args.config else cfg.Settings()
-    except cfg.ConfigError as exc:
-        print(f"ecgd: {exc}", file=sys.stderr)
-        return EX_CONFIG
-    try:
-        rec = read_recording(args.record, args.channel, args.fs)
-    except RecordNotFound as exc:
-        print(f"ecgd: {exc}", file=sys.stderr)
-        return EX_NOINPUT
-    except (RecordError, OSError, ValueError) as exc:
-        print(f"ecgd: {exc}", file=sys.stderr)
-        return EX_DATAERR
+    settings = load_settings(args.config)
+    rec = open_recording(args.record, args.channel, args.fs)
     frontend = settings.analog_frontend if args.frontend == "pcf8591" else None
     w, b = settings.windows, settings.beats
     try:
@@ -43,23 +29,18 @@ def run_beats(args: argparse.Namespace) -> int:
             rec, w.window_seconds, w.hop_seconds, frontend, settings.quality, b.qrs, b.tracker
         )
     except ValueError as exc:  # too short, a rate the detector cannot use, ...
-        print(f"ecgd: {rec.name}: {exc}", file=sys.stderr)
-        return EX_DATAERR
+        raise CommandError(f"{rec.name}: {exc}", EX_DATAERR) from None
     try:
         add_beat_labels(rec, beats, frontend, settings)
     except ModelError as exc:
-        print(f"ecgd: {exc}", file=sys.stderr)
-        return EX_CONFIG
+        raise CommandError(str(exc), EX_CONFIG) from None
     if args.wfdb_annotations is not None:
         try:
             path = annotation_path(args.wfdb_annotations, rec.name)
             anns = (Annotation(row["sample"], row.get("label", "N")) for row in beats)
             write_annotations(path, anns, fs=rec.fs)
         except OSError as exc:
-            print(f"ecgd: cannot write annotations to {args.wfdb_annotations}: {exc}", file=sys.stderr)
-            return EX_CANTCREAT
-    out = sys.stdout
-    for row in beats:
-        out.write(json.dumps(row, separators=(",", ":")) + "\n")
-    out.flush()
-    return EX_OK
+            raise CommandError(
+                f"cannot write annotations to {args.wfdb_annotations}: {exc}", EX_CANTCREAT
+            ) from None
+    return print_json_lines(beats)

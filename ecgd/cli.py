@@ -1,13 +1,11 @@
-"""Command line: ``ecgd run | check-config | classify | beats | relearn | convert``. Exit codes follow
-sysexits."""
+"""Command line: ``ecgd run | check-config | classify | beats | alarms | strip | export | relearn | convert``,
+``ecgd bridge | ward``. Exit codes follow sysexits.
+"""
 
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import sys
-from collections.abc import Iterable
 from pathlib import Path
 
 EX_OK, EX_DATAERR, EX_NOINPUT, EX_UNAVAILABLE, EX_CONFIG = 0, 65, 66, 69, 78
@@ -66,6 +64,18 @@ def main(argv: list[str] | None = None) -> int:
         sub.add_parser("relearn", help="make the running monitor learn the patient's beat again")
     )
 
+    alarms = sub.add_parser("alarms", help="alarm episodes of a recording offline, one JSON line each")
+    alarms.add_argument("record", help="WFDB record (.hea or path without extension), .csv or .npy (mV)")
+    alarms.add_argument("--frontend", choices=("pcf8591", "none"), default="none", help="as for classify")
+    alarms.add_argument("--channel", type=int, default=0, help="signal/column to use (default 0)")
+    alarms.add_argument(
+        "--fs", type=float, help="sample rate of a .csv/.npy file, or a rate to declare instead"
+    )
+    alarms.add_argument("--config", type=Path, help="alarm, quality, window and front-end settings")
+    alarms.add_argument(
+        "--no-model", action="store_true", help="no classifier: no AF alarm, no noise verdicts"
+    )
+
     try:
         from ecgd.convert import add_convert_arguments
     except ImportError:  # pragma: no cover - convert ships with the package
@@ -74,7 +84,33 @@ def main(argv: list[str] | None = None) -> int:
         conv = sub.add_parser("convert", help="convert a SavedModel/Keras model to .tflite + metadata")
         add_convert_arguments(conv)
 
+    from ecgd.io.export import add_export_arguments
+    from ecgd.io.strip import add_strip_arguments
+
+    add_strip_arguments(
+        sub.add_parser("strip", help="draw an ECG strip (PNG) from the recordings or a record")
+    )
+    add_export_arguments(sub.add_parser("export", help="a stretch of the recordings as WFDB, EDF+ or CSV"))
+    from ecgd.bridge import add_bridge_arguments, add_ward_arguments
+
+    add_bridge_arguments(
+        sub.add_parser("bridge", help="publish the monitor's journal records to an MQTT broker")
+    )
+    add_ward_arguments(
+        sub.add_parser("ward", help="the central desk: every bed of a site from the MQTT broker")
+    )
+
     args = parser.parse_args(argv)
+    from ecgd.commands import CommandError
+
+    try:
+        return _dispatch(args)
+    except CommandError as exc:
+        print(f"ecgd: {exc}", file=sys.stderr)
+        return exc.code
+
+
+def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "run":
         from ecgd.daemon import run_daemon
 
@@ -91,6 +127,22 @@ def main(argv: list[str] | None = None) -> int:
         from ecgd.relearn import run_relearn
 
         return run_relearn(args)
+    if args.command == "alarms":
+        from ecgd.alarm_replay import run_alarms
+
+        return run_alarms(args)
+    if args.command == "strip":
+        from ecgd.io.strip import run_strip
+
+        return run_strip(args)
+    if args.command == "export":
+        from ecgd.io.export import run_export
+
+        return run_export(args)
+    if args.command in ("bridge", "ward"):
+        from ecgd.bridge import run_command
+
+        return run_command(args)
     from ecgd.convert import run_convert
 
     return run_convert(args)
@@ -112,47 +164,28 @@ def _check_config(path: Path) -> int:
         return EX_CONFIG
     print(cfg.describe(settings), end="")
     print(f"# model ok: {model.metadata.ident}, labels {', '.join(model.labels)}, backend {model.backend}")
+    from ecgd.bridge.checks import bridge_file_problems
+
+    problems = bridge_file_problems(settings.bridge)
+    for problem in problems:
+        print(f"ecgd: {path}: {problem}", file=sys.stderr)
+    if problems:
+        return EX_CONFIG
+    if settings.bridge.broker is not None:
+        print(f"# bridge ok: {settings.bridge.broker} as {settings.bridge.topic_prefix}")
     return EX_OK
 
 
 def _classify(args: argparse.Namespace) -> int:
-    from ecgd import config as cfg
-    from ecgd.analysis.model import ModelError, load_model
-    from ecgd.io.records import RecordError, RecordNotFound, read_recording
+    from ecgd.commands import CommandError, load_settings, open_model, open_recording, print_json_lines
     from ecgd.offline import classify_recording
 
-    try:
-        settings = cfg.load(args.config) if args.config else cfg.Settings()
-        model = load_model(args.model or settings.model_path)
-    except (cfg.ConfigError, ModelError) as exc:
-        print(f"ecgd: {exc}", file=sys.stderr)
-        return EX_CONFIG
-    try:
-        rec = read_recording(args.record, args.channel, args.fs)
-    except RecordNotFound as exc:
-        print(f"ecgd: {exc}", file=sys.stderr)
-        return EX_NOINPUT
-    except (RecordError, OSError, ValueError) as exc:
-        print(f"ecgd: {exc}", file=sys.stderr)
-        return EX_DATAERR
+    settings = load_settings(args.config)
+    model = open_model(args.model or settings.model_path)
+    rec = open_recording(args.record, args.channel, args.fs)
     hop = args.hop or model.metadata.window_seconds
     if hop <= 0:
-        print("ecgd: --hop must be positive", file=sys.stderr)
-        return EX_DATAERR
+        raise CommandError("--hop must be positive", EX_DATAERR)
     frontend = settings.analog_frontend if args.frontend == "pcf8591" else None
     b = settings.beats
     return print_json_lines(classify_recording(rec, model, hop, frontend, settings.quality, b.qrs, b.tracker))
-
-
-def print_json_lines(rows: Iterable[dict]) -> int:
-    """One JSON object a line on stdout; a reader that goes away (``| head``) ends us quietly."""
-    try:
-        for row in rows:
-            sys.stdout.write(json.dumps(row, separators=(",", ":")) + "\n")
-        sys.stdout.flush()
-    except BrokenPipeError:
-        # Python would report the pipe again when flushing stdout at exit: point it at /dev/null
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        os.close(devnull)
-    return EX_OK

@@ -11,17 +11,20 @@ from __future__ import annotations
 import difflib
 import os
 import stat
-from dataclasses import dataclass, field, fields, make_dataclass, replace
+from dataclasses import MISSING, asdict, dataclass, field, fields, is_dataclass, make_dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from ecgd.analysis.alarms import AlarmSettings
 from ecgd.analysis.beat_features import RelearnSettings
 from ecgd.analysis.beats import BeatSettings
 from ecgd.analysis.qrs import QrsSettings
 from ecgd.analysis.quality import MIN_FS_HZ, MIN_WINDOW_S, QualitySettings
+from ecgd.bridge.settings import BridgeSettings
 from ecgd.io.frontend import AnalogFrontEnd
+from ecgd.outputs.recording import RecordingSettings
 
 DEFAULT_CONFIG_PATH = Path("/etc/ecgd/ecgd.yaml")
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -246,8 +249,11 @@ class Settings:
     beats: BeatsSettings = field(default_factory=BeatsSettings)  # type: ignore[valid-type]
     relearn: RelearnSettings = field(default_factory=RelearnSettings)
     leads: LeadsSettings = field(default_factory=LeadsSettings)
+    alarms: AlarmSettings = field(default_factory=AlarmSettings)
     model: ModelSettings = field(default_factory=ModelSettings)
     output: OutputSettings = field(default_factory=OutputSettings)
+    recording: RecordingSettings = field(default_factory=RecordingSettings)
+    bridge: BridgeSettings = field(default_factory=BridgeSettings)
     source: str = "<defaults>"
 
     @property
@@ -260,6 +266,12 @@ class Settings:
             lowpass_hz=f.lowpass_hz,
             adc_reference_volts=f.adc_reference_volts,
         )
+
+    @property
+    def recording_directory(self) -> Path | None:
+        """Where the recorder writes (relative to the config file), or None: no recording."""
+        d = self.recording.directory
+        return Path(os.path.normpath(self._resolve(d))) if d else None
 
     @property
     def model_path(self) -> Path:
@@ -293,8 +305,9 @@ QUALITY_HELP = {
     "rail_max_fraction": "more than this share of the window at the rails: saturated (leads off?)",
     "rail_max_run_s": "a longer unbroken stay at a rail (s): an electrode is off",
     "max_peak_to_peak_mv": "peak-to-peak above this (mV) is an implausible amplitude",
-    "qrs_min_slope_mv_per_s": "a QRS complex must be at least this steep (over 20 ms)",
-    "qrs_relative_slope": "... and this share of the window's typical steepest complexes",
+    "qrs_min_slope_mv_per_s": "a beat of the QRS detector counts as a QRS complex if at least this steep "
+    "(mV/s over 20 ms)",
+    "qrs_relative_slope": "... and this share of the window's typical steepest beats",
     "min_qrs_per_minute": "fewer QRS complexes than this rate: no ECG found",
     "noise_cutoff_hz": "power above this frequency counts as noise",
     "max_noise_power_fraction": "more of the power above 1 Hz than this share lies above the cutoff: noise",
@@ -372,12 +385,41 @@ def _build(cls: type, values: dict[str, Any], prefix: str, problems: list[str]) 
             problems.append(_unknown(str(key), list(known), prefix + "."))
             continue
         f = known[key]
+        nested = _nested(f)
+        if nested is not None:  # a sub-section such as bridge.tls
+            if value is None:
+                value = {}
+            if not isinstance(value, dict):
+                problems.append(f"{path}: must be a mapping of settings, got {_kind(value)}")
+            else:
+                kwargs[key] = _build(nested, value, path, problems)
+            continue
         error = _check(f, value)
         if error:
             problems.append(f"{path}: {error}")
         else:
             kwargs[key] = float(value) if _base_type(f) is float and value is not None else value
     return cls(**kwargs)
+
+
+def _nested(f: Any) -> type | None:
+    """The settings class of a sub-section field (declared with a dataclass default_factory), else None."""
+    factory = f.default_factory
+    if factory is MISSING or not is_dataclass(factory):
+        return None
+    return factory
+
+
+def leaves(cls: type, prefix: str = "") -> list[tuple[str, Any]]:
+    """Every setting of a section as (dotted key, field), sub-sections flattened: for reference tables."""
+    out: list[tuple[str, Any]] = []
+    for f in fields(cls):
+        nested = _nested(f)
+        if nested is not None:
+            out += leaves(nested, f"{prefix}{f.name}.")
+        else:
+            out.append((prefix + f.name, f))
+    return out
 
 
 def _base_type(f: Any) -> type:
@@ -427,6 +469,9 @@ def _cross_checks(s: Settings) -> list[str]:
             f"windows.window_seconds + windows.hop_seconds ({w.window_seconds + w.hop_seconds:g})"
         )
     problems += [f"quality.{p}" for p in s.quality.problems()]
+    problems += [f"alarms.{p}" for p in s.alarms.problems()]
+    problems += [f"recording.{p}" for p in s.recording.problems()]
+    problems += [f"bridge.{p}" for p in s.bridge.problems()]
     problems += [f"relearn.{p}" for p in s.relearn.problems()]
     if s.quality.enabled and s.sampling.rate_hz < MIN_FS_HZ:
         problems.append(
@@ -496,7 +541,7 @@ def describe(settings: Settings) -> str:
     out: dict[str, Any] = {}
     for name in SECTIONS:
         section = getattr(settings, name)
-        out[name] = {f.name: getattr(section, f.name) for f in fields(section)}
+        out[name] = asdict(section)
     text = yaml.safe_dump(out, sort_keys=False, default_flow_style=False)
     return f"# effective settings from {settings.source}\n# model: {settings.model_path}\n{text}"
 

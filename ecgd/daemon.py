@@ -15,10 +15,14 @@ import signal
 import sys
 import threading
 import time
+import uuid
 from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
+from ecgd import __version__
 from ecgd import config as cfg
 from ecgd.acquisition.clock import Clock, RealClock
 from ecgd.acquisition.leadoff import GpiodLeadOffLines, LeadOffError, LeadOffLines, LeadOffMonitor
@@ -26,7 +30,9 @@ from ecgd.acquisition.ring import RingOverrun, SampleRing
 from ecgd.acquisition.sampler import SampleGrid, Sampler, SamplerEvent
 from ecgd.acquisition.sources.emulated import EmulatedI2c, EmulatedLeadOffLines, emulated_device
 from ecgd.acquisition.sources.pcf8591 import Pcf8591
-from ecgd.analysis.beats import BLOCK_S, BeatTracker, LiveRate, WindowBeats
+from ecgd.alarm_replay import new_engine
+from ecgd.analysis.alarms import AlarmEngine, AlarmEvent
+from ecgd.analysis.beats import BLOCK_S, Beat, BeatTracker, LiveRate, WindowBeats
 from ecgd.analysis.classifier import UNCLASSIFIED, UNREADABLE, Classification, WindowClassifier
 from ecgd.analysis.model import Model, ModelError, load_model
 from ecgd.analysis.quality import adc_rails_mv
@@ -34,7 +40,17 @@ from ecgd.analysis.windows import Window, WindowScheduler
 from ecgd.io.frontend import AnalogFrontEnd
 from ecgd.io.records import RecordError, read_recording
 from ecgd.notify import Notifier
-from ecgd.outputs.results import ERR, INFO, NOTICE, WARNING, Record, event_record, result_record
+from ecgd.outputs.recording import Recorder
+from ecgd.outputs.results import (
+    ERR,
+    INFO,
+    NOTICE,
+    WARNING,
+    Record,
+    alarm_record,
+    event_record,
+    result_record,
+)
 from ecgd.outputs.sinks import Sink, SinkDispatcher
 from ecgd.outputs.sinks.console import ConsoleSink
 from ecgd.outputs.sinks.journal import JournalSink
@@ -42,6 +58,7 @@ from ecgd.outputs.sinks.logfile import RotatingJsonLog
 
 EX_OK, EX_UNAVAILABLE, EX_CONFIG = 0, 69, 78
 LIVENESS_LIMIT_S = 5.0  # a thread silent this long is hung: stop feeding the watchdog
+NOT_JUDGED = WindowBeats.none("window not classified")
 BEAT_POLL_S = BLOCK_S  # the worker feeds the beat stage at least this often: beats known within delay + 0.2 s
 ACQUISITION_SECTIONS = ("device", "emulated", "sampling", "frontend")
 ELECTRODE = {"LO+": "+IN", "LO−": "−IN"}  # which electrode each AD8232 leads-off pin watches
@@ -87,6 +104,14 @@ class _BeatStage:
     frontend: AnalogFrontEnd
 
 
+@dataclass(frozen=True)
+class _Beats:
+    """The new beats' R-peak seqs and the beat stage's RR (NaN: not measured), for the alarm engine."""
+
+    seq: np.ndarray
+    rr_ms: np.ndarray
+
+
 @dataclass
 class _Held:
     """A judged window whose record waits until every beat in it has been detected."""
@@ -126,6 +151,14 @@ class Daemon:
         self._pipeline: Pipeline | None = None
         self._generation = 0
         self._journal_said = False
+        self._run_id = uuid.uuid4().hex[:8]  # alarm ids stay unique across restarts
+        self._alarms: AlarmEngine | None = None
+        self.alarm_status: str | None = None  # set by the worker, read by the status line
+        self.recorder: Recorder | None = None
+        self.recording_problem: str | None = None
+        self._recorded_until: int | None = None
+        self._recording_stall_said = False
+        self.alarm_rails_off = False
 
     # -- building blocks ---------------------------------------------------------------------
     def _pipeline_for(self, settings: cfg.Settings, model: Model | None = None) -> Pipeline:
@@ -138,7 +171,8 @@ class Daemon:
             rails,
             settings.windows.max_missing_fraction,
             settings.windows.max_gap_seconds,
-            settings.relearn,
+            settings.beats.qrs,
+            relearn=settings.relearn,
         )
         self._generation += 1
         return Pipeline(settings, model, classifier, self._generation)
@@ -243,6 +277,7 @@ class Daemon:
         self.ring = self._new_ring(settings)
         sys.setswitchinterval(0.0005)  # let the sampler thread take the GIL promptly at its deadline
         self._start_sampler(settings, source, self.ring)
+        self._start_recorder(settings)
         self._worker_thread = threading.Thread(target=self._work, name="ecgd-worker", daemon=True)
         self._worker_thread.start()
         m = pipeline.model
@@ -254,6 +289,7 @@ class Daemon:
             config=settings.source,
             sampler_policy=self.sampler.policy,
         )
+        self._announce_alarms_off(settings)
         self.notifier.ready(self._status())
 
     def request_stop(self) -> None:
@@ -324,6 +360,7 @@ class Daemon:
         self._drain_events()
         if self.leads is not None:
             self.leads.close()
+        recorded = self._stop_recorder()
         st = self.sampler.stats()
         self._lifecycle(
             f"ecgd stopping: {self.results} windows reported, {st.taken} samples taken, {st.missing} missing"
@@ -342,6 +379,7 @@ class Daemon:
             records_dropped=self.dispatcher.dropped,
             notifications_dropped=self.notifier.dropped,
             notifications_deferred=self.notifier.deferred,
+            **recorded,
         )
         self.notifier.flush()
         self.dispatcher.close(1.0)
@@ -353,6 +391,7 @@ class Daemon:
         scheduler = self._scheduler(pipeline.settings, self.sampler.grid.first_seq)  # from the first slot
         stage = self._beat_stage(pipeline.settings, self.sampler.grid.first_seq)
         held: deque[_Held] = deque()
+        self._open_alarms(pipeline.settings, stage, self.sampler.grid.first_seq)
         while not self._stop.is_set():
             self.worker_heartbeat = time.monotonic()
             current = self._pipeline
@@ -366,8 +405,13 @@ class Daemon:
                     _beat_config(current.settings) != _beat_config(pipeline.settings)
                     or stage.ring is not self.ring
                 ):
+                    new_time_base = stage.ring is not self.ring
                     self._release_held(stage.tracker, held, final=True)
                     stage = self._beat_stage(current.settings, self.ring.next_seq)
+                    if new_time_base:  # seqs restart: the engine cannot carry its alarms across
+                        self._alarms_at_stop("the sampler restarted on a new sample grid")
+                        self._open_alarms(current.settings, stage, self.ring.next_seq)
+                self._reload_alarms(pipeline.settings, current.settings)
                 pipeline = current
             self._serve_relearn(pipeline)
             self._feed_beats(stage)
@@ -377,6 +421,7 @@ class Daemon:
         self._feed_beats(stage)
         self._release_held(stage.tracker, held, final=True)
         self._emit_incomplete(scheduler, pipeline)
+        self._alarms_at_stop("stopping")
 
     # -- the beat stage (heart rate, RR) -------------------------------------------------------
     def _beat_stage(self, settings: cfg.Settings, first_seq: int) -> _BeatStage:
@@ -393,13 +438,18 @@ class Daemon:
             oldest = stop - ring.capacity // 2  # leave the writer room: never read where it may be writing
             if start < oldest:
                 beats.lost(start, oldest)
+                self._alarm_lost(start, oldest)
                 start = oldest
             try:
                 block = ring.read(start, stop)
             except RingOverrun:
                 beats.lost(start, stop)
+                self._alarm_lost(start, stop)
             else:
-                beats.feed(start, stage.frontend.counts_to_mv(block.counts), block.valid)
+                mv = stage.frontend.counts_to_mv(block.counts)
+                new = beats.feed(start, mv, block.valid)
+                self._alarm_feed(start, mv, block.valid, new)
+                self._record_beats(new)
         leads_off = bool(self.leads.off_now()) if self.leads is not None else False
         self.live = beats.live(leads_off=leads_off, unreadable=self._last_unreadable)
 
@@ -411,11 +461,17 @@ class Daemon:
         beats: BeatTracker,
         held: deque[_Held],
     ) -> None:
-        """Judged: an unreadable window restarts the beat stage; the record waits for its last beats."""
+        """Judged: the beat stage learns where the signal was unreadable (and restarts its detector at
+        the first readable window after); the record waits for the window's last beats."""
         if window.block is not None and c is not None:
-            self._last_unreadable = c.label == UNREADABLE
+            if self._alarms is not None:
+                self._submit_alarms(self._alarms.window(window.first_seq, window.stop_seq, c.label, c.reason))
             if c.label == UNREADABLE:
                 beats.unreadable(window.first_seq, window.stop_seq)
+                self._last_unreadable = True
+            elif c.probabilities is not None:  # readable: the beat stage restarts after a bad stretch
+                beats.readable(window.first_seq, window.stop_seq)
+                self._last_unreadable = False
         held.append(_Held(window, c, pipeline))
 
     def _release_held(self, beats: BeatTracker, held: deque[_Held], final: bool = False) -> None:
@@ -494,7 +550,9 @@ class Daemon:
         meta = pipeline.model.metadata
         for window in scheduler.drain("stopped before the window was classified; not classified"):
             c = Classification(UNCLASSIFIED, None, None, window.skip_reason, 0, None)
-            record = result_record(window, c, meta.ident, meta.abnormal_labels, self.clock.wall_ns())
+            record = result_record(
+                window, c, meta.ident, meta.abnormal_labels, self.clock.wall_ns(), NOT_JUDGED
+            )
             record.fields["missing_samples"] = None
             self._submit(record)
         acquired = self.ring.next_seq - (scheduler.next_stop - scheduler.hop)
@@ -514,15 +572,115 @@ class Daemon:
             "not classified"
         )
         c = Classification(UNCLASSIFIED, None, None, reason, 0, None)
-        record = result_record(window, c, meta.ident, meta.abnormal_labels, self.clock.wall_ns())
+        record = result_record(window, c, meta.ident, meta.abnormal_labels, self.clock.wall_ns(), NOT_JUDGED)
         record.fields["missing_samples"] = None
         self._submit(record)
 
     def _submit(self, record: Record) -> None:
+        if record.kind == "result":
+            self._record_result(record)
         self.dispatcher.submit(record)
         if record.kind == "result":
             self.results += 1
             self.last_label = record.fields["label"]
+
+    # -- alarms (issue 9): fed by the worker every ~0.2 s from the ring, then by each window's verdict ---
+    def _open_alarms(self, settings: cfg.Settings, stage: _BeatStage, first_seq: int) -> None:
+        """A fresh engine from ``first_seq`` beside a fresh beat stage (start, or a reload that
+        rebuilt it): the engine is fed the same blocks and the beats they confirmed."""
+        rails = adc_rails_mv(settings.analog_frontend)
+        self._alarms = new_engine(
+            settings.sampling.rate_hz,
+            settings.alarms,
+            settings.quality,
+            rails,
+            first_seq,
+            stage.tracker.detector,
+            settings.beats.qrs,
+            f"{self._run_id}-",
+        )
+        self._alarm_frontend = settings.analog_frontend
+
+    def _alarm_feed(self, first_seq: int, mv: np.ndarray, valid: np.ndarray, beats: list[Beat]) -> None:
+        """The beat stage's block and the beats it confirmed, into the alarm engine."""
+        engine = self._alarms
+        if engine is None:
+            return
+        if engine.now < first_seq:  # samples the beat stage never got: missing for the alarms too
+            self._alarm_lost(engine.now, first_seq)
+        off = None
+        if self.leads is not None:
+            grid = self.sampler.grid
+            off = self.leads.off_between(
+                grid.deadline_ns(first_seq), grid.deadline_ns(first_seq + mv.size - 1)
+            )
+        seqs = np.fromiter((b.seq for b in beats), dtype=np.int64, count=len(beats))
+        widths = np.array([np.nan if b.width_ms is None else b.width_ms for b in beats], dtype=np.float64)
+        try:
+            events = engine.feed(
+                first_seq,
+                mv,
+                valid,
+                _Beats(
+                    seqs, np.array([np.nan if b.rr_ms is None else b.rr_ms for b in beats], dtype=np.float64)
+                ),
+                off,
+                widths_ms=widths,
+            )
+        except Exception as exc:  # never let the alarm layer kill the worker; say so loudly
+            self._alarms = None
+            self.alarm_status = "ALARMS DOWN"
+            message = f"alarm layer stopped: {exc!r}; no alarms will sound until a restart"
+            self.dispatcher.submit(
+                event_record("fault", message, ERR, self.clock.wall_ns(), event="alarms_down")
+            )
+            return
+        self._submit_alarms(events)
+
+    def _alarm_lost(self, lo: int, hi: int) -> None:
+        """Samples ``[lo, hi)`` that were never read: the engine sees them as missing, never as signal."""
+        engine = self._alarms
+        if engine is None or hi <= engine.now:
+            return
+        n = hi - engine.now  # from where the engine got to: its blocks are contiguous
+        self._submit_alarms(engine.feed(engine.now, np.zeros(n, np.float32), np.zeros(n, bool), None))
+
+    def _submit_alarms(self, events: list[AlarmEvent]) -> None:
+        grid = self.sampler.grid
+        for e in events:
+            record = alarm_record(e, self.clock.wall_ns(), grid.wall_ns(e.onset_seq))
+            record.fields.update(self.recording_location(e.onset_seq))  # journalctl line → its strip
+            self._annotate(e.seq, '"', f"alarm {e.alarm} {e.state}: {e.describe()}"[:200])
+            self.dispatcher.submit(record)
+        if self._alarms is not None:
+            # the main loop's next STATUS= (≤ 1 s) leads with it; leads off has its own place there
+            self.alarm_status = self._alarms.status(leave_out=("leads_off",))
+            self.alarm_rails_off = "leads_off" in self._alarms.active
+
+    def _alarms_at_stop(self, why: str) -> None:
+        """A stop ends monitoring, not the alarms: say which were still active (no false ``end``)."""
+        engine = self._alarms
+        if engine is None or not engine.active:
+            return
+        ids = [a.alarm_id for a in engine.active.values()]
+        message = f"{why} with alarms active: {engine.status()}; their end was not observed"
+        self.dispatcher.submit(
+            event_record(
+                "lifecycle", message, WARNING, self.clock.wall_ns(), event="alarms_active", alarm_ids=ids
+            )
+        )
+
+    def _reload_alarms(self, old: cfg.Settings, new: cfg.Settings) -> None:
+        if self._alarms is not None and new.alarms != old.alarms:
+            self._submit_alarms(self._alarms.apply_settings(new.alarms))
+            if new.alarms.switched_off() != old.alarms.switched_off():
+                self._announce_alarms_off(new)
+
+    def _announce_alarms_off(self, settings: cfg.Settings) -> None:
+        off = settings.alarms.switched_off()
+        if off:
+            what = "the alarm layer is off" if not settings.alarms.enabled else ", ".join(off)
+            self._lifecycle(f"alarms switched off: {what}", event="alarms_off", alarms=off)
 
     # -- events, status, reload --------------------------------------------------------------
     def _drain_events(self) -> None:
@@ -542,7 +700,9 @@ class Daemon:
                     "retrying with back-off"
                 )
                 self.dispatcher.submit(event_record("fault", msg, ERR, wall, event=ev.kind, seq=ev.seq))
+                self._annotate(ev.seq, '"', f"sensor fault: {ev.detail}")
             else:
+                self._annotate(ev.seq, '"', f"sensor recovered after {ev.outage_s:.1f} s")
                 self.dispatcher.submit(
                     event_record(
                         "fault",
@@ -575,6 +735,7 @@ class Daemon:
                 priority, extra = NOTICE, {"off_s": round(t.off_s, 3)}
             record = event_record("fault", message, priority, wall, event=t.kind, line=t.line, **extra)
             self.dispatcher.submit(record)
+            self._annotate(self.sampler.grid.first_slot_at_or_after(t.t_ns), '"', message)
         if transitions:
             self.notifier.status(self._status())
 
@@ -586,11 +747,15 @@ class Daemon:
         off = self.leads.off_now() if self.leads is not None else []
         if off:
             state += f", LEADS OFF ({' '.join(off)})"
+        elif self.alarm_rails_off:  # no pin says so (or none wired): the output sits at a rail
+            state += ", LEADS OFF (output at a rail)"
         if self.leads_problem:
             state += ", leads-off input unavailable"
+        alarm = f"{self.alarm_status} · " if self.alarm_status else ""  # an active alarm leads: see it first
         return (
-            f"{self.live.text()} · {state}; last {self.last_label}; {self.results} windows; "
+            f"{alarm}{self.live.text()} · {state}; last {self.last_label}; {self.results} windows; "
             f"{st.taken} samples, {st.missing} missing; lateness p99 {st.lateness_p99_ms:.2f} ms"
+            + self._recording_status()
         )
 
     def _notify_losses(self) -> str:
@@ -609,6 +774,7 @@ class Daemon:
         """SIGHUP: apply a valid new config without losing samples; keep the old one otherwise."""
         self.notifier.reloading()
         old = self.settings
+        old_source = (self.ring, self.sampler.grid)
         try:
             new = cfg.load(old.source)
             changed = [n for n in cfg.SECTIONS if getattr(new, n) != getattr(old, n)]
@@ -642,6 +808,7 @@ class Daemon:
                 self.leads.close()  # first: a GPIO line can be requested by one holder at a time
             self.leads, self.leads_problem = self._open_leads(new)
             self._report_leads_problem()
+        self._reload_recorder(new, changed, old_source)
         self.settings = new
         if pipeline is not None:
             self._pipeline = pipeline  # a new classifier: it learns the patient from scratch
@@ -655,6 +822,115 @@ class Daemon:
             sampler_restarted=restarted,
         )
         self.notifier.ready(self._status())
+
+    # -- full disclosure: the recorder -------------------------------------------------------------
+    def _start_recorder(self, settings: cfg.Settings, from_seq: int | None = None) -> None:
+        """Recording is never a reason not to monitor: a recorder that cannot start is reported."""
+        self.recorder, self.recording_problem = None, None
+        directory = settings.recording_directory
+        if directory is None:
+            return
+        rec_settings = dataclasses.replace(settings.recording, directory=str(directory))
+        recorder = Recorder(
+            rec_settings,
+            settings.analog_frontend,
+            self._recorder_report,
+            wall_now=self.clock.wall_ns,
+            version=__version__,
+        )
+        try:
+            recorder.start(self.ring, self.sampler.grid, from_seq)
+        except OSError as exc:
+            self.recording_problem = f"{directory}: {exc.strerror or exc}"
+            message = f"recording unavailable: {self.recording_problem}; monitoring goes on without it"
+            self.dispatcher.submit(
+                event_record("fault", message, ERR, self.clock.wall_ns(), event="recording_failed")
+            )
+            return
+        self.recorder = recorder
+
+    def _recorder_report(self, kind: str, message: str, priority: int, fields: dict) -> None:
+        """From the recorder's thread: only hand the record over (the main loop publishes STATUS=)."""
+        self.dispatcher.submit(event_record(kind, message, priority, self.clock.wall_ns(), **fields))
+
+    def _stop_recorder(self) -> dict:
+        recorder, self.recorder = self.recorder, None
+        if recorder is None:
+            return {}
+        recorder.stop(1.0)
+        self._recorded_until = recorder.next_seq
+        return {
+            "recorded_samples": recorder.samples_written,
+            "recording_lost_samples": recorder.samples_lost,
+            "annotations_written": recorder.annotations_written,
+        }
+
+    def _reload_recorder(self, new: cfg.Settings, changed: list[str], old_source: tuple) -> None:
+        """New recording or front-end settings: a new recorder (a new segment, from where the old one
+        stopped). A new ring or grid: the recorder writes what the old one holds, then a new segment."""
+        same_source = old_source == (self.ring, self.sampler.grid)
+        if "recording" in changed or "frontend" in changed:
+            self._recorded_until = None
+            self._stop_recorder()
+            self._start_recorder(new, self._recorded_until if same_source else None)
+        elif not same_source and self.recorder is not None:
+            self.recorder.attach(self.ring, self.sampler.grid)
+
+    def _record_beats(self, beats: list) -> None:
+        """Detected beats beside the signal: ``Q`` (a QRS, not classified) until beats get labels."""
+        if self.recorder is not None:
+            for b in beats:
+                self.recorder.annotate(b.seq, "Q")
+
+    def _annotate(self, seq: int, symbol: str, aux: str) -> None:
+        if self.recorder is not None:
+            self.recorder.annotate(seq, symbol, aux)
+
+    def _record_result(self, record: Record) -> None:
+        """A label change becomes a rhythm annotation at the window's first sample, and an abnormal
+        result carries where its signal is on disk (``ecgd strip RECORD --at-sample N``)."""
+        f = record.fields
+        if self.recorder is None:
+            return
+        if f["label"] != self.last_label:
+            label = f["label"]
+            if f.get("probabilities") is not None:
+                self._annotate(f["first_seq"], "+", "(" + RHYTHM_AUX.get(label, label))
+            else:
+                self._annotate(f["first_seq"], '"', f"{label}: {f.get('reason') or ''}"[:200])
+        if f.get("abnormal"):
+            f.update(self.recording_location(f["first_seq"]))
+
+    def recording_location(self, seq: int) -> dict:
+        """``recording`` (segment path without extension) and ``recording_sample`` of slot ``seq``, for
+        any record that a person will want to see the signal of (abnormal results, alarms): then
+        ``ecgd strip RECORDING --at-sample N`` draws it. Empty when nothing records that slot."""
+        where = self.recorder.locate(seq) if self.recorder is not None else None
+        return {} if where is None else {"recording": where[0], "recording_sample": where[1]}
+
+    def _recording_status(self) -> str:
+        """Called by the main loop every second: also says once when the recorder's disk hangs."""
+        if self.recorder is not None:
+            stalled = self.recorder.stalled_s()
+            if bool(stalled) != self._recording_stall_said:
+                self._recording_stall_said = bool(stalled)
+                message = (
+                    f"recording stalled: no write finished for {stalled:.0f} s (disk not answering); "
+                    "monitoring goes on, samples wait in the ring"
+                    if stalled
+                    else "recording: writes finish again"
+                )
+                event = "recording_stalled" if stalled else "recording_resumed"
+                self.dispatcher.submit(
+                    event_record(
+                        "fault", message, ERR if stalled else NOTICE, self.clock.wall_ns(), event=event
+                    )
+                )
+            return "; " + self.recorder.status()
+        return f"; recording unavailable ({self.recording_problem})" if self.recording_problem else ""
+
+
+RHYTHM_AUX = {"AF": "AFIB"}  # MIT-BIH rhythm names where ours differ (aux "(AFIB", "(N")
 
 
 def _windowing(settings: cfg.Settings) -> tuple:

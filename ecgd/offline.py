@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from ecgd.analysis.beats import BLOCK_S, Beat, BeatSettings, BeatTracker, WindowBeats
-from ecgd.analysis.classifier import UNREADABLE, Classification, WindowClassifier
+from ecgd.analysis.classifier import UNCLASSIFIED, UNREADABLE, Classification, WindowClassifier
 from ecgd.analysis.model import Model
 from ecgd.analysis.qrs import QrsSettings
 from ecgd.analysis.quality import QualitySettings, adc_rails_mv, assess_window
@@ -33,6 +33,20 @@ def _signal(rec: Recording, frontend: AnalogFrontEnd | None) -> tuple[np.ndarray
     return np.asarray(rec.mv, dtype=np.float32), None
 
 
+def _valid(rec: Recording) -> np.ndarray | None:
+    """Where a recording has samples (NaN: WFDB's invalid value, e.g. gaps in ecgd's own recordings).
+    None when it has them all, so complete recordings go exactly the way they always did."""
+    ok = np.isfinite(rec.mv)
+    return None if ok.all() else ok
+
+
+def _without_gaps(rec: Recording, valid: np.ndarray | None) -> Recording:
+    """Gaps as 0 mV for the stages that need numbers; ``valid`` keeps them out of every judgement."""
+    if valid is None:
+        return rec
+    return Recording(np.where(valid, rec.mv, 0.0), rec.fs, rec.name, rec.channel_name)
+
+
 def judged_windows(
     mv: np.ndarray,
     fs: float,
@@ -40,22 +54,31 @@ def judged_windows(
     hop_n: int,
     judge: Callable[[int, int], Classification],
     tracker: BeatTracker,
-    on_beats: Callable[[list[Beat]], None] | None = None,
+    on_beats: Callable[[int | None, list[Beat]], None] | None = None,
+    valid: np.ndarray | None = None,
 ) -> Iterator[tuple[int, int, Classification, WindowBeats]]:
     """Feed ``tracker`` block by block as the daemon does; judge each window once its last sample is
-    in (an unreadable one restarts the beat stage); yield it with its beat figures once they are final."""
+    in and tell the tracker (as the daemon does); yield it with its beat figures once they are final.
+
+    ``on_beats(from_seq, beats)``: new beats; ``from_seq`` is not None when they replace the beats
+    from that seq on (the detector ran again after an unreadable stretch)."""
     block = max(1, round(BLOCK_S * fs))
     starts = iter(range(0, mv.size - window_n + 1, hop_n))
     start = next(starts, None)
     held: deque[tuple[int, int, Classification]] = deque()
     for first in range(0, mv.size, block):
-        new = tracker.feed(first, mv[first : first + block])
+        ok = None if valid is None else valid[first : first + block]
+        new = tracker.feed(first, mv[first : first + block], ok)
         if on_beats is not None and new:
-            on_beats(new)
+            on_beats(None, new)
         while start is not None and start + window_n <= tracker.fed_until:
             c = judge(start, start + window_n)
             if c.label == UNREADABLE:
                 tracker.unreadable(start, start + window_n)
+            elif c.probabilities is not None:
+                redone = tracker.readable(start, start + window_n)
+                if redone is not None and on_beats is not None:
+                    on_beats(*redone)
             held.append((start, start + window_n, c))
             start = next(starts, None)
         while held and tracker.final_until() >= held[0][1]:
@@ -91,8 +114,11 @@ def classify_recording(
     fs = rec.fs
     window_n = round(model.metadata.window_seconds * fs)
     hop_n = max(1, round(hop_seconds * fs))
-    mv, rails = _signal(rec, frontend)
-    classifier = WindowClassifier(model, fs, quality or QualitySettings(), rails, max_missing_fraction=0.0)
+    valid = _valid(rec)
+    mv, rails = _signal(_without_gaps(rec, valid), frontend)
+    classifier = WindowClassifier(
+        model, fs, quality or QualitySettings(), rails, max_missing_fraction=0.0, qrs=qrs
+    )
     tracker = BeatTracker(fs, qrs, beats, keep_s=model.metadata.window_seconds + hop_seconds + 10.0)
 
     def judge(a: int, b: int) -> Classification:
@@ -100,9 +126,9 @@ def classify_recording(
         if beat_positions is not None:
             lo, hi = np.searchsorted(beat_positions, [a, b])
             seqs = beat_positions[lo:hi]
-        return classifier.classify(mv[a:b], None, a, seqs)
+        return classifier.classify(mv[a:b], None if valid is None else valid[a:b], a, seqs)
 
-    for a, b, c, figures in judged_windows(mv, fs, window_n, hop_n, judge, tracker):
+    for a, b, c, figures in judged_windows(mv, fs, window_n, hop_n, judge, tracker, valid=valid):
         out: dict[str, Any] = {
             "start": a,
             "end": b,
@@ -185,14 +211,17 @@ def beats_of_recording(
     fs = rec.fs
     window_n = round(window_seconds * fs)
     hop_n = max(1, round(hop_seconds * fs))
-    mv, rails = _signal(rec, frontend)
+    valid = _valid(rec)
+    mv, rails = _signal(_without_gaps(rec, valid), frontend)
     q = quality or QualitySettings()
     found: list[Beat] = []
     readable: list[tuple[int, int]] = []
     tracker = BeatTracker(fs, qrs, beats, keep_s=window_seconds + hop_seconds + 10.0)
 
     def judge(a: int, b: int) -> Classification:
-        reason = assess_window(mv[a:b], fs, rails, q) if q.enabled else None
+        if valid is not None and not valid[a:b].all():  # as classify: a window with gaps is not judged
+            return Classification(UNCLASSIFIED, None, None, "samples missing", 0, None)
+        reason = assess_window(mv[a:b], fs, rails, q, qrs) if q.enabled else None
         if reason is not None:
             return Classification(UNREADABLE, None, None, reason, 0, None)
         readable.append((a, b))
@@ -201,7 +230,13 @@ def beats_of_recording(
     n = mv.size
     if n < window_n:
         raise ValueError(f"recording of {n / fs:.1f} s is shorter than one window ({window_seconds:g} s)")
-    for _ in judged_windows(mv, fs, window_n, hop_n, judge, tracker, found.extend):
+
+    def on_beats(from_seq: int | None, new: list[Beat]) -> None:
+        if from_seq is not None:
+            found[:] = [b for b in found if b.seq < from_seq]
+        found.extend(new)
+
+    for _ in judged_windows(mv, fs, window_n, hop_n, judge, tracker, on_beats, valid):
         pass
     tail = n - window_n
     if tail % hop_n:  # the hops missed the recording's last samples: one more window ends at its end

@@ -2,6 +2,7 @@
 # Install ecgd on a Raspberry Pi (64-bit Raspberry Pi OS) from a checkout.
 #
 #   sudo systemd/install.sh             # install or upgrade
+#   sudo systemd/install.sh --with-bridge   # ... and the MQTT bridge (ecgd-bridge.service)
 #   systemd/install.sh --dry-run        # print the steps, change nothing
 #
 # Idempotent: running it again upgrades the package in the venv, refreshes
@@ -14,15 +15,18 @@ CONF_DIR=/etc/ecgd
 CONF="$CONF_DIR/ecgd.yaml"
 UNIT_DST=/etc/systemd/system/ecgd.service
 SYSUSERS_DST=/usr/lib/sysusers.d/ecgd.conf
+BRIDGE_UNIT_DST=/etc/systemd/system/ecgd-bridge.service
+BRIDGE_SYSUSERS_DST=/usr/lib/sysusers.d/ecgd-bridge.conf
 APT_PACKAGES=(python3-venv python3-dev libsystemd-dev pkg-config gcc i2c-tools)
 
 SRC="$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/.." && pwd)"
 DRY_RUN=0
 SKIP_APT=0
+WITH_BRIDGE=0
 
 usage() {
     cat <<EOF
-Usage: $(basename -- "$0") [--dry-run] [--skip-apt] [-h|--help]
+Usage: $(basename -- "$0") [--dry-run] [--skip-apt] [--with-bridge] [-h|--help]
 
 Installs ecgd from $SRC:
   apt packages (${APT_PACKAGES[*]}),
@@ -32,6 +36,8 @@ Installs ecgd from $SRC:
 
   --dry-run   print every step instead of running it (no root needed)
   --skip-apt  do not run apt-get (packages already present / offline)
+  --with-bridge  also the MQTT bridge: user 'ecgd-bridge' (group systemd-journal),
+              the [bridge] extra, the unit $BRIDGE_UNIT_DST (not enabled)
 EOF
 }
 
@@ -39,6 +45,7 @@ while [[ $# -gt 0 ]]; do
     case "$1" in
         --dry-run) DRY_RUN=1 ;;
         --skip-apt) SKIP_APT=1 ;;
+        --with-bridge) WITH_BRIDGE=1 ;;
         -h | --help)
             usage
             exit 0
@@ -124,7 +131,10 @@ fi
 run "$VENV/bin/python" -m pip install --upgrade pip
 # Not editable: the service must not depend on the checkout staying around.
 # [gpio]: libgpiod bindings, used only when leads.lo_plus_line / lo_minus_line are set.
-run "$VENV/bin/python" -m pip install --upgrade "${SRC}[gpio]"
+# [bridge]: paho-mqtt and rich, for ecgd bridge / ecgd ward (only with --with-bridge).
+EXTRAS=gpio
+if [[ $WITH_BRIDGE -eq 1 ]]; then EXTRAS=gpio,bridge; fi
+run "$VENV/bin/python" -m pip install --upgrade "${SRC}[${EXTRAS}]"
 if [[ -f "$SRC/README.md" ]]; then
     run install -m 0644 "$SRC/README.md" "$PREFIX/README.md"
 fi
@@ -168,6 +178,18 @@ if [[ -d /run/systemd/system || $DRY_RUN -eq 1 ]]; then
     run systemctl daemon-reload
 else
     note "systemd not running: skipped systemctl daemon-reload"
+fi
+
+if [[ $WITH_BRIDGE -eq 1 ]]; then
+    step "Install the MQTT bridge (ecgd-bridge.service)"
+    run install -D -m 0644 "$SRC/systemd/ecgd-bridge.sysusers" "$BRIDGE_SYSUSERS_DST"
+    run systemd-sysusers "$(basename -- "$BRIDGE_SYSUSERS_DST")"
+    run install -m 0644 "$SRC/systemd/ecgd-bridge.service" "$BRIDGE_UNIT_DST"
+    if [[ -d /run/systemd/system || $DRY_RUN -eq 1 ]]; then
+        run systemctl daemon-reload
+    fi
+    note "set bridge.broker, site, bed and the login in $CONF (ecgd check-config checks them),"
+    note "then: sudo systemctl enable --now ecgd-bridge"
 fi
 
 step "Check I2C"

@@ -14,6 +14,7 @@ def write_config(path: Path, log: Path, **sections: dict) -> None:
     body = {
         "device": {"kind": "emulated", "fault_after_seconds": 1.0, "max_backoff_seconds": 0.2},
         "output": {"journal": False, "log_file": str(log)},
+        "recording": {"directory": None},  # tests that record name their own directory
     }
     for name, values in sections.items():
         body.setdefault(name, {}).update(values)

@@ -151,3 +151,37 @@ def test_settings_are_checked():
     assert BeatSettings(live_min_rr=9).problems() == ["live_min_rr: 9 must be 1 to live_rr_count (4)"]
     with pytest.raises(ValueError, match="live_timeout_s"):
         BeatTracker(FS, settings=BeatSettings(live_timeout_s=0.5))
+
+
+def test_after_an_unreadable_stretch_the_detector_restarts_where_the_signal_is_readable_again():
+    """Leads off for 3 s (the output at a rail): then readable windows must have all their beats."""
+    r = rr_schedule(60.0, [(0.0, 72)])
+    clean = synthetic_ecg(r, 60.0, FS)
+    mv = clean.copy()
+    off = slice(round(20 * FS), round(23 * FS))
+    mv[off] = 40.0  # far beyond any ECG: the detector's levels learn it
+    tracker = BeatTracker(FS, keep_s=60)
+    window, hop = round(10 * FS), round(2 * FS)
+    judged = 0  # windows are judged when their last sample is in, as in the daemon
+    redone = []
+    for i in range(0, mv.size, BLOCK):
+        tracker.feed(i, mv[i : i + BLOCK])
+        while judged + window <= tracker.fed_until:
+            a, b = judged, judged + window
+            if a < off.stop and b > off.start:
+                tracker.unreadable(a, b)
+            else:
+                out = tracker.readable(a, b)
+                if out is not None:
+                    redone.append(out)
+            judged += hop
+    assert len(redone) == 1 and redone[0][0] == round(24 * FS)  # the first window after the stretch
+    first_readable = round(24 * FS)
+    truth = np.round(r * FS)
+    truth = truth[truth >= first_readable + 0.5 * FS]  # the detector's start-up: filters settle
+    found = np.array([b.seq for b in tracker.beats])
+    assert all(np.abs(found - t).min() <= 4 for t in truth)
+    after = [b for b in tracker.beats if b.seq >= first_readable]
+    assert after[0].rr_ms is None and all(b.rr_ms is not None for b in after[1:])
+    w = tracker.window(first_readable, first_readable + window)
+    assert w.heart_rate_bpm == pytest.approx(72, rel=0.01) and w.beat_count >= 11

@@ -342,19 +342,27 @@ def test_production_config_documents_every_key_of_the_schema():
     data = yaml.safe_load(PROD_CONFIG.read_text())
     assert set(data) == set(cfg.SECTIONS)
     for name, cls in cfg.SECTIONS.items():
-        documented = set(data[name] or {})
-        schema = {f.name for f in dataclasses.fields(cls)}
+        documented = _flat(data[name] or {})
+        schema = {key for key, _ in cfg.leaves(cls)}
         assert documented == schema, f"{name}: missing {schema - documented}, extra {documented - schema}"
+
+
+def _flat(values: dict, prefix: str = "") -> set[str]:
+    """Dotted keys of a section, sub-sections (bridge.tls) flattened as cfg.leaves() does."""
+    keys: set[str] = set()
+    for key, value in values.items():
+        keys |= _flat(value, f"{prefix}{key}.") if isinstance(value, dict) else {prefix + key}
+    return keys
 
 
 def test_production_config_values_are_the_defaults():
     data = yaml.safe_load(PROD_CONFIG.read_text())
     differ = []
     for name, cls in cfg.SECTIONS.items():
-        default = cls()
+        default = dataclasses.asdict(cls())
         for key, value in data[name].items():
-            if getattr(default, key) != value:
-                differ.append(f"{name}.{key}: file {value!r}, default {getattr(default, key)!r}")
+            if default[key] != value:
+                differ.append(f"{name}.{key}: file {value!r}, default {default[key]!r}")
     assert not differ, differ
 
 

@@ -173,7 +173,7 @@ def test_daemon_marks_windows_with_an_electrode_off_unreadable_and_reports_the_e
     daemon.i2c.electrodes.detach("LO−", 2.0, after_s=3.0)
 
     def actions():
-        time.sleep(16.7)
+        time.sleep(18.7)  # window 6 ends at 16 s; its beats are final up to ~2.4 s later
         os.kill(os.getpid(), signal.SIGTERM)
 
     run_in_main_thread(daemon, actions)
@@ -198,6 +198,6 @@ def test_daemon_marks_windows_with_an_electrode_off_unreadable_and_reports_the_e
     assert events[1][0] == "leads_on" and "low again after 2.0 s" in events[1][1]
     assert any("LEADS OFF (LO−)" in s for s in listener.states("STATUS="))
     assert any(
-        s.startswith("STATUS=HR --- (leads off) · running, LEADS OFF (LO−)")
+        "HR --- (leads off) · running, LEADS OFF (LO−)" in s  # leads off has its place (not an alarm's)
         for s in listener.states("STATUS=")
     )

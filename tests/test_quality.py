@@ -6,7 +6,6 @@ import dataclasses
 import functools
 import os
 import re
-import time
 from pathlib import Path
 
 import numpy as np
@@ -182,7 +181,7 @@ def test_no_qrs_reason_names_count_threshold_and_need() -> None:
     t = np.arange(WINDOW) / FS
     x = (0.4 * np.sin(2 * np.pi * 0.3 * t)).astype(np.float32)  # slow wander: no steep deflection
     reason = assess_window(x, FS, None, DEFAULTS)
-    assert reason == "no QRS complexes found: 0 sharp complex(es) ≥ 8 mV/s in 10.0 s (need 2)"
+    assert reason == "no QRS complexes found: 0 detected beat(s) ≥ 8 mV/s in 10.0 s (need 2)"
 
 
 def test_broadband_noise_reason_names_the_high_frequency_share() -> None:
@@ -252,14 +251,3 @@ def test_other_rates_and_lengths_work() -> None:
 def test_unknown_fault_kind_is_rejected() -> None:
     with pytest.raises(ValueError, match="unknown lead fault"):
         simulate_lead_fault(_clean_ecg(), FS, "unplugged")
-
-
-def test_fast_enough_for_the_worker() -> None:
-    """Well under the 2 ms target on an idle machine; the bound is loose for busy CI machines."""
-    x = FE.simulate_mv(_clean_ecg(), FS)
-    times = []
-    for _ in range(30):
-        t0 = time.perf_counter()
-        assess_window(x, FS, RAILS, DEFAULTS)
-        times.append(time.perf_counter() - t0)
-    assert float(np.median(times)) < 0.010

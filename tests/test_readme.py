@@ -39,12 +39,14 @@ def test_readme_message_ids_are_the_ones_the_daemon_writes():
 def test_readme_lists_every_cli_command():
     from ecgd.cli import main
 
-    for command in ("run", "check-config", "classify", "beats", "convert"):
+    for command in ("run", "check-config", "classify", "beats", "convert", "strip", "export"):
         assert f"`ecgd {command}" in README
     help_text = subprocess.run(
         [sys.executable, "-m", "ecgd", "--help"], capture_output=True, text=True, check=True
     ).stdout
-    assert all(c in help_text for c in ("run", "check-config", "classify", "beats", "convert"))
+    assert all(
+        c in help_text for c in ("run", "check-config", "classify", "beats", "convert", "strip", "export")
+    )
     assert callable(main)
 
 

@@ -210,20 +210,168 @@ def test_truncated_signal_file_is_refused(tmp_path):
 
 
 def test_unsupported_format_is_refused(tmp_path):
-    d = np.arange(-50, 50, dtype=np.int32).reshape(-1, 1)
+    (tmp_path / "u.dat").write_bytes(b"\0" * 64)
+    write_header(tmp_path / "u.hea", "u 1 360 10\nu.dat 516 200/mV 16 0 0 0 0 x\n")  # FLAC-compressed
+    with pytest.raises(RecordError, match=r"WFDB format 516 is not supported \(8, 16, 24, 32, 61, 80"):
+        read_recording(tmp_path / "u.hea")
+
+
+# --- every format and header form PhysioNet uses, against wfdb.rdrecord --------------------------
+
+FORMAT_RANGES = {
+    "8": (-100, 100),  # first differences must fit in a byte
+    "16": (-32767, 32767),
+    "24": (-(1 << 23) + 1, (1 << 23) - 1),
+    "32": (-(1 << 31) + 1, (1 << 31) - 1),
+    "61": (-32767, 32767),
+    "80": (-127, 127),
+    "160": (-32767, 32767),
+    "212": (-2047, 2047),
+    "310": (-511, 511),
+    "311": (-511, 511),
+}
+
+
+def encode(d: np.ndarray, fmt: str) -> bytes:
+    """Our own encoder of WFDB's signal formats (signal(5)), independent of both readers."""
+    flat = d.reshape(-1).astype(np.int64)
+    if fmt == "8":
+        return np.diff(d, axis=0, prepend=d[:1] * 0).reshape(-1).astype(np.int8).tobytes()
+    if fmt in ("16", "61", "80", "160", "24", "32"):
+        if fmt == "24":
+            u = flat & 0xFFFFFF
+            return np.stack([u & 0xFF, (u >> 8) & 0xFF, u >> 16], axis=1).astype(np.uint8).tobytes()
+        dtype = {"16": "<i2", "61": ">i2", "80": "u1", "160": "<u2", "32": "<i4"}[fmt]
+        shift = {"80": 128, "160": 32768}.get(fmt, 0)
+        return (flat + shift).astype(dtype).tobytes()
+    out = bytearray()
+    if fmt == "212":
+        for i in range(0, flat.size, 2):
+            a = int(flat[i]) & 0xFFF
+            if i + 1 == flat.size:
+                out += bytes([a & 0xFF, a >> 8])
+                break
+            b = int(flat[i + 1]) & 0xFFF
+            out += bytes([a & 0xFF, (a >> 8) | ((b >> 8) << 4), b & 0xFF])
+        return bytes(out)
+    for i in range(0, flat.size, 3):
+        g = [int(x) & 0x3FF for x in flat[i : i + 3]]
+        k = len(g)
+        g += [0] * (3 - k)
+        if fmt == "310":
+            w0 = (g[0] << 1) | ((g[2] & 0x1F) << 11)
+            w1 = (g[1] << 1) | ((g[2] >> 5) << 11)
+            group = w0.to_bytes(2, "little") + w1.to_bytes(2, "little")
+            out += group[: {1: 2, 2: 4, 3: 4}[k]]
+        else:
+            w = g[0] | (g[1] << 10) | (g[2] << 20)
+            out += w.to_bytes(4, "little")[: {1: 2, 2: 3, 3: 4}[k]]
+    return bytes(out)
+
+
+@pytest.mark.parametrize("n", [1000, 1001, 1003])  # every way a packed group can end
+@pytest.mark.parametrize("fmt", sorted(FORMAT_RANGES, key=int))
+def test_every_format_reads_as_wfdb_reads_it(tmp_path, fmt, n):
+    rng = np.random.default_rng(int(fmt) + n)
+    lo, hi = FORMAT_RANGES[fmt]
+    if fmt == "8":
+        d = 40 + np.cumsum(rng.integers(-100, 101, size=(n, 2)), axis=0).astype(np.int64)
+        d = np.clip(d, -(1 << 20), 1 << 20)
+    else:
+        d = rng.integers(lo, hi, size=(n, 2), endpoint=True).astype(np.int64)
+        d[5, 0], d[6, 1] = lo, hi  # the extremes
+    (tmp_path / "f.dat").write_bytes(encode(d, fmt))
+    init = [int(d[0, 0]), int(d[0, 1])] if fmt != "8" else [0, 0]
+    write_header(
+        tmp_path / "f.hea",
+        f"f 2 500 {n}\n"
+        f"f.dat {fmt} 200(3)/mV 12 0 {init[0]} 0 0 I\n"
+        f"f.dat {fmt} 1000(-7)/mV 12 0 {init[1]} 0 0 II\n",
+    )
+    ref_d = wfdb.rdrecord(str(tmp_path / "f"), physical=False, return_res=64).d_signal
+    np.testing.assert_array_equal(ref_d, d)  # our encoder wrote what the reference reads
+    for channel in (0, 1):
+        rec = read_recording(tmp_path / "f.hea", channel)
+        ref = reference(tmp_path / "f.hea", channel)
+        assert rec.fs == 500 and rec.mv.shape == (n,)
+        np.testing.assert_allclose(rec.mv, ref, rtol=0, atol=1e-9)
+
+
+def test_invalid_samples_are_nan_as_wfdb_reads_them(tmp_path):
+    d = np.array([[1], [-32768], [3]], dtype=np.int64)
     wfdb.wrsamp(
-        "u",
-        fs=360,
+        "g",
+        fs=250,
         units=["mV"],
         sig_name=["x"],
         d_signal=d,
-        fmt=["80"],
-        adc_gain=[200.0],
+        fmt=["16"],
+        adc_gain=[100.0],
         baseline=[0],
         write_dir=str(tmp_path),
     )
-    with pytest.raises(RecordError, match="WFDB format 80 is not supported"):
-        read_recording(tmp_path / "u.hea")
+    rec = read_recording(tmp_path / "g.hea")
+    ref = reference(tmp_path / "g.hea", 0)
+    assert np.isnan(rec.mv[1]) and np.isnan(ref[1]) and rec.mv[2] == ref[2] == 0.03
+
+
+def test_a_physionet_2017_mat_record_with_a_byte_offset_reads(tmp_path):
+    """``A00001.mat 16+24 1000/mV 16 0 -127 0 0 ECG``: a MATLAB v4 file whose 24-byte header is
+    skipped by the byte offset (PhysioNet/CinC Challenge 2017), CRLF line ends, no date."""
+    rng = np.random.default_rng(7)
+    d = rng.integers(-2000, 2000, size=(9000, 1)).astype(np.int64)
+    wfdb.wrsamp(
+        "A00001",
+        fs=300,
+        units=["mV"],
+        sig_name=["ECG"],
+        d_signal=d,
+        fmt=["16"],
+        adc_gain=[1000.0],
+        baseline=[0],
+        write_dir=str(tmp_path),
+    )
+    mat_header = b"\0" * 24  # stands for the MAT v4 matrix header (type, rows, cols, imag, name length)
+    (tmp_path / "A00001.mat").write_bytes(mat_header + (tmp_path / "A00001.dat").read_bytes())
+    (tmp_path / "A00001.dat").unlink()
+    header = "A00001 1 300 9000 05:05:15 1/05/2000\r\nA00001.mat 16+24 1000/mV 16 0 -127 0 0 ECG\r\n"
+    (tmp_path / "A00001.hea").write_bytes(header.encode())
+    rec = read_recording(tmp_path / "A00001.hea")
+    ref = reference(tmp_path / "A00001.hea", 0)
+    assert rec.fs == 300 and rec.channel_name == "ECG"
+    np.testing.assert_array_equal(rec.mv, ref)
+    np.testing.assert_allclose(rec.mv, d[:, 0] / 1000.0)
+
+
+@pytest.mark.parametrize("layout", ["fixed", "variable"])
+def test_multi_segment_records_read_as_wfdb_reads_them(tmp_path, layout):
+    rng = np.random.default_rng(11)
+    parts = []
+    for i, n in enumerate((700, 500)):
+        d = rng.integers(-500, 500, size=(n, 1)).astype(np.int64)
+        parts.append(d)
+        wfdb.wrsamp(
+            f"s{i}",
+            fs=250,
+            units=["mV"],
+            sig_name=["ECG"],
+            d_signal=d,
+            fmt=["212"],
+            adc_gain=[200.0 * (i + 1)],
+            baseline=[i],
+            write_dir=str(tmp_path),
+        )
+    if layout == "fixed":
+        text = "m/2 1 250 1200\ns0 700\ns1 500\n"
+    else:
+        (tmp_path / "m_layout.hea").write_text("m_layout 1 250 0\n~ 212 200/mV 12 0 0 0 0 ECG\n")
+        text = "m/4 1 250 1500 10:00:00 01/02/2026\nm_layout 0\ns0 700\n~ 300\ns1 500\n"
+    write_header(tmp_path / "m.hea", text)
+    rec = read_recording(tmp_path / "m.hea")
+    ref = wfdb.rdrecord(str(tmp_path / "m")).p_signal[:, 0]
+    np.testing.assert_array_equal(np.isnan(rec.mv), np.isnan(ref))
+    np.testing.assert_allclose(rec.mv, ref, equal_nan=True)
+    assert rec.mv.size == (1200 if layout == "fixed" else 1500)
 
 
 def test_bad_headers_are_record_errors(tmp_path):

@@ -8,7 +8,6 @@ import errno
 import json
 import os
 import stat
-import subprocess
 import threading
 import time
 import uuid
@@ -419,22 +418,8 @@ def test_a_sink_raising_a_non_os_error_does_not_stop_the_other_outputs(tmp_path)
 
 
 @pytest.fixture
-def small_tmpfs(tmp_path) -> Iterator[Path]:
-    if os.geteuid() != 0:
-        pytest.skip("mounting a tmpfs needs root")
-    mnt = tmp_path / "mnt"
-    mnt.mkdir()
-    proc = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=64k,mode=0755", "tmpfs", str(mnt)],
-        capture_output=True,
-        text=True,
-    )
-    if proc.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {proc.stderr.strip() or proc.returncode}")
-    try:
-        yield mnt
-    finally:
-        subprocess.run(["umount", str(mnt)], check=False)
+def small_tmpfs(mount_tmpfs) -> Path:
+    return mount_tmpfs("64k")
 
 
 def test_disk_full_is_reported_once_leaves_no_partial_line_and_recovers(small_tmpfs, capfd):
@@ -544,3 +529,22 @@ def test_close_flushes_what_is_queued(tmp_path):
     d.close(5.0)
     assert [x["i"] for x in log_lines(tmp_path / "r.jsonl")] == list(range(50))
     assert d.written == {"log file": 50} and d.dropped == 0
+
+
+def test_console_line_shows_the_heart_rate_and_puts_alarms_first():
+    import io
+
+    from ecgd.outputs.sinks.console import ConsoleSink
+
+    out = io.StringIO()
+    sink = ConsoleSink(out)
+    w = make_window(index=7)
+    c = Classification("N", 0.9, {"N": 0.9, "AF": 0.1}, None, 0, 1.0)
+    record = result_record(w, c, "m@1", ("AF",), WALL0)
+    sink.write(dataclasses.replace(record, fields={**record.fields, "heart_rate_bpm": 72.4}))
+    sink.write(record)  # no beat figures: the rate is not guessed
+    sink.write(Record("alarm", "ASYSTOLE (high): no QRS for 4.0 s", 2, {"alarm_priority": "high"}, WALL0))
+    lines = out.getvalue().splitlines()
+    assert "#7    HR  72  N" in lines[0] and "N=0.90 AF=0.10" in lines[0]
+    assert "HR ---  N" in lines[1]
+    assert lines[2] == "[ALARM HIGH] ASYSTOLE (high): no QRS for 4.0 s"

@@ -335,3 +335,11 @@ def test_install_rejects_unknown_options() -> None:
     proc = subprocess.run(["bash", str(INSTALL), "--bogus"], capture_output=True, text=True, timeout=30)
     assert proc.returncode == 64
     assert "Usage" in proc.stderr
+
+
+def test_the_default_recordings_directory_is_inside_the_units_state_directory(unit) -> None:
+    from ecgd.outputs.recording import RecordingSettings
+
+    state = list_values(unit, "Service", "StateDirectory")
+    default = Path(RecordingSettings().directory)
+    assert any(default.is_relative_to(Path("/var/lib") / d) for d in state), (default, state)

@@ -5,15 +5,13 @@ README's table is this output; tests/test_readme.py checks that they agree.
 
 from __future__ import annotations
 
-from dataclasses import fields
-
 from ecgd import config as cfg
 
 
 def reference() -> str:
     rows = ["| key | default | meaning |", "|---|---|---|"]
     for section, cls in cfg.SECTIONS.items():
-        for f in fields(cls):
+        for key, f in cfg.leaves(cls):
             help_text = f.metadata.get("help") or cfg.STAGE_HELP.get(section, {}).get(f.name, "")
             default = f.default
             shown = (
@@ -21,7 +19,7 @@ def reference() -> str:
             )
             if section == "device" and f.name == "address":
                 shown = f"0x{default:02x}"
-            rows.append(f"| `{section}.{f.name}` | `{shown}` | {help_text} |")
+            rows.append(f"| `{section}.{key}` | `{shown}` | {help_text} |")
     return "\n".join(rows) + "\n"
 
 

@@ -19,6 +19,7 @@ from dataclasses import dataclass, fields
 
 import numpy as np
 
+from ecgd.analysis.gaps import missing_runs
 from ecgd.analysis.qrs import QrsDetector, QrsSettings
 
 BLOCK_S = 0.2  # the daemon feeds the ring's new samples this often; offline runs feed blocks this long
@@ -136,6 +137,8 @@ class BeatTracker:
         self.fed_until = first_seq
         self._origin = first_seq
         self._last_beat: int | None = None  # kept when old beats are forgotten (for "no beat for N s")
+        self._unreadable: list[list[int]] = []  # unreadable windows since the last readable one
+        self._x, self._ok, self._x0 = np.zeros(0), np.zeros(0, bool), first_seq  # recent input
         self.detector.reset(first_seq)
 
     # -- input ----------------------------------------------------------------------------------
@@ -152,11 +155,8 @@ class BeatTracker:
         x = np.asarray(mv, dtype=np.float64)
         ok = np.ones(x.size, bool) if valid is None else np.asarray(valid, dtype=bool)
         self._note_gaps(first_seq, ok)
-        found = self.detector.process(first_seq, x, ok)
-        self.fed_until = first_seq + x.size
-        new = []
-        for i in np.argsort(found.seq, kind="stable"):
-            new.append(self._add(int(found.seq[i]), float(found.amplitude_mv[i]), float(found.width_ms[i])))
+        self._remember(x, ok)
+        new = self._detect(first_seq, x, ok)
         self._forget()
         return new
 
@@ -166,14 +166,42 @@ class BeatTracker:
         self.detector.reset(hi)
         self.fed_until = hi
         self._run_start = None
+        self._x, self._ok, self._x0 = np.zeros(0), np.zeros(0, bool), hi
 
     def unreadable(self, first_seq: int, stop_seq: int) -> None:
-        """A window judged unreadable: no RR spans it and the detector restarts where it had got to
-        (its thresholds learned from the bad stretch). Beats detected inside stay in the history but a
-        window's figures never come from an unreadable window (the caller gives ``WindowBeats.none``)."""
-        self._break(first_seq, max(stop_seq, self.fed_until))
-        self.detector.reset(self.fed_until)
-        self._run_start = None
+        """A window judged unreadable (quality gate, leads off): no RR spans it, and the live rate
+        restarts after it. Beats detected inside stay in the history, but a window's figures never
+        come from an unreadable window (the caller gives ``WindowBeats.none``)."""
+        self._unreadable.append([first_seq, max(stop_seq, self.fed_until)])
+        self._stretch_start = max(self._stretch_start, self.fed_until)
+
+    def readable(self, first_seq: int, stop_seq: int) -> tuple[int, list[Beat]] | None:
+        """A window judged readable. After unreadable ones, the bad stretch ended by ``first_seq``:
+        the detector restarts there (its thresholds learned from the bad stretch) and runs again over
+        the samples it keeps, so this window's beats come from a detector that never saw it.
+
+        Returns ``(from_seq, beats)`` when it did: the beats from ``from_seq`` on were replaced by
+        ``beats``. None when there was nothing to redo.
+        """
+        if not self._unreadable:
+            return None
+        start = max(first_seq, self._x0)
+        for br in self._unreadable:  # the bad part lay before this window: no break inside it
+            br[1] = min(br[1], start)
+            self._breaks.append((br[0], max(br[1], br[0] + 1)))
+        self._unreadable.clear()
+        self._stretch_start = max([start] + [hi for lo, hi in self._breaks if lo >= start])
+        kept = [b for b in self.beats if b.seq < start]
+        self.beats = deque(kept)
+        if kept:
+            self._last_beat = kept[-1].seq
+        elif self._last_beat is not None and self._last_beat >= start:
+            self._last_beat = None  # the last beat before start is older than the beats kept
+        self.detector.reset(start)
+        i = start - self._x0
+        x, ok = self._x[i:], self._ok[i:]
+        self.fed_until = start
+        return start, self._detect(start, x, ok)
 
     # -- output ---------------------------------------------------------------------------------
     def final_until(self) -> int:
@@ -235,6 +263,24 @@ class BeatTracker:
         return LiveRate(60000.0 / mean, len(rr), since_s, None)
 
     # -- internals ------------------------------------------------------------------------------
+    def _detect(self, first_seq: int, x: np.ndarray, ok: np.ndarray) -> list[Beat]:
+        found = self.detector.process(first_seq, x, ok)
+        self.fed_until = first_seq + x.size
+        order = np.argsort(found.seq, kind="stable")
+        return [
+            self._add(int(found.seq[i]), float(found.amplitude_mv[i]), float(found.width_ms[i]))
+            for i in order
+        ]
+
+    def _remember(self, x: np.ndarray, ok: np.ndarray) -> None:
+        """Keep the last ``keep_s`` of input, for ``readable`` to run the detector again."""
+        self._x = np.concatenate([self._x, x])
+        self._ok = np.concatenate([self._ok, ok])
+        extra = self._x.size - self._keep
+        if extra > self._keep // 4:  # trim in chunks, not every block
+            self._x, self._ok = self._x[extra:], self._ok[extra:]
+            self._x0 += extra
+
     def _rr_samples(self, b: Beat) -> int:
         return round((b.rr_ms or 0.0) * self.fs / 1000.0)
 
@@ -254,7 +300,7 @@ class BeatTracker:
 
     def _broken(self, a: int, b: int) -> bool:
         """A break lies between beats ``a`` and ``b``."""
-        return any(lo < b and hi > a for lo, hi in self._breaks)
+        return any(lo < b and hi > a for lo, hi in (*self._breaks, *self._unreadable))
 
     def _break(self, lo: int, hi: int) -> None:
         if hi <= lo:
@@ -266,15 +312,7 @@ class BeatTracker:
         """Runs of missing samples longer than the detector bridges are breaks (joined across blocks)."""
         if ok.all() and self._run_start is None:
             return
-        edges = np.diff(np.r_[0, (~ok).astype(np.int8), 0])
-        starts = list(np.flatnonzero(edges == 1) + first_seq)
-        ends = list(np.flatnonzero(edges == -1) + first_seq)
-        if self._run_start is not None:
-            if starts and starts[0] == first_seq:
-                starts[0] = self._run_start
-            else:
-                starts.insert(0, self._run_start)
-                ends.insert(0, first_seq)
+        starts, ends = missing_runs(first_seq, ok, self._run_start)
         self._run_start = None
         stop = first_seq + ok.size
         for lo, hi in zip(starts, ends, strict=True):

@@ -14,6 +14,7 @@ import numpy as np
 
 from ecgd.analysis.beat_features import BeatAnalyzer, RelearnSettings
 from ecgd.analysis.model import Model
+from ecgd.analysis.qrs import QrsSettings
 from ecgd.analysis.quality import QualitySettings, assess_window
 from ecgd.analysis.rhythm import rr_between_kept, rr_features
 
@@ -57,6 +58,7 @@ class WindowClassifier:
         rails_mv: tuple[float, float] | None,
         max_missing_fraction: float,
         max_gap_seconds: float = 0.0,
+        qrs: QrsSettings | None = None,
         relearn: RelearnSettings | None = None,
     ) -> None:
         self.model = model
@@ -65,6 +67,7 @@ class WindowClassifier:
         self.rails_mv = rails_mv
         self.max_missing_fraction = max_missing_fraction
         self.max_gap_samples = int(max_gap_seconds * input_rate_hz)
+        self.qrs = qrs  # the beat stage's detector settings: the quality gate counts QRS with it
         self.beat_aware = getattr(model, "kind", "waveform") == "beats"
         self.analyzer = BeatAnalyzer(input_rate_hz, relearn) if self.beat_aware else None
         self._detector = None
@@ -120,7 +123,7 @@ class WindowClassifier:
             idx = np.arange(n)
             mv = np.interp(idx, idx[valid], mv[valid]).astype(np.float32)
         if self.quality.enabled:
-            reason = assess_window(mv, self.input_rate_hz, self.rails_mv, self.quality)
+            reason = assess_window(mv, self.input_rate_hz, self.rails_mv, self.quality, self.qrs)
             if reason is not None:
                 return Classification(UNREADABLE, None, None, reason, missing, None)
         if self.beat_aware:

@@ -35,6 +35,8 @@ from dataclasses import dataclass, field, fields
 
 import numpy as np
 
+from ecgd.analysis.gaps import missing_runs
+
 _UV_PER_MV = 1000  # input is quantised to integer microvolts: below every ADC's LSB (8-bit: 11.7 µV)
 _CLIP_MV = 30.0  # body-surface ECG never exceeds this; keeps the int64 sums far from overflow
 _TAP_SCALE = 1 << 12  # FIR coefficients are rounded to 1/4096: < 0.1 % ripple on the response
@@ -252,16 +254,7 @@ class QrsDetector:
         """Blank the candidates whose filters saw a missing run longer than ``gap_max``."""
         if ok.all() and self._run_start is None:
             return
-        # Runs of missing samples in this block, joined to one left open by the previous block.
-        edges = np.diff(np.r_[0, (~ok).astype(np.int8), 0])
-        starts = list(np.flatnonzero(edges == 1) + first_seq)
-        ends = list(np.flatnonzero(edges == -1) + first_seq)
-        if self._run_start is not None:
-            if starts and starts[0] == first_seq:
-                starts[0] = self._run_start
-            else:
-                starts.insert(0, self._run_start)
-                ends.insert(0, first_seq)
+        starts, ends = missing_runs(first_seq, ok, self._run_start)  # joined to one left open before
         self._run_start = None
         block_end = first_seq + ok.size
         for lo, hi in zip(starts, ends, strict=True):

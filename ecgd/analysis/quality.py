@@ -6,11 +6,12 @@ single measured number compared with a threshold from ``QualitySettings``, so th
 given for an ``unreadable`` window can be read and verified by a person. Checks run cheapest and
 most specific first; the first failing one gives the reason.
 
-QRS-like structure is judged from the slope (mV/s) of the signal: a QRS complex is the steepest
-deflection of the heart cycle, it is short and it repeats with a similar shape beat after beat.
-Muscle noise has steep deflections too, but they do not repeat; baseline wander has no steep
-deflections at all. Ventricular flutter is slow (4-6 Hz) and self-similar, so it is not mistaken
-for noise (MIT-BIH 207 passes).
+QRS complexes are the beats of the QRS detector the beat stage runs (``ecgd.analysis.qrs``, one
+notion of "a QRS complex" in the project), run on the window alone, counted when they are steep
+enough (mV/s over 20 ms): the detector adapts to whatever it is given and finds "beats" in baseline
+wander and motion noise too, which have no steep deflections. Muscle noise has steep deflections,
+but they do not repeat the way QRS complexes (and P/T waves) do beat after beat. Ventricular
+flutter is slow (4-6 Hz) and self-similar, so it is not mistaken for noise (MIT-BIH 207 passes).
 
 Thresholds were chosen on MIT-BIH DS1 and the NSTDB ``bw``/``ma`` noise records only
 (``bench/quality_false_alarms.py`` reproduces the figures).
@@ -24,6 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ecgd.analysis.qrs import QrsDetector, QrsSettings
 from ecgd.io.frontend import AnalogFrontEnd
 
 # Internal constants: shapes of the measurement, not thresholds.
@@ -56,11 +58,12 @@ class QualitySettings:
     # Body-surface ECG rarely exceeds 5 mV; DS1 windows reach 9.5 mV with baseline wander (the MIT-BIH
     # ADC spans ±5 mV). More than this is a unit error or an electrode pop, not a heart.
     max_peak_to_peak_mv: float = 12.0
-    # Steepness (over 20 ms) a QRS must reach: the 3rd steepest complex of every DS1 window is ≥ 16 mV/s;
-    # baseline wander mostly stays < 5 mV/s.
+    # Steepness (over 20 ms, within ±80 ms of its R peak) a detected beat must reach to count as a QRS
+    # complex, and the floor of the steep deflections the similarity check compares: the 3rd steepest
+    # complex of every DS1 window is ≥ 16 mV/s; baseline wander mostly stays < 5 mV/s.
     qrs_min_slope_mv_per_s: float = 8.0
-    # A complex must be at least this fraction as steep as the typical steepest complexes of the window,
-    # so P and T waves do not count as beats.
+    # A detected beat must also be at least this fraction as steep as the window's typical steepest
+    # beats (the median of the 3 steepest).
     qrs_relative_slope: float = 0.3
     # Fewer complexes than this rate is no ECG (12/min = 2 per 10 s window; a 10 s asystole is flat anyway).
     min_qrs_per_minute: float = 12.0
@@ -105,7 +108,11 @@ def adc_rails_mv(frontend: AnalogFrontEnd) -> tuple[float, float]:
 
 
 def assess_window(
-    mv: np.ndarray, fs: float, rails_mv: tuple[float, float] | None, settings: QualitySettings
+    mv: np.ndarray,
+    fs: float,
+    rails_mv: tuple[float, float] | None,
+    settings: QualitySettings,
+    qrs: QrsSettings | None = None,
 ) -> str | None:
     """None when the window is readable ECG; else a short reason naming the measured value and threshold.
 
@@ -130,11 +137,12 @@ def assess_window(
     if p2p > settings.max_peak_to_peak_mv:
         return f"implausible amplitude: {p2p:.1f} mV peak-to-peak (max {settings.max_peak_to_peak_mv:g} mV)"
 
-    deflections, qrs, threshold = _complexes(x, fs, settings)
     needed = max(2, math.ceil(settings.min_qrs_per_minute * duration / 60.0 - 1e-9))
-    if qrs.size < needed:
+    deflections, slope = _deflections(x, fs, settings)
+    count, threshold = _qrs_count(x, fs, slope, settings, qrs)
+    if count < needed:
         return (
-            f"no QRS complexes found: {qrs.size} sharp complex(es) ≥ {threshold:.0f} mV/s "
+            f"no QRS complexes found: {count} detected beat(s) ≥ {threshold:.0f} mV/s "
             f"in {duration:.1f} s (need {needed})"
         )
     hf = _noise_power_fraction(x, fs, settings.noise_cutoff_hz)
@@ -201,12 +209,10 @@ def _slope(x: np.ndarray, fs: float) -> np.ndarray:
     return slope
 
 
-def _complexes(x: np.ndarray, fs: float, s: QualitySettings) -> tuple[np.ndarray, np.ndarray, float]:
-    """Steep deflections (steepest point within ±200 ms, at least the slope floor) and the QRS subset.
+def _deflections(x: np.ndarray, fs: float, s: QualitySettings) -> tuple[np.ndarray, np.ndarray]:
+    """Steep deflections (steepest point within ±200 ms, at least the slope floor), and the slope.
 
-    Returns (deflections, qrs, qrs_threshold): QRS complexes are the deflections at least
-    ``qrs_relative_slope`` times as steep as the window's typical steepest ones, so P and T waves
-    do not count as beats.
+    QRS complexes and the steeper P and T waves: the similarity check asks whether they repeat.
     """
     slope = _slope(x, fs)
     h = max(1, round(_REFRACTORY_S * fs))
@@ -214,11 +220,29 @@ def _complexes(x: np.ndarray, fs: float, s: QualitySettings) -> tuple[np.ndarray
     peaks = np.flatnonzero((slope == local_max) & (slope >= s.qrs_min_slope_mv_per_s))
     if peaks.size > 1:  # equal neighbours on a quantised plateau: keep the first of each cluster
         peaks = peaks[np.r_[True, np.diff(peaks) > h]]
-    heights = slope[peaks]
+    return peaks, slope
+
+
+def _qrs_count(
+    x: np.ndarray, fs: float, slope: np.ndarray, s: QualitySettings, qrs: QrsSettings | None
+) -> tuple[int, float]:
+    """QRS complexes: the beats the QRS detector finds in the window (the beat stage's detector, run
+    on the window alone), counted when steep enough: at least the slope floor and
+    ``qrs_relative_slope`` times the window's typical steepest beats. The detector adapts to any
+    signal, so in baseline wander and motion noise it finds "beats" too; steepness tells them apart.
+
+    Returns (count, slope threshold in mV/s).
+    """
+    beats = QrsDetector(fs, qrs or QrsSettings()).process(0, x).seq
+    if beats.size == 0:
+        return 0, s.qrs_min_slope_mv_per_s
+    half = max(1, round(_SEGMENT_HALF_S * fs))
+    lo = np.clip(beats - half, 0, x.size)
+    hi = np.clip(beats + half + 1, 0, x.size)
+    heights = np.array([slope[a:b].max() if b > a else 0.0 for a, b in zip(lo, hi, strict=True)])
     top = np.sort(heights)[-_REFERENCE_TOP:]
-    reference = float(np.median(top)) if top.size else 0.0
-    threshold = max(s.qrs_min_slope_mv_per_s, s.qrs_relative_slope * reference)
-    return peaks, peaks[heights >= threshold], threshold
+    threshold = max(s.qrs_min_slope_mv_per_s, s.qrs_relative_slope * float(np.median(top)))
+    return int(np.count_nonzero(heights >= threshold)), threshold
 
 
 def _running_max(x: np.ndarray, half: int) -> np.ndarray:

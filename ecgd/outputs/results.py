@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
+from ecgd.analysis.alarms import HIGH, MEDIUM, AlarmEvent
 from ecgd.analysis.beats import WindowBeats
 from ecgd.analysis.classifier import Classification
 from ecgd.analysis.windows import Window
@@ -21,17 +22,38 @@ MESSAGE_IDS = {
     "fault": "68be2987fde34fdd8d0ca0a70f9e7024",
     "lifecycle": "cb29204c78a84f1aa5e0ebd4224cf53f",
 }
+# Alarm records (kind "alarm"): one MESSAGE_ID per alarm, so ``journalctl MESSAGE_ID=…`` follows one.
+ALARM_MESSAGE_IDS = {
+    "asystole": "427c172d30474869a818796fed8fc366",
+    "vfib": "512b09e1e1454dbc80cd096e35b62221",
+    "vtach": "e8ebfd321e0b469cba59e3c707065232",
+    "ventricular_run": "a18386c060ad44e7aadecf1e7bc03e1a",
+    "bradycardia": "8d3b8ddbadca4b81a9114ec9736e8045",
+    "tachycardia": "9c21f9711c4d424f89ceaf1bbbcc5fb5",
+    "extreme_bradycardia": "ccb52ad3a66f44ee97cbdde254e54a45",
+    "extreme_tachycardia": "189b6d3878cd428ebff358157c5734f2",
+    "pause": "bc317b3f9c28463eb0a97b981cd4cdd0",
+    "afib": "c9d73aa94466462bb7c2fcd829a49188",
+    "leads_off": "4f664cf4765c4425b10e3cc000f587e1",
+    "alarms_suspended": "028a4ee311d8483c90379d2cbfda55bb",
+}
 # syslog priorities
-ERR, WARNING, NOTICE, INFO = 3, 4, 5, 6
+CRIT, ERR, WARNING, NOTICE, INFO = 2, 3, 4, 5, 6
 
 
 @dataclass(frozen=True)
 class Record:
-    kind: str  # result | fault | lifecycle
+    kind: str  # result | fault | lifecycle | alarm
     message: str
     priority: int
     fields: dict[str, Any] = field(default_factory=dict)
     wall_ns: int | None = None
+
+    @property
+    def message_id(self) -> str:
+        if self.kind == "alarm":
+            return ALARM_MESSAGE_IDS[self.fields["alarm"]]
+        return MESSAGE_IDS[self.kind]
 
     def journal_fields(self) -> dict[str, str]:
         out = {}
@@ -110,3 +132,30 @@ def result_record(
 def event_record(kind: str, message: str, priority: int, now_wall_ns: int, **fields: Any) -> Record:
     """A fault or lifecycle entry (``event`` names what happened)."""
     return Record(kind, message, priority, fields, now_wall_ns)
+
+
+def alarm_priority(event: AlarmEvent) -> int:
+    """journald PRIORITY: 2 crit for a high onset, 3 err for medium, 5 notice for low and every end."""
+    if event.state != "onset":
+        return NOTICE
+    return {HIGH: CRIT, MEDIUM: ERR}.get(event.priority, NOTICE)
+
+
+def alarm_record(event: AlarmEvent, wall_ns: int, onset_wall_ns: int | None = None) -> Record:
+    """One alarm change. ``wall_ns`` labels the change on the sampling grid (its ``seq``)."""
+    fields = {
+        "alarm": event.alarm,
+        "alarm_state": event.state,
+        "alarm_priority": event.priority,
+        "alarm_category": event.category,
+        "alarm_id": event.alarm_id,
+        "value": event.value,
+        "unit": event.unit,
+        "threshold": event.threshold,
+        "duration_s": None if event.duration_s is None else round(event.duration_s, 2),
+        "onset_seq": event.onset_seq,
+        "seq": event.seq,
+        "onset_time": iso_utc(onset_wall_ns) if onset_wall_ns is not None else None,
+        "detail": event.detail,
+    }
+    return Record("alarm", event.describe(), alarm_priority(event), fields, wall_ns)

@@ -34,7 +34,11 @@ class RecordingPlayback:
 
     def __init__(self, recording: Recording, frontend: AnalogFrontEnd, start_ns: int) -> None:
         # array('d'): indexing yields a Python float as fast as a list does, at 8 bytes a sample, not 32
-        self._volts = array("d", frontend.mv_to_volts(frontend.filter_mv(recording.mv, recording.fs)))
+        mv = recording.mv
+        gaps = np.isnan(mv)  # a recording's missing samples (e.g. one of ecgd's own): the pin reads 0 V
+        volts = frontend.mv_to_volts(frontend.filter_mv(np.where(gaps, 0.0, mv), recording.fs))
+        volts[gaps] = 0.0
+        self._volts = array("d", volts)
         self._n = len(self._volts)
         self._fs_per_ns = recording.fs / 1e9
         self._start_ns = start_ns

@@ -19,12 +19,16 @@ class ConsoleSink:
         if record.kind == "result":
             probs = f.get("probabilities")
             detail = " ".join(f"{k}={v:.2f}" for k, v in probs.items()) if probs else f.get("reason", "")
+            hr = f.get("heart_rate_bpm")
+            rate = f"HR {hr:>3.0f}" if hr is not None else "HR ---"
             line = (
                 f"{f['window_start'][11:19]}–{f['window_end'][11:19]}  #{f['window_index']:<4} "
-                f"{f['label']:<12} {detail}"
+                f"{rate}  {f['label']:<12} {detail}"
             )
             if f.get("missing_samples"):
                 line += f"  (missing {f['missing_samples']})"
+        elif record.kind == "alarm":  # what a person at the bedside must see: say it first, loudly
+            line = f"[ALARM {f['alarm_priority'].upper()}] {record.message}"
         else:
             line = f"[{record.kind}] {record.message}"
         self._stream.write(line + "\n")

@@ -18,7 +18,7 @@ import re
 import socket
 import struct
 
-from ecgd.outputs.results import MESSAGE_IDS, Record
+from ecgd.outputs.results import Record
 
 IDENTIFIER = "ecgd"
 JOURNAL_SOCKET = "/run/systemd/journal/socket"
@@ -52,7 +52,7 @@ class JournalSink:
         """Raises ``OSError`` when journald cannot be reached or does not read (reported once)."""
         fields = {
             "MESSAGE": record.message,
-            "MESSAGE_ID": MESSAGE_IDS[record.kind],
+            "MESSAGE_ID": record.message_id,
             "PRIORITY": str(record.priority),
             "SYSLOG_IDENTIFIER": IDENTIFIER,
             "ECG_KIND": record.kind,

@@ -1,0 +1,814 @@
+"""The alarm layer: asystole, VF, VT, rate limits, pauses and AF as IEC 60601-1-8 style state machines.
+
+Pure: no threads, no clock, no I/O. Time is the sample sequence number at ``fs``; the daemon and
+``ecgd alarms`` feed the same blocks (the new beats, the block's signal, the electrode state) and the
+same window verdicts, and get the same events. An event is a *change*: one ``onset`` when an alarm's
+condition starts to hold (with the measured value and the threshold) and one ``end`` (with the
+duration) when it stops; never one per block or window.
+
+What may be concluded from what:
+
+- Leads off (an LO pin high, or the output sitting at an ADC rail) is the technical ``leads_off``
+  alarm and blocks every physiological alarm. It is never an asystole.
+- A flat line with the electrodes on *is* an asystole: no QRS for ``asystole_seconds`` and no steep
+  deflection in that stretch. No QRS but a busy signal that is not VF is a detector that cannot see
+  beats: the rate alarms are suspended (``alarms_suspended``), never reported as resolved.
+- Noisy windows (the quality gate's ``gross noise``/``implausible amplitude``/``no QRS``) suspend the
+  rate, pause, ventricular and AF alarms until a readable window. Active alarms stay active while
+  suspended: only evidence ends an alarm.
+- Asystole and VF supersede the rate and pause alarms (no brady/pause floods on top of an arrest).
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections import deque
+from dataclasses import dataclass, field, fields
+from typing import Any, Protocol
+
+import numpy as np
+
+from ecgd.analysis import vf
+
+HIGH, MEDIUM, LOW = "high", "medium", "low"
+PHYSIOLOGICAL, TECHNICAL = "physiological", "technical"
+
+# Internal constants (shapes of the measurement, not thresholds a user tunes).
+_HISTORY_S = 10.0  # signal kept for the asystole/VF/rail checks (≥ asystole_seconds + VF window)
+_SLOPE_SPAN_S = 0.02  # slope over ±10 ms, as the quality gate measures QRS steepness
+_BEAT_SETTLE_S = 0.5  # after a beat its own QRS and T wave is not "activity" in the gap that follows
+_RR_AVERAGE = 8  # heart rate from the mean of the last 8 RR intervals (IEC 60601-2-27 allows 4-16)
+_RATE_END_HOLD_S = 5.0  # a rate alarm ends after the rate has been back within its limit this long
+_VF_WINDOW_S = 4.0
+_VF_BAND_HZ = (2.5, 9.0)  # 150-540 oscillations a minute: flutter and coarse fibrillation
+_VF_END_HOLD_S = 5.0  # VF comes and goes below the limit: one episode, not a flood
+_RUN_GAP_S = 1.5  # no beat this long after a ventricular beat: the run is over
+_LEADS_ON_HOLD_S = 1.0  # the output must stay off the rails this long before leads count as on again
+_MISSING_MAX = 0.5  # more of the last second missing than this: nothing can be judged
+_NOISE_PREFIXES = ("gross noise", "implausible amplitude", "no QRS complexes found")
+_ALARM_NAMES = (
+    "asystole",
+    "vfib",
+    "vtach",
+    "ventricular_run",
+    "bradycardia",
+    "tachycardia",
+    "extreme_bradycardia",
+    "extreme_tachycardia",
+    "pause",
+    "afib",
+)
+
+
+def _opt(default: Any, help: str, lo: float | None = 0, hi: float | None = None) -> Any:
+    return field(default=default, metadata={"help": help, "lo": lo, "hi": hi})
+
+
+@dataclass(frozen=True)
+class AlarmSettings:
+    """Alarm switches and limits; YAML ``alarms.<field>``. Defaults are those monitors ship with."""
+
+    enabled: bool = _opt(True, "run the alarm layer at all (false: no alarm records, said once at start)")
+    asystole: bool = _opt(True, "alarm `asystole` (high): no QRS while the electrodes are on")
+    asystole_seconds: float = _opt(4.0, "no QRS for this long (s) with a flat line: asystole", 2, 30)
+    vfib: bool = _opt(True, "alarm `vfib` (high): ventricular fibrillation/flutter from the signal")
+    vfib_seconds: float = _opt(2.0, "the signal must look like VF for this long (s)", 0.5, 20)
+    vfib_max_leakage: float = _opt(0.45, "VF filter leakage below this: a VF-like oscillation", 0.01, 1)
+    vfib_min_amplitude_mv: float = _opt(0.2, "VF must be coarser than this (5-95 % span, mV)", 0.01, 10)
+    vtach: bool = _opt(True, "alarm `vtach` (high): a run of ventricular beats at a fast rate")
+    vtach_beats: int = _opt(6, "consecutive ventricular beats that make a VT", 3, 30)
+    vtach_rate_bpm: float = _opt(100.0, "... at least at this rate (bpm; also for ventricular runs)", 60, 300)
+    vtach_width_ms: float = _opt(
+        140.0,
+        "until beats are classified, a beat at least this wide (the QRS detector's width_ms, which "
+        "reads ~115-130 ms for a narrow QRS) counts as ventricular (wide-complex tachycardia rule)",
+        60,
+        300,
+    )
+    ventricular_run: bool = _opt(True, "alarm `ventricular_run` (low): 3 … vtach_beats−1 ventricular beats")
+    bradycardia: bool = _opt(True, "alarm `bradycardia` (medium)")
+    brady_bpm: float = _opt(50.0, "heart rate below this (bpm) for rate_delay_seconds: bradycardia", 20, 200)
+    tachycardia: bool = _opt(True, "alarm `tachycardia` (medium)")
+    tachy_bpm: float = _opt(120.0, "heart rate above this (bpm) for rate_delay_seconds: tachycardia", 60, 300)
+    extreme_bradycardia: bool = _opt(True, "alarm `extreme_bradycardia` (high)")
+    extreme_brady_bpm: float = _opt(40.0, "heart rate below this (bpm): extreme bradycardia", 15, 200)
+    extreme_tachycardia: bool = _opt(True, "alarm `extreme_tachycardia` (high)")
+    extreme_tachy_bpm: float = _opt(150.0, "heart rate above this (bpm): extreme tachycardia", 60, 350)
+    rate_delay_seconds: float = _opt(
+        10.0, "a rate limit must be crossed this long (s) before it alarms", 0, 120
+    )
+    pause: bool = _opt(True, "alarm `pause` (medium): one RR interval too long")
+    pause_seconds: float = _opt(2.5, "an RR interval longer than this (s) is a pause", 1, 30)
+    afib: bool = _opt(True, "alarm `afib` (low): from the window labels")
+    afib_windows: int = _opt(
+        3, "consecutive AF windows before afib begins (and non-AF windows before it ends)", 1, 100
+    )
+    afib_label: str = field(default="AF", metadata={"help": "the model label that means atrial fibrillation"})
+
+    def switched_off(self) -> list[str]:
+        """Alarms that will never sound (all of them when the layer is off)."""
+        if not self.enabled:
+            return list(_ALARM_NAMES)
+        return [name for name in _ALARM_NAMES if not getattr(self, name)]
+
+    def problems(self) -> list[str]:
+        found = []
+        if not self.extreme_brady_bpm < self.brady_bpm:
+            found.append(
+                f"extreme_brady_bpm: {self.extreme_brady_bpm:g} must be below brady_bpm ({self.brady_bpm:g})"
+            )
+        if not self.brady_bpm < self.tachy_bpm:
+            found.append(f"brady_bpm: {self.brady_bpm:g} must be below tachy_bpm ({self.tachy_bpm:g})")
+        if not self.tachy_bpm < self.extreme_tachy_bpm:
+            found.append(
+                f"extreme_tachy_bpm: {self.extreme_tachy_bpm:g} must be above tachy_bpm ({self.tachy_bpm:g})"
+            )
+        if not self.pause_seconds < self.asystole_seconds:
+            found.append(
+                f"pause_seconds: {self.pause_seconds:g} must be shorter than asystole_seconds "
+                f"({self.asystole_seconds:g})"
+            )
+        return found
+
+
+PRIORITY = {
+    "asystole": HIGH,
+    "vfib": HIGH,
+    "vtach": HIGH,
+    "extreme_bradycardia": HIGH,
+    "extreme_tachycardia": HIGH,
+    "bradycardia": MEDIUM,
+    "tachycardia": MEDIUM,
+    "pause": MEDIUM,
+    "ventricular_run": LOW,
+    "afib": LOW,
+    "leads_off": MEDIUM,
+    "alarms_suspended": LOW,
+}
+UNITS = {
+    "asystole": "s",
+    "pause": "s",
+    "vfib": "Hz",
+    "vtach": "bpm",
+    "ventricular_run": "bpm",
+    "bradycardia": "bpm",
+    "tachycardia": "bpm",
+    "extreme_bradycardia": "bpm",
+    "extreme_tachycardia": "bpm",
+    "afib": "windows",
+}
+TECHNICAL_ALARMS = ("leads_off", "alarms_suspended")
+
+
+class BeatsLike(Protocol):
+    """What the engine needs from the QRS detector (``ecgd.analysis.qrs.DetectedBeats`` fits)."""
+
+    seq: np.ndarray  # absolute R-peak sample seqs (``rr_ms``, NaN = not measured, is taken if present)
+
+
+@dataclass(frozen=True)
+class AlarmEvent:
+    """One change of one alarm. ``seq`` is where the change is placed on the sampling grid."""
+
+    alarm: str
+    state: str  # onset | end
+    priority: str
+    category: str
+    alarm_id: str
+    onset_seq: int
+    seq: int
+    detected_seq: int  # the block end at which the engine could say so (latency = this - cause)
+    value: float | None
+    threshold: float | None
+    unit: str | None
+    duration_s: float | None
+    detail: str
+
+    def describe(self) -> str:
+        name = self.alarm.upper().replace("_", " ")
+        if self.state == "onset":
+            return f"{name} ({self.priority}): {self.detail}"
+        return f"{name} ended after {self.duration_s:.1f} s: {self.detail}"
+
+
+@dataclass
+class _Active:
+    onset_seq: int
+    alarm_id: str
+    value: float | None
+
+
+@dataclass
+class _Beat:
+    seq: int
+    ventricular: bool
+    rr_ok: bool = True  # False: the beat stage measured no RR to it (a gap or an unreadable stretch)
+
+
+class AlarmEngine:
+    """Feed blocks in order (``feed``) and window verdicts when they are known (``window``)."""
+
+    def __init__(
+        self,
+        fs: float,
+        settings: AlarmSettings,
+        *,
+        first_seq: int = 0,
+        delay_samples: int = 0,
+        rails_mv: tuple[float, float] | None = None,
+        rail_margin_fraction: float = 0.02,
+        rail_max_run_s: float = 0.4,
+        min_qrs_slope_mv_per_s: float = 8.0,
+        id_prefix: str = "",
+    ) -> None:
+        self.fs = float(fs)
+        self.settings = settings
+        self.delay = int(delay_samples)
+        self.id_prefix = id_prefix
+        self.min_slope = min_qrs_slope_mv_per_s
+        if rails_mv is not None:
+            low, high = min(rails_mv), max(rails_mv)
+            margin = rail_margin_fraction * (high - low)
+            self._rails: tuple[float, float] | None = (low + margin, high - margin)
+        else:
+            self._rails = None
+        self._rail_run_n = max(1, round(rail_max_run_s * self.fs))
+        n = int(_HISTORY_S * self.fs)
+        self._mv = np.zeros(n, dtype=np.float32)
+        self._valid = np.zeros(n, dtype=bool)
+        self._stop = first_seq  # the history ends just before this seq
+        self._first = first_seq
+        self._block_start = first_seq
+        self._fed = False
+        self.active: dict[str, _Active] = {}
+        self._beats: deque[_Beat] = deque(maxlen=64)
+        self._last_beat: int | None = None
+        self._since = first_seq  # gaps are counted from here (start, leads back on, a beat)
+        self._rail_run = 0
+        self._last_rail = -(1 << 62)
+        self._rail_off = False
+        self._pins_off: str | None = None
+        self._noise_reason: str | None = None  # the last window verdict that suspends the rate alarms
+        self._blind_reason: str | None = None  # no QRS in a busy signal
+        self._cond_since: dict[str, int | None] = {}
+        self._clear_since: dict[str, int | None] = {}
+        self._vf_since: int | None = None
+        self._vf_clear_since: int | None = None
+        self._vf_last: vf.VfMeasure | None = None
+        self._run: list[int] = []  # seqs of the current run of ventricular beats
+        self._af_count = 0
+        self._non_af_count = 0
+
+    # -- public -------------------------------------------------------------------------------
+    @property
+    def now(self) -> int:
+        return self._stop
+
+    def apply_settings(self, settings: AlarmSettings) -> list[AlarmEvent]:
+        """A reload: new limits apply from the next block; an alarm switched off while active ends."""
+        self.settings = settings
+        off = set(settings.switched_off())
+        return [
+            self._end(name, self._stop, None, "alarm switched off in the configuration")
+            for name in list(self.active)
+            if name in off
+        ]
+
+    def feed(
+        self,
+        first_seq: int,
+        mv: np.ndarray,
+        valid: np.ndarray | None,
+        beats: BeatsLike | None,
+        leads_off: str | None = None,
+        widths_ms: np.ndarray | None = None,
+        labels: list[str] | None = None,
+    ) -> list[AlarmEvent]:
+        """One block of new samples ``[first_seq, first_seq + len(mv))`` and the beats found so far.
+
+        ``leads_off`` is the LO pins' reason if an electrode was off during the block. ``widths_ms``
+        (from the detector) or ``labels`` (N/S/V/Q, from a beat classifier) say which beats are
+        ventricular; labels win when both are given.
+        """
+        x = np.asarray(mv, dtype=np.float32)
+        ok = np.ones(x.size, dtype=bool) if valid is None else np.asarray(valid, dtype=bool)
+        if self._fed and first_seq != self._stop:
+            raise ValueError(f"block starts at {first_seq}, expected {self._stop}: blocks must be contiguous")
+        self._fed = True
+        self._append(x, ok)
+        self._block_start = first_seq
+        events: list[AlarmEvent] = []
+        if not self.settings.enabled:
+            return events
+        self._pins_off = leads_off
+        self._check_rails(x, ok, first_seq)
+        events += self._technical()
+        blocked = self._leads_off() or self._starved()
+        new = self._take_beats(beats, widths_ms, labels)
+        if blocked:
+            self._since = self._stop
+            self._reset_conditions()
+            return events + self._technical_suspend()
+        events += self._ventricular(new)
+        events += self._vf()
+        events += self._gap()
+        events += self._rates()
+        events += self._technical_suspend()
+        return events
+
+    def window(self, first_seq: int, stop_seq: int, label: str, reason: str | None) -> list[AlarmEvent]:
+        """A window's verdict: noisy windows suspend the rate alarms; AF windows drive ``afib``."""
+        if not self.settings.enabled:
+            return []
+        events: list[AlarmEvent] = []
+        at = min(stop_seq, self._stop)
+        if reason is not None and reason.startswith(_NOISE_PREFIXES):
+            self._noise_reason = reason
+        elif label not in ("unreadable", "unclassified", "skipped"):
+            self._noise_reason = None
+            events += self._afib(label == self.settings.afib_label, at)
+        events += self._technical_suspend()
+        return events
+
+    def close(self) -> list[AlarmEvent]:
+        """Nothing: an alarm active at the end stays active (offline: ``end`` is null)."""
+        return []
+
+    def status(self, leave_out: tuple[str, ...] = ()) -> str | None:
+        """``ASYSTOLE 12 s · VTACH 3 s`` for the active alarms, highest priority first."""
+        active = {k: v for k, v in self.active.items() if k not in leave_out}
+        if not active:
+            return None
+        rank = {HIGH: 0, MEDIUM: 1, LOW: 2}
+        ordered = sorted(active.items(), key=lambda kv: (rank[PRIORITY[kv[0]]], kv[1].onset_seq))
+        parts = [
+            f"{name.upper().replace('_', ' ')} {max(0.0, (self._stop - a.onset_seq) / self.fs):.0f} s"
+            for name, a in ordered
+        ]
+        return " · ".join(parts)
+
+    # -- signal history ------------------------------------------------------------------------
+    def _append(self, x: np.ndarray, ok: np.ndarray) -> None:
+        n = x.size
+        if n >= self._mv.size:
+            self._mv[:] = x[-self._mv.size :]
+            self._valid[:] = ok[-self._mv.size :]
+        elif n:
+            self._mv[:-n] = self._mv[n:]
+            self._mv[-n:] = x
+            self._valid[:-n] = self._valid[n:]
+            self._valid[-n:] = ok
+        self._stop += n
+
+    def _history(self, start_seq: int) -> tuple[np.ndarray, np.ndarray]:
+        """Signal and validity from ``start_seq`` (clipped to the history) to now."""
+        k = min(self._mv.size, max(0, self._stop - start_seq))
+        return self._mv[self._mv.size - k :], self._valid[self._mv.size - k :]
+
+    def _last_activity(self, start_seq: int, stop_seq: int) -> int | None:
+        """The seq just after the last QRS-steep sample in ``[start_seq, stop_seq)`` (None: flat)."""
+        x, ok = self._history(start_seq)
+        cut = max(0, self._stop - stop_seq)
+        x, ok = x[: x.size - cut], ok[: ok.size - cut]
+        k = max(1, round(_SLOPE_SPAN_S * self.fs / 2))
+        if x.size <= 2 * k:
+            return None
+        slope = np.abs(x[2 * k :] - x[: -2 * k]) * (self.fs / (2 * k))
+        steep = np.flatnonzero((slope >= self.min_slope) & ok[2 * k :] & ok[: -2 * k])
+        if steep.size == 0:
+            return None
+        return stop_seq - x.size + int(steep[-1]) + 2 * k  # the end of that slope's span
+
+    # -- technical state ------------------------------------------------------------------------
+    def _check_rails(self, x: np.ndarray, ok: np.ndarray, first_seq: int) -> None:
+        """Leads off without pins: the output stays at a rail longer than a clipped QRS ever does."""
+        if self._rails is None or x.size == 0:
+            return
+        low, high = self._rails
+        at = ((x <= low) | (x >= high)) & ok
+        if at.any():
+            d = np.diff(np.r_[False, at, False].astype(np.int8))
+            starts, stops = np.flatnonzero(d == 1), np.flatnonzero(d == -1)
+            runs = stops - starts
+            if starts[0] == 0:
+                runs[0] += self._rail_run  # a run carried over from the last block
+            if int(runs.max()) >= self._rail_run_n:
+                self._rail_off = True
+            self._rail_run = int(runs[-1]) if stops[-1] == x.size else 0
+            self._last_rail = first_seq + int(stops[-1]) - 1
+        else:
+            self._rail_run = 0
+        if self._rail_off and self._stop - 1 - self._last_rail >= _LEADS_ON_HOLD_S * self.fs:
+            self._rail_off = False
+
+    def _leads_off(self) -> bool:
+        return self._pins_off is not None or self._rail_off
+
+    def _starved(self) -> bool:
+        _, ok = self._history(max(self._first, self._stop - int(self.fs)))
+        return ok.size > 0 and float(np.mean(~ok)) > _MISSING_MAX
+
+    def _technical(self) -> list[AlarmEvent]:
+        off = self._leads_off()
+        if off and "leads_off" not in self.active:
+            why = self._pins_off or "the AD8232 output sits at an ADC rail"
+            return [
+                self._onset(
+                    "leads_off", self._stop, None, None, f"electrode off ({why}); ECG alarms cannot sound"
+                )
+            ]
+        if not off and "leads_off" in self.active:
+            return [self._end("leads_off", self._block_start, None, "electrodes on again")]
+        return []
+
+    def _suspend_reason(self) -> str | None:
+        if self._leads_off():
+            return None  # leads_off says it
+        if self._starved():
+            return "more than half of the last second's samples are missing"
+        return self._blind_reason or self._noise_reason
+
+    def _technical_suspend(self) -> list[AlarmEvent]:
+        reason = self._suspend_reason()
+        if reason is not None and "alarms_suspended" not in self.active:
+            return [
+                self._onset("alarms_suspended", self._stop, None, None, f"rate alarms suspended: {reason}")
+            ]
+        if reason is None and "alarms_suspended" in self.active and not self._leads_off():
+            return [self._end("alarms_suspended", self._stop, None, "signal readable again")]
+        return []
+
+    def _rate_suspended(self) -> bool:
+        return self._noise_reason is not None or self._blind_reason is not None
+
+    # -- beats ----------------------------------------------------------------------------------
+    def _take_beats(
+        self, beats: BeatsLike | None, widths_ms: np.ndarray | None, labels: list[str] | None
+    ) -> list[_Beat]:
+        """New beats in seq order. A detector's search-back may report a beat late (before beats
+        already seen): it joins the RR history, but the ventricular-run logic sees beats in order only."""
+        if beats is None or len(beats.seq) == 0:
+            return []
+        seqs = np.asarray(beats.seq, dtype=np.int64)
+        if widths_ms is None:
+            widths_ms = getattr(beats, "width_ms", None)
+        if labels is None:
+            labels = getattr(beats, "labels", None)
+        rr_ms = getattr(beats, "rr_ms", None)  # the beat stage's: NaN where no RR may be measured
+        out = []
+        for i in np.argsort(seqs, kind="stable").tolist():
+            s = int(seqs[i])
+            if labels is not None:
+                ventricular = labels[i] == "V"
+            elif widths_ms is not None:
+                w = float(widths_ms[i])
+                ventricular = math.isfinite(w) and w >= self.settings.vtach_width_ms
+            else:
+                ventricular = False
+            beat = _Beat(s, ventricular, rr_ms is None or bool(np.isfinite(rr_ms[i])))
+            if self._last_beat is not None and s <= self._last_beat:
+                if all(b.seq != s for b in self._beats):
+                    self._beats.append(beat)
+                    self._beats = deque(sorted(self._beats, key=lambda b: b.seq), maxlen=self._beats.maxlen)
+                continue
+            out.append(beat)
+            self._beats.append(beat)
+            self._last_beat = s
+        return out
+
+    def _rr_s(self) -> list[float]:
+        """RR intervals since the last break; none across a stretch where beats may have been lost."""
+        beats = [b for b in self._beats if b.seq >= self._since]
+        return [(b.seq - a.seq) / self.fs for a, b in itertools.pairwise(beats) if b.rr_ok]
+
+    # -- the alarms -----------------------------------------------------------------------------
+    def _on(self, name: str) -> bool:
+        return self.settings.enabled and bool(getattr(self.settings, name))
+
+    def _gap(self) -> list[AlarmEvent]:
+        """Asystole and pause from the time since the last beat (confirmed up to now − delay)."""
+        s = self.settings
+        events: list[AlarmEvent] = []
+        horizon = self._stop - self.delay
+        last = self._last_beat if self._last_beat is not None and self._last_beat >= self._since else None
+        start = last if last is not None else self._since
+        gap_s = (horizon - start) / self.fs
+        settle = int(_BEAT_SETTLE_S * self.fs) if last is not None else 0
+        if gap_s < min(s.pause_seconds, s.asystole_seconds) and not self.active.keys() & {
+            "asystole",
+            "pause",
+        }:
+            self._blind_reason = None
+            return events  # nothing can start and nothing active can end: the common case, cheaply
+        # The last steep deflection since the beat: a QRS the detector missed, noise, or VF. An
+        # asystole needs asystole_seconds without one; a pause needs none since the last beat.
+        activity = self._last_activity(start + settle, horizon)
+        quiet_since = start if activity is None else max(start, activity)
+        flat_s = (horizon - quiet_since) / self.fs
+        for name in ("asystole", "pause"):
+            a = self.active.get(name)
+            if (
+                a is not None
+                and last is not None
+                and last > a.onset_seq - round(self._threshold(name) * self.fs)
+            ):
+                events.append(self._end(name, last, None, "a QRS complex again"))
+        vf_now = "vfib" in self.active or self._vf_since is not None
+        self._blind_reason = None
+        if gap_s >= s.asystole_seconds and flat_s < s.asystole_seconds and not vf_now:
+            self._blind_reason = f"no QRS complex found for {gap_s:.1f} s in a signal that is not flat"
+        if vf_now:
+            return events
+        if (
+            gap_s >= s.pause_seconds
+            and activity is None
+            and self._on("pause")
+            and "pause" not in self.active
+            and last is not None
+            and not self._rate_suspended()
+            and "asystole" not in self.active
+        ):
+            at = last + round(s.pause_seconds * self.fs)
+            events.append(
+                self._onset(
+                    "pause",
+                    at,
+                    round(gap_s, 2),
+                    s.pause_seconds,
+                    f"no QRS for {gap_s:.1f} s (limit {s.pause_seconds:g} s)",
+                )
+            )
+        if flat_s >= s.asystole_seconds and self._on("asystole") and "asystole" not in self.active:
+            at = quiet_since + round(s.asystole_seconds * self.fs)
+            events.append(
+                self._onset(
+                    "asystole",
+                    at,
+                    round(gap_s, 2),
+                    s.asystole_seconds,
+                    f"no QRS for {gap_s:.1f} s, flat for {flat_s:.1f} s, electrodes on "
+                    f"(limit {s.asystole_seconds:g} s)",
+                )
+            )
+            for name in ("bradycardia", "extreme_bradycardia", "pause"):
+                if name in self.active:
+                    events.append(self._end(name, self._stop, None, "superseded by asystole"))
+        return events
+
+    def _threshold(self, name: str) -> float:
+        return {"asystole": self.settings.asystole_seconds, "pause": self.settings.pause_seconds}[name]
+
+    def _heart_rate(self) -> float | None:
+        rr = self._rr_s()[-_RR_AVERAGE:]
+        if len(rr) < 2:
+            return None
+        mean = sum(rr) / len(rr)
+        open_s = (self._stop - self.delay - self._last_beat) / self.fs if self._last_beat is not None else 0.0
+        if open_s > mean:  # a beat overdue lowers the rate now, not at the next beat
+            rr = [*rr[1:], open_s]
+            mean = sum(rr) / len(rr)
+        return 60.0 / mean
+
+    def _rates(self) -> list[AlarmEvent]:
+        s = self.settings
+        events: list[AlarmEvent] = []
+        hr = self._heart_rate()
+        superseded = "asystole" in self.active or "vfib" in self.active
+        limits = (
+            ("bradycardia", s.brady_bpm, lambda v: v < s.brady_bpm, lambda v: v >= s.brady_bpm),
+            (
+                "extreme_bradycardia",
+                s.extreme_brady_bpm,
+                lambda v: v < s.extreme_brady_bpm,
+                lambda v: v >= s.extreme_brady_bpm,
+            ),
+            ("tachycardia", s.tachy_bpm, lambda v: v > s.tachy_bpm, lambda v: v <= s.tachy_bpm),
+            (
+                "extreme_tachycardia",
+                s.extreme_tachy_bpm,
+                lambda v: v > s.extreme_tachy_bpm,
+                lambda v: v <= s.extreme_tachy_bpm,
+            ),
+        )
+        delay = round(s.rate_delay_seconds * self.fs)
+        hold = round(_RATE_END_HOLD_S * self.fs)
+        if hr is None or self._rate_suspended():
+            for name, *_ in limits:  # no evidence either way: timers restart, active alarms stay
+                self._cond_since[name] = None
+                self._clear_since[name] = None
+            return events
+        for name, limit, crossed, cleared in limits:
+            if name in self.active:
+                if cleared(hr):
+                    since = self._clear_since.get(name)
+                    since = self._stop if since is None else since
+                    self._clear_since[name] = since
+                    if self._stop - since >= hold:
+                        events.append(self._end(name, self._stop, round(hr, 1), f"heart rate {hr:.0f} bpm"))
+                else:
+                    self._clear_since[name] = None
+                continue
+            if not self._on(name) or superseded or not crossed(hr):
+                self._cond_since[name] = None
+                continue
+            since = self._cond_since.get(name)
+            since = self._stop if since is None else since
+            self._cond_since[name] = since
+            if self._stop - since >= delay:
+                side = "below" if "brady" in name else "above"
+                events.append(
+                    self._onset(
+                        name,
+                        self._stop,
+                        round(hr, 1),
+                        limit,
+                        f"heart rate {hr:.0f} bpm, {side} {limit:g} bpm for {s.rate_delay_seconds:g} s",
+                    )
+                )
+        return events
+
+    def _ventricular(self, new: list[_Beat]) -> list[AlarmEvent]:
+        s = self.settings
+        events: list[AlarmEvent] = []
+        max_rr = 60.0 / s.vtach_rate_bpm * self.fs
+        for beat in new:
+            if beat.ventricular and (not self._run or beat.seq - self._run[-1] <= max_rr * 1.0001):
+                self._run.append(beat.seq)
+            else:
+                events += self._run_over(
+                    beat.seq, "a non-ventricular beat" if not beat.ventricular else "the rate fell"
+                )
+                self._run = [beat.seq] if beat.ventricular else []
+                continue
+            n = len(self._run)
+            if self._rate_suspended() or "vfib" in self.active or self._vf_since is not None:
+                continue  # no VT on top of VF: it supersedes
+            rate = 60.0 * (n - 1) * self.fs / (self._run[-1] - self._run[0]) if n > 1 else 0.0
+            if n >= s.vtach_beats and self._on("vtach") and "vtach" not in self.active:
+                if "ventricular_run" in self.active:
+                    events.append(
+                        self._end("ventricular_run", beat.seq, n, "became a ventricular tachycardia")
+                    )
+                events.append(
+                    self._onset(
+                        "vtach",
+                        beat.seq,
+                        round(rate, 1),
+                        s.vtach_rate_bpm,
+                        f"{n} ventricular beats at {rate:.0f} bpm{self._rule()}",
+                    )
+                )
+            elif (
+                3 <= n < s.vtach_beats
+                and self._on("ventricular_run")
+                and "ventricular_run" not in self.active
+            ):
+                events.append(
+                    self._onset(
+                        "ventricular_run",
+                        beat.seq,
+                        round(rate, 1),
+                        s.vtach_rate_bpm,
+                        f"{n} ventricular beats at {rate:.0f} bpm{self._rule()}",
+                    )
+                )
+        if self._run and self._stop - self.delay - self._run[-1] > _RUN_GAP_S * self.fs:
+            events += self._run_over(self._run[-1], "no further beat")
+            self._run = []
+        return events
+
+    def _rule(self) -> str:
+        return f" (wide-complex rule: QRS ≥ {self.settings.vtach_width_ms:g} ms; beats not classified)"
+
+    def _run_over(self, at: int, why: str) -> list[AlarmEvent]:
+        n = len(self._run)
+        return [
+            self._end(name, at, n, f"run over ({n} beats): {why}")
+            for name in ("vtach", "ventricular_run")
+            if name in self.active
+        ]
+
+    def _vf(self) -> list[AlarmEvent]:
+        s = self.settings
+        n = int(_VF_WINDOW_S * self.fs)
+        x, ok = self._history(self._stop - n)
+        events: list[AlarmEvent] = []
+        m = None
+        if x.size == n and ok.all():
+            m = vf.measure(x, self.fs)
+        elif x.size == n and ok.mean() > 0.9:
+            m = vf.measure(np.where(ok, x, np.median(x[ok])), self.fs)
+        like = m is not None and m.is_vf(s.vfib_max_leakage, s.vfib_min_amplitude_mv, _VF_BAND_HZ)
+        if like:
+            self._vf_last = m
+            self._vf_since = self._vf_since if self._vf_since is not None else self._stop
+            self._vf_clear_since = None
+        else:
+            self._vf_since = None
+            if "vfib" in self.active:
+                self._vf_clear_since = (
+                    self._vf_clear_since if self._vf_clear_since is not None else self._stop
+                )
+                if self._stop - self._vf_clear_since >= _VF_END_HOLD_S * self.fs:
+                    events.append(self._end("vfib", self._stop, None, "the signal no longer looks like VF"))
+        if (
+            like
+            and self._on("vfib")
+            and "vfib" not in self.active
+            and self._stop - self._vf_since >= s.vfib_seconds * self.fs
+        ):
+            assert m is not None
+            events.append(
+                self._onset(
+                    "vfib",
+                    self._stop,
+                    round(m.frequency_hz, 2),
+                    s.vfib_max_leakage,
+                    f"coarse oscillation at {m.frequency_hz:.1f} Hz ({60 * m.frequency_hz:.0f}/min), "
+                    f"{m.amplitude_mv:.2f} mV, VF-filter leakage {m.leakage:.2f} "
+                    f"(VF below {s.vfib_max_leakage:g})",
+                )
+            )
+            for name in (
+                "asystole",
+                "pause",
+                "bradycardia",
+                "extreme_bradycardia",
+                "tachycardia",
+                "extreme_tachycardia",
+            ):
+                if name in self.active:
+                    events.append(self._end(name, self._stop, None, "superseded by VF"))
+        return events
+
+    def _afib(self, af: bool, at: int) -> list[AlarmEvent]:
+        s = self.settings
+        if af:
+            self._af_count += 1
+            self._non_af_count = 0
+        else:
+            self._non_af_count += 1
+            self._af_count = 0
+        if af and self._af_count >= s.afib_windows and self._on("afib") and "afib" not in self.active:
+            return [
+                self._onset(
+                    "afib", at, self._af_count, s.afib_windows, f"{self._af_count} consecutive AF windows"
+                )
+            ]
+        if not af and "afib" in self.active and self._non_af_count >= s.afib_windows:
+            return [self._end("afib", at, None, f"{self._non_af_count} consecutive windows without AF")]
+        return []
+
+    def _reset_conditions(self) -> None:
+        self._cond_since.clear()
+        self._clear_since.clear()
+        self._vf_since = None
+        self._run = []
+        self._blind_reason = None
+
+    # -- records ---------------------------------------------------------------------------------
+    def _onset(
+        self, name: str, seq: int, value: float | None, threshold: float | None, detail: str
+    ) -> AlarmEvent:
+        alarm_id = f"{self.id_prefix}{name}-{seq}"
+        self.active[name] = _Active(seq, alarm_id, value)
+        return AlarmEvent(
+            name,
+            "onset",
+            PRIORITY[name],
+            TECHNICAL if name in TECHNICAL_ALARMS else PHYSIOLOGICAL,
+            alarm_id,
+            seq,
+            seq,
+            self._stop,
+            value,
+            threshold,
+            UNITS.get(name),
+            None,
+            detail,
+        )
+
+    def _end(self, name: str, seq: int, value: float | None, detail: str) -> AlarmEvent:
+        a = self.active.pop(name)
+        seq = max(seq, a.onset_seq)
+        if name in ("asystole", "pause") and value is None:
+            value = round((seq - (a.onset_seq - round(self._threshold(name) * self.fs))) / self.fs, 2)
+        return AlarmEvent(
+            name,
+            "end",
+            PRIORITY[name],
+            TECHNICAL if name in TECHNICAL_ALARMS else PHYSIOLOGICAL,
+            a.alarm_id,
+            a.onset_seq,
+            seq,
+            self._stop,
+            value,
+            None,
+            UNITS.get(name),
+            (seq - a.onset_seq) / self.fs,
+            detail,
+        )
+
+
+SETTING_NAMES = tuple(f.name for f in fields(AlarmSettings))
