@@ -1,4 +1,4 @@
-"""Command line: ``ecgd run | check-config | classify | beats | alarms | strip | export | convert``,
+"""Command line: ``ecgd run | check-config | classify | beats | alarms | strip | export | relearn | convert``,
 ``ecgd bridge | ward``. Exit codes follow sysexits.
 """
 
@@ -55,7 +55,13 @@ def main(argv: list[str] | None = None) -> int:
         "--wfdb-annotations",
         type=Path,
         metavar="DIR",
-        help="also write DIR/RECORD.ecgd, a WFDB annotation file (annotator ecgd, beats as N)",
+        help="also write DIR/RECORD.ecgd, a WFDB annotation file (annotator ecgd, beats with their labels)",
+    )
+
+    from ecgd.relearn import add_relearn_arguments
+
+    add_relearn_arguments(
+        sub.add_parser("relearn", help="make the running monitor learn the patient's beat again")
     )
 
     alarms = sub.add_parser("alarms", help="alarm episodes of a recording offline, one JSON line each")
@@ -117,6 +123,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         from ecgd.beats_cli import run_beats
 
         return run_beats(args)
+    if args.command == "relearn":
+        from ecgd.relearn import run_relearn
+
+        return run_relearn(args)
     if args.command == "alarms":
         from ecgd.alarm_replay import run_alarms
 

@@ -18,6 +18,7 @@ from typing import Any
 import yaml
 
 from ecgd.analysis.alarms import AlarmSettings
+from ecgd.analysis.beat_features import RelearnSettings
 from ecgd.analysis.beats import BeatSettings
 from ecgd.analysis.qrs import QrsSettings
 from ecgd.analysis.quality import MIN_FS_HZ, MIN_WINDOW_S, QualitySettings
@@ -249,6 +250,7 @@ class Settings:
     windows: WindowSettings = field(default_factory=WindowSettings)
     quality: QualitySettings = field(default_factory=QualitySettings)
     beats: BeatsSettings = field(default_factory=BeatsSettings)  # type: ignore[valid-type]
+    relearn: RelearnSettings = field(default_factory=RelearnSettings)
     leads: LeadsSettings = field(default_factory=LeadsSettings)
     alarms: AlarmSettings = field(default_factory=AlarmSettings)
     model: ModelSettings = field(default_factory=ModelSettings)
@@ -314,6 +316,17 @@ QUALITY_HELP = {
     "max_noise_power_fraction": "more of the power above 1 Hz than this share lies above the cutoff: noise",
     "min_qrs_similarity": "steep deflections must repeat like QRS complexes (median best correlation)",
 }
+
+# RelearnSettings lives with the beat features (beat-aware models only).
+RELEARN_HELP = {
+    "learn_seconds": "beat-aware models learn the patient's dominant beat over this much signal "
+    "(results say `learning` meanwhile); SIGUSR1 (`ecgd relearn`) or a reload starts again",
+    "min_beats": "fewer beats than this: no template yet, the window is not classified",
+    "cluster_corr": "beats this alike (QRS correlation) are one morphology when finding the dominant beat",
+    "adapt_rate": "after learning, each beat that matches the template moves it by this share",
+    "pool_beats": "at most this many beats are kept for learning",
+}
+STAGE_HELP = {"quality": QUALITY_HELP, "relearn": RELEARN_HELP}
 
 SECTIONS: dict[str, type] = {
     f.name: f.default_factory().__class__
@@ -462,6 +475,7 @@ def _cross_checks(s: Settings) -> list[str]:
     problems += [f"alarms.{p}" for p in s.alarms.problems()]
     problems += [f"recording.{p}" for p in s.recording.problems()]
     problems += [f"bridge.{p}" for p in s.bridge.problems()]
+    problems += [f"relearn.{p}" for p in s.relearn.problems()]
     if s.quality.enabled and s.sampling.rate_hz < MIN_FS_HZ:
         problems.append(
             f"sampling.rate_hz: {s.sampling.rate_hz:g} Hz is below the {MIN_FS_HZ:g} Hz the signal-quality "

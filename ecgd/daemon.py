@@ -147,6 +147,7 @@ class Daemon:
         self.worker_heartbeat = time.monotonic()
         self._stop = threading.Event()
         self._reload_requested = threading.Event()
+        self._relearn_requested = threading.Event()  # set by SIGUSR1 / reload, served by the worker
         self._pipeline: Pipeline | None = None
         self._generation = 0
         self._journal_said = False
@@ -170,6 +171,7 @@ class Daemon:
             settings.windows.max_missing_fraction,
             settings.windows.max_gap_seconds,
             settings.beats.qrs,
+            relearn=settings.relearn,
         )
         self._generation += 1
         return Pipeline(settings, model, classifier, self._generation)
@@ -295,11 +297,17 @@ class Daemon:
     def request_reload(self) -> None:
         self._reload_requested.set()
 
+    def request_relearn(self) -> None:
+        """SIGUSR1 (``ecgd relearn``): learn the patient's dominant beat again; the worker does it
+        between two windows, because the worker owns the classifier's state."""
+        self._relearn_requested.set()
+
     def run(self, duration_s: float | None = None) -> int:
         """Main loop: signals, sensor events, status and watchdog, until stopped."""
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: self.request_stop())
         signal.signal(signal.SIGHUP, lambda *_: self.request_reload())
+        signal.signal(signal.SIGUSR1, lambda *_: self.request_relearn())
         end = None if duration_s is None else time.monotonic() + duration_s
         wd = self.notifier.watchdog_interval_s
         next_ping = next_status = 0.0
@@ -404,6 +412,7 @@ class Daemon:
                         self._open_alarms(current.settings, stage, self.ring.next_seq)
                 self._reload_alarms(pipeline.settings, current.settings)
                 pipeline = current
+            self._serve_relearn(pipeline)
             self._feed_beats(stage)
             for window in scheduler.next(timeout=BEAT_POLL_S):
                 self._emit_window(window, pipeline, stage.tracker, held)
@@ -494,6 +503,14 @@ class Daemon:
             first_seq=first_seq,
         )
 
+    def _serve_relearn(self, pipeline: Pipeline) -> None:
+        if not self._relearn_requested.is_set():
+            return
+        self._relearn_requested.clear()
+        if pipeline.classifier.beat_aware:
+            pipeline.classifier.relearn()
+            self._lifecycle("learning the patient's dominant beat again (relearn)", event="relearn")
+
     def _emit_window(
         self, window: Window, pipeline: Pipeline, beats: BeatTracker, held: deque[_Held]
     ) -> None:
@@ -507,7 +524,9 @@ class Daemon:
         if window.block is not None and c is None:
             fe = pipeline.settings.analog_frontend
             try:
-                c = pipeline.classifier.classify(fe.counts_to_mv(window.block.counts), window.block.valid)
+                c = pipeline.classifier.classify(
+                    fe.counts_to_mv(window.block.counts), window.block.valid, window.first_seq
+                )
             except Exception as exc:  # the monitor reports a broken window and goes on; it never dies on one
                 c = Classification(
                     UNCLASSIFIED, None, None, f"internal error: {exc!r}", window.block.missing, None
@@ -787,7 +806,9 @@ class Daemon:
         self._reload_recorder(new, changed, old_source)
         self.settings = new
         if pipeline is not None:
-            self._pipeline = pipeline
+            self._pipeline = pipeline  # a new classifier: it learns the patient from scratch
+        else:
+            self.request_relearn()  # a reload starts the learning again either way
         what = ", ".join(changed) or "nothing changed"
         self._lifecycle(
             f"configuration reloaded ({what})" + ("; sampler restarted" if restarted else ""),

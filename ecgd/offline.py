@@ -106,7 +106,11 @@ def classify_recording(
     quality: QualitySettings | None = None,
     qrs: QrsSettings | None = None,
     beats: BeatSettings | None = None,
+    beat_positions: np.ndarray | None = None,
 ) -> Iterator[dict[str, Any]]:
+    """One dict per window. ``beat_positions`` (sample numbers, sorted) are handed to a beat-aware model
+    as a beat stage would; without them it detects the beats itself. Its windows also carry ``beat_seq``,
+    ``beat_labels`` (N/S/V/Q per beat) and ``learning``."""
     fs = rec.fs
     window_n = round(model.metadata.window_seconds * fs)
     hop_n = max(1, round(hop_seconds * fs))
@@ -118,7 +122,11 @@ def classify_recording(
     tracker = BeatTracker(fs, qrs, beats, keep_s=model.metadata.window_seconds + hop_seconds + 10.0)
 
     def judge(a: int, b: int) -> Classification:
-        return classifier.classify(mv[a:b], None if valid is None else valid[a:b])
+        seqs = None
+        if beat_positions is not None:
+            lo, hi = np.searchsorted(beat_positions, [a, b])
+            seqs = beat_positions[lo:hi]
+        return classifier.classify(mv[a:b], None if valid is None else valid[a:b], a, seqs)
 
     for a, b, c, figures in judged_windows(mv, fs, window_n, hop_n, judge, tracker, valid=valid):
         out: dict[str, Any] = {
@@ -131,7 +139,61 @@ def classify_recording(
         if c.reason:
             out["reason"] = c.reason
         out.update(figures.fields())
+        if c.beats is not None:
+            out["beat_seq"] = c.beats.seq.tolist()
+            out["beat_labels"] = str(c.beats)
+            out["learning"] = c.learning
         yield out
+
+
+def label_beats(
+    mv: np.ndarray,
+    fs: float,
+    beat_seqs: np.ndarray,
+    model: Model,
+    quality: QualitySettings | None = None,
+    rails_mv: tuple[float, float] | None = None,
+    window_seconds: float = 10.0,
+) -> np.ndarray:
+    """N / S / V / Q for each beat of a recording (``ecgd beats`` and its WFDB annotation file).
+
+    The beats (sample numbers, sorted, e.g. from the QRS detector) go through the daemon's classifier in
+    consecutive windows, learning the patient's template as the monitor does. ``Q`` marks a beat that was
+    not judged: in a window the quality gate rejected, or before the template could be learned. Beats
+    after the last whole window are judged with a window ending at the recording's end.
+    """
+    if getattr(model, "kind", "waveform") != "beats":
+        raise ValueError(f"{model.metadata.ident} is not a beat-aware model: it cannot label beats")
+    beats = np.asarray(beat_seqs, dtype=np.int64)
+    x = np.asarray(mv, dtype=np.float32)
+    out = np.full(beats.size, "Q", dtype="<U1")
+    n = round(window_seconds * fs)
+    classifier = WindowClassifier(model, fs, quality or QualitySettings(), rails_mv, max_missing_fraction=0.0)
+    starts = list(range(0, max(x.size - n, 0) + 1, n))
+    if x.size >= n and starts[-1] + n < x.size:
+        starts.append(x.size - n)  # the tail: an overlapping last window (its earlier beats keep labels)
+    done = 0
+    for start in starts:
+        lo, hi = np.searchsorted(beats, [max(start, beats[done - 1] + 1 if done else start), start + n])
+        if hi <= lo:
+            continue
+        c = classifier.classify(x[start : start + n], None, start, beats[np.searchsorted(beats, start) : hi])
+        if c.beats is not None and c.beats.seq.size:
+            # the classifier refines positions by ≤ 50 ms: map its beats back to the given ones
+            j = np.clip(np.searchsorted(c.beats.seq, beats[lo:hi]), 1, max(c.beats.seq.size - 1, 1))
+            if c.beats.seq.size == 1:
+                j = np.zeros(hi - lo, dtype=np.int64)
+                near = j
+            else:
+                near = np.where(
+                    np.abs(c.beats.seq[j - 1] - beats[lo:hi]) <= np.abs(c.beats.seq[j] - beats[lo:hi]),
+                    j - 1,
+                    j,
+                )
+            close = np.abs(c.beats.seq[near] - beats[lo:hi]) <= round(0.06 * fs)
+            out[lo:hi] = np.where(close, c.beats.labels[near], "Q")
+        done = hi
+    return out
 
 
 def beats_of_recording(
@@ -200,3 +262,19 @@ def beats_of_recording(
             )
         previous_kept = bool(k)
     return out
+
+
+def add_beat_labels(
+    rec: Recording, rows: list[dict[str, Any]], frontend: AnalogFrontEnd | None, settings
+) -> None:
+    """Give ``ecgd beats`` rows a ``label`` from the configured model when it is beat-aware (in place)."""
+    from ecgd.analysis.model import load_model
+
+    model = load_model(settings.model_path, settings.metadata_path)
+    if getattr(model, "kind", "waveform") != "beats" or not rows:
+        return
+    mv, rails = _signal(rec, frontend)
+    seqs = np.array([r["sample"] for r in rows], dtype=np.int64)
+    labels = label_beats(mv, rec.fs, seqs, model, settings.quality, rails, model.metadata.window_seconds)
+    for row, label in zip(rows, labels, strict=True):
+        row["label"] = str(label)

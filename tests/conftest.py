@@ -17,6 +17,9 @@ from ecgd.io.frontend import AnalogFrontEnd
 from ecgd.io.records import Recording, read_recording
 
 REPO = Path(__file__).resolve().parents[1]
+# The 1.x waveform CNN (ecgd-rhythm-cnn@1.1.0), no longer shipped, kept so that the waveform-model path
+# (samples in, int8 tensors, metadata checks) stays tested with a real model.
+WAVEFORM_MODEL = Path(__file__).resolve().parent / "models" / "rhythm-cnn-1.1.0.tflite"
 DEMO_RECORD = REPO / "ecgd" / "demo" / "mitdb201_excerpt.hea"
 SHARED_DATA = Path(os.environ.get("ECGD_SHARED_DATA", REPO.parent / "shared" / "data"))
 
@@ -105,3 +108,13 @@ def mount_tmpfs(tmp_path: Path) -> Iterator[Callable[[str], Path]]:
     yield mount
     for mnt in mounted:
         subprocess.run(["umount", str(mnt)], check=False)
+
+
+def rule_label(probabilities: dict[str, float], metadata) -> str:
+    """The window label a beat-aware model's evidence implies (README, Model contract): AF > V > S > N."""
+    if probabilities["AF"] >= metadata.af_threshold:
+        return "AF"
+    thr = metadata.beat_thresholds
+    if probabilities["V"] >= thr["V"]:
+        return "V"
+    return "S" if probabilities["S"] >= thr["S"] else "N"

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import WAVEFORM_MODEL as BUNDLED_MODEL
 
 from ecgd.analysis.classifier import UNCLASSIFIED, UNREADABLE, WindowClassifier
 from ecgd.analysis.model import load_model
 from ecgd.analysis.quality import QualitySettings, adc_rails_mv
-from ecgd.config import BUNDLED_MODEL
 from ecgd.io.frontend import AnalogFrontEnd
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import rule_label
 
 from ecgd.analysis.model import load_model
 from ecgd.cli import main
@@ -30,7 +31,7 @@ def test_check_config_prints_effective_settings():
     r = ecgd("check-config", "--config", str(REPO / "config" / "demo.yaml"))
     assert r.returncode == 0, r.stderr
     assert "kind: emulated" in r.stdout and "hop_seconds: 2.0" in r.stdout
-    assert "model ok: ecgd-rhythm-cnn" in r.stdout
+    assert "model ok: ecgd-rhythm@2.0.0" in r.stdout
 
 
 @pytest.mark.parametrize(
@@ -87,8 +88,9 @@ def test_classify_prints_one_json_line_per_window(capsys):
     model = load_model(BUNDLED_MODEL)
     for r in rows:
         if r["label"] in model.labels:
-            assert r["label"] == max(r["probabilities"], key=r["probabilities"].get)
+            assert r["label"] == rule_label(r["probabilities"], model.metadata)
             assert r["confidence"] == pytest.approx(r["probabilities"][r["label"]], abs=1e-3)
+            assert len(r["beat_labels"]) == len(r["beat_seq"]) >= 4
         else:
             assert r["label"] == "unreadable" and r["reason"]
 

@@ -17,10 +17,17 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import rule_label
 
+from ecgd.analysis.beat_model import parse_metadata
+from ecgd.analysis.model import load_metadata
+from ecgd.config import BUNDLED_MODEL
 from ecgd.harness import NotifyListener, read_journal, spawn_ecgd, terminate
 
 ALARMS_FIRST = r"STATUS=(?:[A-Z][A-Z ]* \d+ s · )*"  # active alarms lead STATUS=, then HR
+
+_META = BUNDLED_MODEL.with_suffix(".json")
+BUNDLED_META = parse_metadata(_META, json.loads(_META.read_text()), load_metadata(_META))
 
 RESULT_ID = "e59f77e50dac475e9f4c642396c50f3a"
 REPO = Path(__file__).resolve().parents[1]
@@ -105,7 +112,9 @@ def test_one_result_per_window_with_consistent_sequence_ranges(demo_run):
     for r in res:
         assert r["label"] in labels
         if r["label"] in ("N", "S", "V", "AF"):
-            assert r["probabilities"][r["label"]] == max(r["probabilities"].values())
+            assert r["label"] == rule_label(r["probabilities"], BUNDLED_META)
+            assert r["confidence"] == r["probabilities"][r["label"]]
+            assert len(r["beat_labels"]) >= 4 and set(r["beat_labels"]) <= set("NSVQ")
             assert r["missing_samples"] <= 180 and r["inference_ms"] > 0  # 5 % of the window
         else:
             assert r["reason"]

@@ -111,3 +111,62 @@ def test_metrics_from_confusion() -> None:
     assert m["per_class"]["V"]["se"] == 0.5 and m["per_class"]["V"]["ppv"] == 0.5
     assert m["per_class"]["S"]["se"] is None
     assert m["unreadable"] == 1 and m["windows"] == 5
+
+
+@needs_data
+@pytest.mark.train
+def test_tiny_beat_model_run_end_to_end(tmp_path: Path) -> None:
+    """The 2.x pipeline on three patients and two LTAFDB records: feature tables, 2-fold CV with nested
+    thresholds through the daemon's path, the final bundle loads in the daemon's loader."""
+    pytest.importorskip("tensorflow", reason="training needs the [train] extra (TensorFlow)")
+    from ecgd.analysis.beat_model import BeatRhythmModel
+    from ecgd.analysis.model import load_model
+    from training import beat_data, train_beats
+
+    feats, out = tmp_path / "features", tmp_path / "run"
+    records = "mitdb/203,mitdb/119,svdb/800"
+    assert (
+        beat_data.main(
+            [
+                "--data",
+                str(DATA),
+                "--out",
+                str(feats),
+                "--records",
+                records,
+                "--ltafdb",
+                "00,01",
+                "--ltafdb-windows",
+                "200",
+            ]
+        )
+        == 0
+    )
+    t = np.load(feats / "mitdb_119_pcf8591.npz")
+    assert t["beat_x"].shape[1] == len(beat_data.BEAT_FEATURES) and (t["beat_y"] == 2).sum() > 300
+    assert (
+        train_beats.main(
+            [
+                "--data",
+                str(DATA),
+                "--features",
+                str(feats),
+                "--out",
+                str(out),
+                "--folds",
+                "2",
+                "--beat-epochs",
+                "1",
+                "--af-epochs",
+                "1",
+                "--no-detector",
+            ]
+        )
+        == 0
+    )
+    cv = json.loads((out / "cv_metrics.json").read_text())
+    assert cv["patients"] == 3 and cv["windows"] > 400
+    assert set(cv["per_patient_error"]) == set(records.split(","))
+    model = load_model(out / "final" / "default.tflite")
+    assert isinstance(model, BeatRhythmModel) and model.total_bytes < 500_000
+    assert model.metadata.beat_thresholds is not None

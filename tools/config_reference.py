@@ -12,7 +12,7 @@ def reference() -> str:
     rows = ["| key | default | meaning |", "|---|---|---|"]
     for section, cls in cfg.SECTIONS.items():
         for key, f in cfg.leaves(cls):
-            help_text = f.metadata.get("help") or cfg.QUALITY_HELP.get(f.name, "")
+            help_text = f.metadata.get("help") or cfg.STAGE_HELP.get(section, {}).get(f.name, "")
             default = f.default
             shown = (
                 "null" if default is None else str(default).lower() if isinstance(default, bool) else default

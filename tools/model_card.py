@@ -1,7 +1,8 @@
 """Print the README's model figures (markdown) from the bundled model's metadata.
 
-The metadata holds the cross-validated evaluation written by training/train.py --ship, so README's
-table can only show what the shipped model measured; tests/test_readme.py checks that they agree.
+The metadata holds the cross-validated evaluation written by the training scripts when they ship a
+model, so README's tables can only show what the shipped model measured; tests/test_readme.py checks
+that they agree. Handles the beat-aware bundle (``"kind": "beats"``, 2.x) and the waveform CNNs (1.x).
 """
 
 from __future__ import annotations
@@ -11,14 +12,77 @@ import json
 from ecgd.config import BUNDLED_MODEL
 
 TARGETS = {"N": (95, 95), "S": (60, 60), "V": (90, 90), "AF": (85, 85)}
+BEAT_TARGETS = {"VEB": (92, 95), "SVEB": (80, 60)}
+AF_ANCHORS = {"Tateno & Glass 2001": (94.4, 97.2), "Petrėnas 2015 (8 beats)": (97.1, 98.3)}
 
 
-def _pct(x: float) -> str:
-    return f"{100 * x:.1f}"
+def _pct(x: float | None) -> str:
+    return "–" if x is None else f"{100 * x:.1f}"
 
 
 def model_card() -> str:
     meta = json.loads(BUNDLED_MODEL.with_suffix(".json").read_text())
+    if meta.get("kind") == "beats":
+        return _beats_card(meta)
+    return _waveform_card(meta)
+
+
+def _beats_card(meta: dict) -> str:
+    ev = meta["evaluation"]
+    thr = meta.get("beat_thresholds", {})
+    lines = [
+        f"Shipped: `{meta['name']}@{meta['version']}` (beat-aware), two float32 TFLite graphs, "
+        f"{ev.get('model_bytes', 0) / 1000:.1f} kB together; beat thresholds S {thr.get('S')}, "
+        f"V {thr.get('V')}, AF {meta.get('af_threshold')}. Labels {', '.join(meta['labels'])}; "
+        f"abnormal {', '.join(meta['abnormal_labels'])}.",
+        "",
+        f"Patient-wise 5-fold cross-validation over {ev.get('patients', '?')} patients (MIT-BIH DS1 + SVDB, "
+        f"{ev.get('windows', '?')} non-overlapping 10-s windows), each fold's TFLite bundle scored through "
+        "the daemon's path with the 8-bit front end (`training/beat_eval.py`; thresholds per fold chosen "
+        "on the other folds), reference beat positions:",
+        "",
+        "| class | windows | Se / +P (%) | target Se / +P (%) |",
+        "|---|---:|---:|---:|",
+    ]
+    for label in meta["labels"]:
+        pc = ev["per_class"][label]
+        t = TARGETS[label]
+        lines.append(f"| {label} | {pc['n']} | {_pct(pc['se'])} / {_pct(pc['ppv'])} | {t[0]} / {t[1]} |")
+    lines += [
+        f"| macro-F1 | | {ev['macro_f1']:.3f} | |",
+        "",
+        f"Patients with more than 10 % of their windows wrong: **{ev['patients_over_10pct']}**, more than "
+        f"20 %: **{ev['patients_over_20pct']}** of {ev['patients']} (target: none above 20 %).",
+        "",
+        "| beats (EC57 gross) | reference beats | Se / +P, reference positions (%) "
+        "| Se / +P, QRS detector (%) | target | de Chazal 2004 | Zhang 2014 |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    anchors = ev.get("anchors", {})
+    det = ev.get("beats_detector") or {}
+    for k in ("VEB", "SVEB"):
+        b = ev["beats_reference"][k]
+        d = det.get(k)
+        a1 = anchors.get("de Chazal 2004", {}).get(k, ("–", "–"))
+        a2 = anchors.get("Zhang 2014", {}).get(k, ("–", "–"))
+        via_detector = f"{_pct(d['se'])} / {_pct(d['ppv'])}" if d else "not run"
+        lines.append(
+            f"| {k} | {b['n']} | {_pct(b['se'])} / {_pct(b['ppv'])} | {via_detector} | "
+            f"{BEAT_TARGETS[k][0]} / {BEAT_TARGETS[k][1]} | {a1[0]} / {a1[1]} | {a2[0]} / {a2[1]} |"
+        )
+    af = ev.get("af_ltafdb")
+    if af:
+        anchor = "; ".join(f"{k} {v[0]} / {v[1]}" for k, v in AF_ANCHORS.items())
+        lines += [
+            "",
+            f"AF per 10-s window on the RR series of LTAFDB's 84 patients (held-out folds): Se "
+            f"{_pct(af['se'])} %, Sp {_pct(af['sp'])} % ({af['af_windows']} AF, {af['other_windows']} other "
+            f"windows; anchors Se / Sp: {anchor}).",
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def _waveform_card(meta: dict) -> str:
     ev = meta["evaluation"]
     clean = ev.get("without_frontend", {})
     lines = [

@@ -7,17 +7,31 @@ unreadable window never reaches the model), resampling to the model's rate.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 import numpy as np
 
+from ecgd.analysis.beat_features import BeatAnalyzer, RelearnSettings
 from ecgd.analysis.model import Model
 from ecgd.analysis.qrs import QrsSettings
 from ecgd.analysis.quality import QualitySettings, assess_window
+from ecgd.analysis.rhythm import rr_between_kept, rr_features
 
 UNREADABLE = "unreadable"
 UNCLASSIFIED = "unclassified"
 SKIPPED = "skipped"
+
+
+@dataclass(frozen=True)
+class BeatLabels:
+    """The beats of one window: absolute sample numbers and labels N / S / V / Q (Q: not judged)."""
+
+    seq: np.ndarray  # int64
+    labels: np.ndarray  # str
+
+    def __str__(self) -> str:
+        return "".join(self.labels.tolist())
 
 
 @dataclass(frozen=True)
@@ -28,9 +42,14 @@ class Classification:
     reason: str | None
     missing: int
     inference_ms: float | None
+    beats: BeatLabels | None = None  # beat-aware models only
+    learning: bool | None = None  # the patient's dominant beat was still being learned
 
 
 class WindowClassifier:
+    """One window in, one :class:`Classification` out; stateful only for a beat-aware model (the
+    patient's template and beat history, so feed it the windows of one patient in order)."""
+
     def __init__(
         self,
         model: Model,
@@ -40,6 +59,7 @@ class WindowClassifier:
         max_missing_fraction: float,
         max_gap_seconds: float = 0.0,
         qrs: QrsSettings | None = None,
+        relearn: RelearnSettings | None = None,
     ) -> None:
         self.model = model
         self.input_rate_hz = input_rate_hz
@@ -48,9 +68,30 @@ class WindowClassifier:
         self.max_missing_fraction = max_missing_fraction
         self.max_gap_samples = int(max_gap_seconds * input_rate_hz)
         self.qrs = qrs  # the beat stage's detector settings: the quality gate counts QRS with it
+        self.beat_aware = getattr(model, "kind", "waveform") == "beats"
+        self.analyzer = BeatAnalyzer(input_rate_hz, relearn) if self.beat_aware else None
+        self._detector = None
+        self._next_seq = 0
 
-    def classify(self, mv: np.ndarray, valid: np.ndarray | None = None) -> Classification:
+    def relearn(self) -> None:
+        """Forget the patient's dominant beat and learn it again (``ecgd relearn``)."""
+        if self.analyzer is not None:
+            self.analyzer.relearn()
+
+    def classify(
+        self,
+        mv: np.ndarray,
+        valid: np.ndarray | None = None,
+        first_seq: int | None = None,
+        beat_seqs: np.ndarray | None = None,
+    ) -> Classification:
+        """``first_seq``: the window's first sample number (default: right after the previous window);
+        ``beat_seqs``: the window's beats (absolute sample numbers) from the beat stage, else the
+        classifier runs the QRS detector over the window itself. Both matter to beat-aware models only."""
         n = mv.size
+        if first_seq is None:
+            first_seq = self._next_seq
+        self._next_seq = first_seq + n
         missing = 0 if valid is None else int(n - np.count_nonzero(valid))
         allowed = int(self.max_missing_fraction * n)
         if missing == n:
@@ -85,6 +126,8 @@ class WindowClassifier:
             reason = assess_window(mv, self.input_rate_hz, self.rails_mv, self.quality, self.qrs)
             if reason is not None:
                 return Classification(UNREADABLE, None, None, reason, missing, None)
+        if self.beat_aware:
+            return self._classify_beats(mv, missing, first_seq, beat_seqs)
         x = self._resample(mv)
         probs, ms = self.model.timed_predict(x)
         best = int(np.argmax(probs))
@@ -97,6 +140,66 @@ class WindowClassifier:
             missing,
             ms,
         )
+
+    def _classify_beats(
+        self, mv: np.ndarray, missing: int, first_seq: int, beat_seqs: np.ndarray | None
+    ) -> Classification:
+        """Beat labels from features against the patient's template, AF from the RR series, and the
+        window label from them by the rule AF > V > S > N, so beat and window output agree."""
+        t0 = time.perf_counter()
+        assert self.analyzer is not None
+        model = self.model
+        if beat_seqs is None:
+            beat_seqs = self._detect(first_seq, mv)
+        f = self.analyzer.analyse(first_seq, mv, np.asarray(beat_seqs, dtype=np.int64))
+        judged = ~np.isnan(f.x).any(axis=1)
+        labels = np.full(f.seq.size, "Q", dtype="<U1")
+        probs = model.beat_probs(f.x[judged])
+        labels[judged] = model.beat_labels(probs)
+        rr = f.rr_s
+        if model.metadata.af_rr_exclude_v and f.seq.size:
+            seq, is_v = f.seq, labels == "V"
+            if f.rr_s.size == f.seq.size:  # the previous window's last beat opens the first interval
+                seq = np.concatenate(([f.seq[0] - round(float(f.rr_s[0]) * self.input_rate_hz)], seq))
+                is_v = np.concatenate(([False], is_v))
+            rr = rr_between_kept(seq, is_v, self.input_rate_hz)
+        r = rr_features(rr)
+        p_af = model.af_prob(r) if r is not None else 0.0
+        is_af = r is not None and p_af >= model.metadata.af_threshold
+        if is_af:
+            labels[labels == "S"] = "N"  # irregular by definition in AF: no supraventricular "ectopy"
+        beats = BeatLabels(f.seq, labels)
+        ms = (time.perf_counter() - t0) * 1000.0
+        if not judged.any():
+            why = (
+                "no beats detected"
+                if f.seq.size == 0
+                else "learning the patient's dominant beat (too few beats)"
+            )
+            return Classification(UNCLASSIFIED, None, None, why, missing, ms, beats, f.learning)
+        pj = probs
+        evidence = {
+            "N": round(float(pj[:, 0].min()) * (1.0 - p_af), 4),
+            "S": round(float(pj[:, 1].max()), 4),
+            "V": round(float(pj[:, 2].max()), 4),
+            "AF": round(p_af, 4),
+        }
+        if is_af:
+            label = "AF"
+        elif (labels == "V").any():
+            label = "V"
+        elif (labels == "S").any():
+            label = "S"
+        else:
+            label = "N"
+        return Classification(label, evidence[label], evidence, None, missing, ms, beats, f.learning)
+
+    def _detect(self, first_seq: int, mv: np.ndarray) -> np.ndarray:
+        """The window's beats from the QRS detector (for ``ecgd classify`` and a daemon without a beat
+        stage): a fresh detector per window, its delay run out on the window's own samples."""
+        from ecgd.analysis.beat_detect import detect_beats
+
+        return detect_beats(mv, self.input_rate_hz) + first_seq
 
     def _resample(self, mv: np.ndarray) -> np.ndarray:
         """Linear resampling to the model's rate (the AD8232's 40 Hz low-pass makes aliasing moot)."""

@@ -24,6 +24,7 @@ import numpy as np
 
 BACKENDS = ("ai_edge_litert", "tflite_runtime", "tensorflow")
 NORMALISATIONS = ("none", "zscore", "center")
+KINDS = ("waveform", "beats")  # samples in (the 1.x CNNs) or beat/RR features in (2.x)
 
 
 class ModelError(Exception):
@@ -78,7 +79,11 @@ def load_metadata(path: Path) -> ModelMetadata:
     if not problems:
         if units != "mV":
             problems.append(f"'input_units' must be 'mV' (what the daemon delivers), got {units!r}")
-        if norm not in NORMALISATIONS:
+        if raw.get("kind", "waveform") not in KINDS:
+            problems.append(f"'kind' must be one of {', '.join(KINDS)}, got {raw.get('kind')!r}")
+        elif raw.get("kind") == "beats":
+            pass  # each feature graph carries its own standardisation (ecgd.analysis.beat_model)
+        elif norm not in NORMALISATIONS:
             problems.append(f"'normalisation' must be one of {', '.join(NORMALISATIONS)}, got {norm!r}")
         if rate <= 0 or seconds <= 0:
             problems.append(f"'sample_rate_hz' and 'window_seconds' must be positive, got {rate}, {seconds}")
@@ -253,10 +258,23 @@ class Model:
 
 def load_model(
     tflite_path: str | Path, metadata_path: str | Path | None = None, backend: str | None = None
-) -> Model:
-    """Load and check a model; the metadata defaults to the model path with ``.json``."""
+) -> Any:
+    """Load and check a model; the metadata defaults to the model path with ``.json``.
+
+    A waveform model gives a :class:`Model`; a ``"kind": "beats"`` bundle a
+    :class:`ecgd.analysis.beat_model.BeatRhythmModel` (same ``metadata``/``labels``/``backend``).
+    """
     path = Path(tflite_path)
     if not path.exists():
         raise ModelError(f"{path}: model file not found")
     meta_path = Path(metadata_path) if metadata_path else path.with_suffix(".json")
-    return Model(path, load_metadata(meta_path), backend)
+    meta = load_metadata(meta_path)
+    if _kind(meta_path) == "beats":
+        from ecgd.analysis.beat_model import load_beat_model
+
+        return load_beat_model(path, meta_path, meta, backend)
+    return Model(path, meta, backend)
+
+
+def _kind(meta_path: Path) -> str:
+    return str(json.loads(meta_path.read_text()).get("kind", "waveform"))

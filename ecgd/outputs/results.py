@@ -112,12 +112,17 @@ def result_record(
         "abnormal": abnormal,
     }
     fields.update((beats or WindowBeats.none("beats not tracked")).fields())
+    if c is not None and c.beats is not None:  # beat-aware model: the beats behind the label
+        fields["beat_labels"] = str(c.beats)
+        fields["learning"] = bool(c.learning)
     if classified:
         message = f"ECG {label} ({c.confidence:.2f}) {fields['window_start']} – {fields['window_end']}"
         if missing:
             message += f", {missing} missing samples"
         if fields["heart_rate_bpm"] is not None:
             message += f", HR {fields['heart_rate_bpm']:.0f} bpm"
+        if c.learning:
+            message += ", still learning this patient's dominant beat"
     else:
         message = f"ECG {label}: {reason} ({fields['window_start']} – {fields['window_end']})"
     priority = WARNING if abnormal or not classified else INFO

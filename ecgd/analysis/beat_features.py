@@ -1,0 +1,347 @@
+"""Per-beat features against the patient's own dominant beat: the "arrhythmia relearn" of bedside monitors.
+
+A beat is judged by its RR context (prematurity against this patient's recent rhythm, compensatory
+pause) and by its shape compared with this patient's dominant beat (correlation, QRS width, amplitude,
+energy), never by absolute width or amplitude: a patient whose every beat is wide (bundle branch block)
+has a wide template, so their beats are normal *for them*. :class:`PatientTemplate` learns the dominant
+beat during the first ``learn_seconds`` of beats (the largest cluster of alike beats, the narrowest when
+two are large, as in bigeminy) and then follows it slowly with beats that match it.
+
+:class:`BeatAnalyzer` is the stateful stage fed one window at a time (overlapping windows are fine: a
+beat updates the state once). The daemon and the offline commands (and the training code) use the same
+class, so features online and offline are the same numbers. Pure numpy on blocks; no clock, no I/O.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+BEAT_FEATURES: tuple[str, ...] = (
+    "rr_pre_local",  # pre-RR / local RR (median of the last 16 intervals): prematurity
+    "rr_post_local",  # post-RR / local RR (1 when the next beat is not yet seen)
+    "rr_post_pre",  # post-RR / pre-RR: the compensatory pause (1 when unknown)
+    "has_post",  # 1 if the post-RR interval is known
+    "rr_pre_base",  # pre-RR / the patient's learned RR baseline
+    "rr_local_s",  # local RR in seconds (rate context)
+    "corr_qrs",  # correlation with the template over the QRS (-100..+120 ms), best lag within ±14 ms
+    "corr_wide",  # correlation over P-QRS-T (-250..+400 ms)
+    "corr_p",  # correlation over the P-wave stretch (-250..-80 ms)
+    "width_ratio",  # QRS width / template QRS width
+    "amp_ratio",  # QRS peak-to-peak / template's
+    "energy_ratio",  # QRS energy / template's (log2)
+    "resid_rel",  # RMS of (beat - template) over the QRS / template RMS
+)
+PRE_S, POST_S = 0.25, 0.40  # the beat segment around the fiducial point
+QRS_S = (-0.10, 0.12)
+P_S = (-0.25, -0.08)
+REFINE_S = 0.05  # the fiducial is the largest deflection within this of the given position
+MAX_LAG_S = 0.014
+LOCAL_RR = 16
+
+
+@dataclass(frozen=True)
+class RelearnSettings:
+    """How the patient's dominant beat is learned and followed."""
+
+    learn_seconds: float = 60.0  # beats of this much signal are learned before the template is final
+    min_beats: int = 6  # fewer beats than this: no template yet, beats are `Q` (unknown)
+    cluster_corr: float = 0.9  # beats this alike (QRS correlation) form one cluster
+    adapt_rate: float = 0.03  # after learning, each matching beat moves the template this much
+    pool_beats: int = 240  # at most this many beats are kept for learning
+
+    def problems(self) -> list[str]:
+        """Every out-of-range field as ``'<field>: why'`` (the config loader reports them all at once)."""
+        found = []
+        if not 0.0 <= self.learn_seconds <= 3600.0:
+            found.append(f"learn_seconds: {self.learn_seconds!r} is not between 0 and 3600")
+        if not 3 <= self.min_beats <= self.pool_beats:
+            found.append(f"min_beats: {self.min_beats!r} must be at least 3 and at most pool_beats")
+        if not 0.5 <= self.cluster_corr < 1.0:
+            found.append(f"cluster_corr: {self.cluster_corr!r} is not between 0.5 and 1")
+        if not 0.0 <= self.adapt_rate <= 0.5:
+            found.append(f"adapt_rate: {self.adapt_rate!r} is not between 0 and 0.5")
+        if not 10 <= self.pool_beats <= 2000:
+            found.append(f"pool_beats: {self.pool_beats!r} is not between 10 and 2000")
+        return found
+
+
+@dataclass
+class PatientTemplate:
+    """The patient's dominant beat (segment around the fiducial), its QRS width, amplitude and RR."""
+
+    fs: float
+    settings: RelearnSettings = field(default_factory=RelearnSettings)
+    wave: np.ndarray | None = None
+    width: float = 0.0  # samples
+    amp: float = 0.0
+    energy: float = 0.0
+    rr_s: float = 0.0
+    learned_s: float = 0.0
+    _pool: list[np.ndarray] = field(default_factory=list)
+    _pool_rr: list[float] = field(default_factory=list)
+
+    @property
+    def ready(self) -> bool:
+        return self.wave is not None
+
+    @property
+    def learning(self) -> bool:
+        return self.learned_s < self.settings.learn_seconds
+
+    def reset(self) -> None:
+        """Start learning again (``ecgd relearn``, a reload)."""
+        self.wave, self.width, self.amp, self.energy, self.rr_s, self.learned_s = (
+            None,
+            0.0,
+            0.0,
+            0.0,
+            0.0,
+            0.0,
+        )
+        self._pool.clear()
+        self._pool_rr.clear()
+
+    def learn(self, segments: np.ndarray, pre_rr_s: np.ndarray, span_s: float) -> None:
+        """Add beats to the learning pool and rebuild the template from its dominant cluster."""
+        s = self.settings
+        for seg, rr in zip(segments, pre_rr_s, strict=True):
+            self._pool.append(seg)
+            self._pool_rr.append(float(rr))
+        del self._pool[: -s.pool_beats], self._pool_rr[: -s.pool_beats]
+        self.learned_s += span_s
+        if len(self._pool) >= s.min_beats:
+            self._set(*_dominant(np.array(self._pool), np.array(self._pool_rr), self.fs, s.cluster_corr))
+
+    def follow(self, segments: np.ndarray, corr: np.ndarray, width_ratio: np.ndarray, rr_s: np.ndarray):
+        """After learning: move slowly towards beats that match the template (not the model's labels, so
+        a misclassification cannot drag the template away)."""
+        if self.wave is None:
+            return
+        a = self.settings.adapt_rate
+        match = (corr >= self.settings.cluster_corr) & (np.abs(width_ratio - 1) < 0.25)
+        for seg, rr in zip(segments[match], rr_s[match], strict=True):
+            self.wave = (1 - a) * self.wave + a * seg
+            if 0.25 < rr < 3.0:
+                self.rr_s = (1 - a) * self.rr_s + a * rr
+        if match.any():
+            self.width, self.amp, self.energy = _shape(self.wave[None, :], self.fs)
+            self.width, self.amp, self.energy = (
+                float(self.width[0]),
+                float(self.amp[0]),
+                float(self.energy[0]),
+            )
+
+    def _set(self, wave: np.ndarray, rr_s: float) -> None:
+        self.wave = wave
+        w, a, e = _shape(wave[None, :], self.fs)
+        self.width, self.amp, self.energy, self.rr_s = float(w[0]), float(a[0]), float(e[0]), rr_s
+
+
+@dataclass(frozen=True)
+class BeatFeatures:
+    """The features of one window's beats, in the window's order."""
+
+    seq: np.ndarray  # int64, absolute sample numbers (refined fiducial points)
+    x: np.ndarray  # float32 [beats, len(BEAT_FEATURES)]; NaN rows when there is no template yet
+    rr_s: np.ndarray  # the window's RR intervals (seconds), the previous window's last beat included
+    learning: bool  # the template was still being learned when these beats were judged
+
+
+class BeatAnalyzer:
+    """Stateful per patient: beat history for RR context and the :class:`PatientTemplate`."""
+
+    def __init__(self, fs: float, settings: RelearnSettings | None = None) -> None:
+        self.fs = float(fs)
+        self.settings = settings or RelearnSettings()
+        self.template = PatientTemplate(self.fs, self.settings)
+        self._hist = np.zeros(0, dtype=np.int64)  # recent beat seqs (before the latest window's end)
+        self._updated_to = -1  # beats up to this seq have updated the template
+        pre, post = round(PRE_S * fs), round(POST_S * fs)
+        self._offsets = np.arange(-pre, post)
+        self._pre = pre
+        self._lag = max(1, round(MAX_LAG_S * fs))
+
+    def relearn(self) -> None:
+        """Learn again from the next window's beats (all of them, also those an overlapping window saw)."""
+        self.template.reset()
+        self._updated_to = -1
+
+    def analyse(self, first_seq: int, mv: np.ndarray, beat_seqs: np.ndarray) -> BeatFeatures:
+        """Features of the beats at ``beat_seqs`` (absolute) in the window ``mv`` from ``first_seq``."""
+        x = np.asarray(mv, dtype=np.float64)
+        n = x.size
+        rel = _refine(x, np.asarray(beat_seqs, dtype=np.int64) - first_seq, round(REFINE_S * self.fs))
+        rel = rel[(rel >= 0) & (rel < n)]
+        rel = np.unique(rel)
+        rel = rel[np.concatenate(([True], np.diff(rel) > round(0.15 * self.fs)))] if rel.size else rel
+        seqs = rel + first_seq
+        before = self._hist[self._hist < first_seq]
+        allb = np.concatenate((before, seqs))
+        rr_all = np.diff(allb) / self.fs
+        k0 = before.size
+        nb = seqs.size
+        pre = np.full(nb, np.nan)
+        post = np.full(nb, np.nan)
+        local = np.full(nb, np.nan)
+        idx = k0 + np.arange(nb)
+        has_pre = idx >= 1
+        pre[has_pre] = rr_all[idx[has_pre] - 1]
+        post[: max(nb - 1, 0)] = rr_all[idx[: max(nb - 1, 0)]]
+        if rr_all.size:  # median of the (up to) LOCAL_RR intervals before each beat, gaps (≥ 3 s) left out
+            ctx = np.concatenate((np.full(LOCAL_RR, np.nan), np.where(rr_all < 3.0, rr_all, np.nan)))
+            win = np.lib.stride_tricks.sliding_window_view(ctx, LOCAL_RR)[idx]  # intervals i-16 .. i-1
+            some = ~np.isnan(win).all(axis=1)
+            if some.any():
+                local[some] = np.nanmedian(win[some], axis=1)
+        pre[pre >= 3.0] = np.nan
+        rr_win = rr_all[max(k0 - 1, 0) :] if k0 else rr_all
+        segments = self._segments(x, rel)
+        t = self.template
+        learning = t.learning
+        fresh = seqs > self._updated_to
+        if not t.ready:  # bootstrap from this window's own beats
+            t.learn(segments[fresh], np.nan_to_num(pre[fresh], nan=0.0), self._span(seqs[fresh]))
+            self._updated_to = int(seqs[fresh].max()) if fresh.any() else self._updated_to
+            fresh = np.zeros(nb, dtype=bool)
+        feats = self._features(segments, pre, post, local)
+        if fresh.any():
+            if t.learning:
+                t.learn(segments[fresh], np.nan_to_num(pre[fresh], nan=0.0), self._span(seqs[fresh]))
+            elif t.ready:
+                cq, wr = feats[fresh, BEAT_FEATURES.index("corr_qrs")], feats[fresh, 9]
+                t.follow(segments[fresh], np.nan_to_num(cq), np.nan_to_num(wr), np.nan_to_num(pre[fresh]))
+            self._updated_to = int(seqs[fresh].max())
+        self._hist = np.concatenate((before, seqs))[-2 * LOCAL_RR :]
+        return BeatFeatures(seqs.astype(np.int64), feats, rr_win.astype(np.float32), learning)
+
+    def _span(self, seqs: np.ndarray) -> float:
+        """Seconds of rhythm these beats represent (for the learning period)."""
+        if seqs.size == 0:
+            return 0.0
+        prev = self._hist[self._hist < seqs[0]]
+        start = prev[-1] if prev.size else seqs[0]
+        return float(seqs[-1] - start) / self.fs
+
+    def _segments(self, x: np.ndarray, rel: np.ndarray) -> np.ndarray:
+        idx = np.clip(rel[:, None] + self._offsets[None, :], 0, x.size - 1)
+        seg = x[idx] if rel.size else np.zeros((0, self._offsets.size))
+        return seg - np.median(seg, axis=1, keepdims=True)
+
+    def _features(self, seg: np.ndarray, pre: np.ndarray, post: np.ndarray, local: np.ndarray) -> np.ndarray:
+        t = self.template
+        nb = seg.shape[0]
+        out = np.full((nb, len(BEAT_FEATURES)), np.nan, dtype=np.float32)
+        if nb == 0 or not t.ready:
+            return out
+        assert t.wave is not None
+        base = t.rr_s if t.rr_s > 0 else np.nan
+        local = np.where(np.isnan(local), base, local)
+        local = np.where(np.isnan(local), pre, local)
+        has_post = ~np.isnan(post)
+        pre_f = np.where(np.isnan(pre), local, pre)
+        out[:, 0] = pre_f / local
+        out[:, 1] = np.where(has_post, post / local, 1.0)
+        out[:, 2] = np.where(has_post, post / pre_f, 1.0)
+        out[:, 3] = has_post
+        out[:, 4] = pre_f / base if base == base else 1.0
+        out[:, 5] = local
+        q0, q1 = (self._pre + round(s * self.fs) for s in QRS_S)
+        p0, p1 = (self._pre + round(s * self.fs) for s in P_S)
+        lag = self._lag
+        tq = t.wave[q0:q1]
+        # every lag at once: [beats, lags, QRS samples] views of the segments (lags -lag..+lag)
+        views = np.lib.stride_tricks.sliding_window_view(seg[:, q0 - lag : q1 + lag], q1 - q0, axis=1)
+        a = views - views.mean(axis=2, keepdims=True)
+        b = tq - tq.mean()
+        den = np.sqrt(np.sum(a * a, axis=2) * np.sum(b * b))
+        corr = np.where(den > 1e-12, (a @ b) / np.maximum(den, 1e-12), 0.0)
+        best_i = np.argmax(corr, axis=1)
+        out[:, 6] = corr[np.arange(nb), best_i]
+        best_lag = best_i - lag
+        cols = (np.arange(seg.shape[1])[None, :] + best_lag[:, None]) % seg.shape[1]  # np.roll(s, -lag)
+        aligned = seg[np.arange(nb)[:, None], cols]
+        out[:, 7] = _corr_rows(aligned, t.wave)
+        out[:, 8] = _corr_rows(aligned[:, p0:p1], t.wave[p0:p1])
+        w, a, e = _shape(aligned, self.fs)
+        out[:, 9] = w / max(t.width, 1.0)
+        out[:, 10] = a / max(t.amp, 1e-3)
+        out[:, 11] = np.log2(np.maximum(e, 1e-9) / max(t.energy, 1e-9))
+        d = aligned[:, q0:q1] - tq[None, :]
+        out[:, 12] = np.sqrt(np.mean(d**2, axis=1)) / max(float(np.sqrt(np.mean(tq**2))), 1e-3)
+        return np.nan_to_num(out, nan=1.0, posinf=10.0, neginf=-10.0)
+
+
+def _refine(x: np.ndarray, rel: np.ndarray, half: int) -> np.ndarray:
+    """Move each position to the largest deflection (from the local median) within ±``half`` samples."""
+    if rel.size == 0:
+        return rel
+    offs = np.arange(-half, half + 1)
+    idx = np.clip(rel[:, None] + offs[None, :], 0, x.size - 1)
+    seg = x[idx]
+    dev = np.abs(seg - np.median(seg, axis=1, keepdims=True))
+    return idx[np.arange(rel.size), np.argmax(dev, axis=1)]
+
+
+def _corr_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Pearson correlation of each row of ``a`` with ``b``."""
+    a = a - a.mean(axis=1, keepdims=True)
+    b = b - b.mean()
+    den = np.sqrt(np.sum(a * a, axis=1) * np.sum(b * b))
+    return np.where(den > 1e-12, (a @ b) / np.maximum(den, 1e-12), 0.0)
+
+
+def _shape(seg: np.ndarray, fs: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """QRS width, peak-to-peak and energy per row.
+
+    The width is where the QRS's squared slope (after a 14 ms box smoothing that takes out 8-bit steps
+    and noise) accumulates from 10 % to 90 %: an equivalent duration that does not jump when one noisy
+    sample crosses a threshold, so a beat and an averaged template are measured alike.
+    """
+    pre = round(PRE_S * fs)
+    q0, q1 = (pre + round(s * fs) for s in QRS_S)
+    q = seg[:, q0:q1]
+    k = max(1, round(0.014 * fs))
+    c = np.cumsum(np.pad(q, ((0, 0), (1, 0))), axis=1)
+    sm = (c[:, k:] - c[:, :-k]) / k
+    d2 = np.diff(sm, axis=1) ** 2
+    cum = np.cumsum(d2, axis=1)
+    cum = cum / np.maximum(cum[:, -1:], 1e-12)
+    width = (np.argmax(cum >= 0.9, axis=1) - np.argmax(cum >= 0.1, axis=1) + 1).astype(np.float64)
+    qc = q - q.mean(axis=1, keepdims=True)
+    return width, q.max(axis=1) - q.min(axis=1), np.sum(qc * qc, axis=1)
+
+
+def _dominant(seg: np.ndarray, pre_rr: np.ndarray, fs: float, corr: float) -> tuple[np.ndarray, float]:
+    """The dominant beat: mean of the largest cluster of alike QRS complexes; when a second cluster is
+    nearly as large (bigeminy), the one with the narrower QRS and the longer preceding RR."""
+    pre = round(PRE_S * fs)
+    q0, q1 = (pre + round(s * fs) for s in QRS_S)
+    q = seg[:, q0:q1]
+    q = q - q.mean(axis=1, keepdims=True)
+    q = q / np.maximum(np.linalg.norm(q, axis=1, keepdims=True), 1e-9)
+    alike = (q @ q.T) >= corr
+    left = np.ones(len(seg), dtype=bool)
+    clusters = []
+    for _ in range(3):
+        counts = (alike & left[None, :]).sum(axis=1) * left
+        if counts.max() <= 0:
+            break
+        c = int(np.argmax(counts))
+        members = alike[c] & left
+        clusters.append(members)
+        left &= ~members
+    biggest = max(int(m.sum()) for m in clusters)
+    large = [m for m in clusters if m.sum() >= 0.6 * biggest]
+
+    def score(m: np.ndarray) -> tuple[float, float]:
+        w, _, _ = _shape(np.median(seg[m], axis=0)[None, :], fs)
+        rr = pre_rr[m]
+        rr = rr[rr > 0]
+        return (float(w[0]), -float(np.median(rr)) if rr.size else 0.0)
+
+    best = min(large, key=score)
+    rr = pre_rr[best]
+    rr = rr[(rr > 0.25) & (rr < 3.0)]
+    return np.median(seg[best], axis=0), float(np.median(rr)) if rr.size else 0.0

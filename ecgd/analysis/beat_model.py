@@ -1,0 +1,227 @@
+"""The beat-aware model bundle (``"kind": "beats"``): a beat classifier and an AF detector on features.
+
+Two small TFLite graphs take feature vectors, not samples: the beat model the
+:data:`~ecgd.analysis.beat_features.BEAT_FEATURES` of each beat (-> N, S, V), the AF model the
+:data:`~ecgd.analysis.rhythm.RR_FEATURES` of a window's RR series (-> P(AF)). The metadata names the
+feature order and their standardisation (mean, std), checked against the code's feature lists at load
+time, so a model trained on other features cannot be run silently. The beat graph's batch is fixed
+once at load (padding instead of re-allocating tensors per window).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ecgd.analysis.beat_features import BEAT_FEATURES
+from ecgd.analysis.model import (
+    NATIVE_NOISE,
+    ModelError,
+    ModelMetadata,
+    _native_stderr_without,
+    interpreter_class,
+)
+from ecgd.analysis.rhythm import RR_FEATURES
+
+BEAT_CLASSES: tuple[str, ...] = ("N", "S", "V")
+BEAT_BATCH = 64  # beats per invocation (a 10-s window holds ≤ 50 even at 300/min; more are chunked)
+
+
+@dataclass(frozen=True)
+class FeatureGraph:
+    """One feature graph's part of the metadata."""
+
+    file: str
+    features: tuple[str, ...]
+    mean: np.ndarray
+    std: np.ndarray
+    labels: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class BeatRhythmMetadata(ModelMetadata):
+    beat: FeatureGraph | None = None
+    af: FeatureGraph | None = None
+    af_threshold: float = 0.5
+    beat_thresholds: dict[str, float] | None = None  # a beat is S / V when its probability ≥ this
+    af_rr_exclude_v: bool = False  # AF features from the RR intervals between non-V beats only
+
+
+def parse_metadata(path: Path, raw: dict[str, Any], base: ModelMetadata) -> BeatRhythmMetadata:
+    problems = []
+
+    def graph(key: str, features: tuple[str, ...]) -> FeatureGraph | None:
+        g = raw.get(key)
+        if not isinstance(g, dict):
+            problems.append(f"'{key}' must be an object (file, features, mean, std, labels)")
+            return None
+        try:
+            fg = FeatureGraph(
+                str(g["file"]),
+                tuple(g["features"]),
+                np.asarray(g["mean"], dtype=np.float32),
+                np.asarray(g["std"], dtype=np.float32),
+                tuple(g["labels"]),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            problems.append(f"'{key}': {exc!r}")
+            return None
+        if fg.features != features:
+            problems.append(
+                f"'{key}.features' {list(fg.features)} are not the features this ecgd computes "
+                f"{list(features)}"
+            )
+        if fg.mean.shape != (len(features),) or fg.std.shape != (len(features),) or np.any(fg.std <= 0):
+            problems.append(f"'{key}.mean'/'std' must hold {len(features)} values (std > 0)")
+        return fg
+
+    beat = graph("beat_model", BEAT_FEATURES)
+    af = graph("af_model", RR_FEATURES)
+    if beat is not None and beat.labels != BEAT_CLASSES:
+        problems.append(f"'beat_model.labels' must be {list(BEAT_CLASSES)}, got {list(beat.labels)}")
+    if base.labels != ("N", "S", "V", "AF"):
+        problems.append(f"'labels' must be ['N', 'S', 'V', 'AF'] for a beats model, got {list(base.labels)}")
+    thr = raw.get("af_threshold", 0.5)
+    if not isinstance(thr, (int, float)) or not 0 < thr < 1:
+        problems.append(f"'af_threshold' must be a number in (0, 1), got {thr!r}")
+    if problems:
+        raise ModelError(f"{path}: invalid model metadata: " + "; ".join(problems))
+    fields = {f: getattr(base, f) for f in base.__dataclass_fields__}
+    return BeatRhythmMetadata(
+        **fields,
+        beat=beat,
+        af=af,
+        af_threshold=float(thr),
+        beat_thresholds=raw.get("beat_thresholds"),
+        af_rr_exclude_v=bool(raw.get("af_rr_exclude_v", False)),
+    )
+
+
+class _Graph:
+    """A fixed-batch feature graph: [batch, features] float32 in, [batch, classes] probabilities out."""
+
+    def __init__(self, path: Path, spec: FeatureGraph, cls: type, num_threads: int, batch: int) -> None:
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            raise ModelError(f"{path}: cannot read model: {exc.strerror}") from None
+        if len(data) < 8 or data[4:8] != b"TFL3":
+            raise ModelError(f"{path}: not a TFLite model (no 'TFL3' identifier; {len(data)} bytes)")
+        try:
+            with _native_stderr_without(NATIVE_NOISE):
+                self._interp = cls(model_content=data, num_threads=num_threads)
+                self._interp.allocate_tensors()
+        except (ValueError, RuntimeError) as exc:
+            raise ModelError(f"{path}: the TFLite interpreter refused the model: {exc}") from None
+        ins, outs = self._interp.get_input_details(), self._interp.get_output_details()
+        if len(ins) != 1 or len(outs) != 1 or len(ins[0]["shape"]) != 2:
+            raise ModelError(f"{path}: expected one [batch, features] input and one output tensor")
+        if int(ins[0].get("shape_signature", ins[0]["shape"])[0]) == -1 and batch > 1:
+            # a dynamic batch: fix it once here (re-allocating per window would cost more than the graph)
+            self._interp.resize_tensor_input(ins[0]["index"], [batch, int(ins[0]["shape"][1])])
+            self._interp.allocate_tensors()
+            ins, outs = self._interp.get_input_details(), self._interp.get_output_details()
+        self._in, self._out = ins[0], outs[0]
+        batch, n_feat = (int(v) for v in self._in["shape"])
+        n_out = int(self._out["shape"][-1])
+        if n_feat != len(spec.features) or n_out != len(spec.labels) or self._in["dtype"] != np.float32:
+            raise ModelError(
+                f"{path}: model does not match its metadata: input {list(self._in['shape'])} "
+                f"{np.dtype(self._in['dtype']).name}, output {n_out} values; the metadata says float32 "
+                f"[batch, {len(spec.features)}] -> {len(spec.labels)} ({', '.join(spec.labels)})"
+            )
+        self.batch = batch
+        self.spec = spec
+        self.bytes = len(data)
+        self._buf = np.zeros((batch, n_feat), dtype=np.float32)
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        x = (np.asarray(x, dtype=np.float32) - self.spec.mean) / self.spec.std
+        out = np.zeros((x.shape[0], len(self.spec.labels)), dtype=np.float32)
+        for i in range(0, x.shape[0], self.batch):
+            part = x[i : i + self.batch]
+            self._buf[:] = 0.0
+            self._buf[: part.shape[0]] = part
+            self._interp.set_tensor(self._in["index"], self._buf)
+            self._interp.invoke()
+            out[i : i + part.shape[0]] = self._interp.get_tensor(self._out["index"])[: part.shape[0]]
+        return out
+
+
+class BeatRhythmModel:
+    """The loaded bundle; the same attributes the daemon reads from a waveform :class:`Model`."""
+
+    kind = "beats"
+
+    def __init__(
+        self,
+        path: Path,
+        metadata: BeatRhythmMetadata,
+        backend: str | None = None,
+        num_threads: int = 1,
+        meta_dir: Path | None = None,
+    ) -> None:
+        """``path`` is the beat graph (the file ``model.path`` names); the AF graph is the metadata's
+        ``af_model.file``, relative to the metadata file's folder."""
+        self.path = path
+        self.metadata = metadata
+        cls, self.backend = interpreter_class(backend)
+        assert metadata.beat is not None and metadata.af is not None
+        af_path = (meta_dir or path.parent) / metadata.af.file
+        self.beat_graph = _Graph(path, metadata.beat, cls, num_threads, BEAT_BATCH)
+        self.af_graph = _Graph(af_path, metadata.af, cls, num_threads, 1)
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        return self.metadata.labels
+
+    @property
+    def sample_rate_hz(self) -> float:
+        return self.metadata.sample_rate_hz
+
+    @property
+    def window_samples(self) -> int:
+        return self.metadata.window_samples
+
+    @property
+    def input_dtype(self) -> str:
+        return "float32 features"
+
+    @property
+    def total_bytes(self) -> int:
+        return self.beat_graph.bytes + self.af_graph.bytes
+
+    def beat_probs(self, x: np.ndarray) -> np.ndarray:
+        """[beats, 3] probabilities (N, S, V) for [beats, len(BEAT_FEATURES)] features."""
+        if x.shape[0] == 0:
+            return np.zeros((0, len(BEAT_CLASSES)), dtype=np.float32)
+        return self.beat_graph(x)
+
+    def af_prob(self, r: np.ndarray) -> float:
+        return float(self.af_graph(np.asarray(r, dtype=np.float32)[None, :])[0, -1])
+
+    def beat_labels(self, probs: np.ndarray) -> np.ndarray:
+        """N / S / V per beat: S or V when its probability reaches the metadata's threshold (V first)."""
+        thr = self.metadata.beat_thresholds
+        if not thr:
+            return np.asarray(BEAT_CLASSES)[np.argmax(probs, axis=1)] if probs.size else np.array([], str)
+        out = np.full(probs.shape[0], "N", dtype="<U1")
+        out[probs[:, 1] >= thr["S"]] = "S"
+        out[probs[:, 2] >= thr["V"]] = "V"
+        return out
+
+
+def load_beat_model(path: Path, meta_path: Path, base: ModelMetadata, backend: str | None) -> BeatRhythmModel:
+    raw = json.loads(meta_path.read_text())
+    return BeatRhythmModel(path, parse_metadata(meta_path, raw, base), backend, meta_dir=meta_path.parent)
+
+
+def timed(fn, *args):
+    t = time.perf_counter()
+    out = fn(*args)
+    return out, (time.perf_counter() - t) * 1000.0

@@ -1,0 +1,141 @@
+"""Beat features, the patient's template (relearn) and RR irregularity, on constructed signals."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from ecg_synth import FS, synth_ecg
+
+from ecgd.analysis.beat_detect import detect_beats
+from ecgd.analysis.beat_features import BEAT_FEATURES, BeatAnalyzer, RelearnSettings
+from ecgd.analysis.rhythm import RR_FEATURES, rr_features
+
+F = {name: i for i, name in enumerate(BEAT_FEATURES)}
+R = {name: i for i, name in enumerate(RR_FEATURES)}
+
+
+def run_windows(an: BeatAnalyzer, x: np.ndarray, beats_s: np.ndarray, seconds: float = 10.0):
+    n = round(seconds * FS)
+    seqs = np.round(beats_s * FS).astype(np.int64)
+    out = []
+    for start in range(0, x.size - n + 1, n):
+        inside = seqs[(seqs >= start) & (seqs < start + n)]
+        out.append(an.analyse(start, x[start : start + n], inside))
+    return out
+
+
+def test_regular_rr_is_not_irregular_and_af_like_is():
+    rng = np.random.default_rng(1)
+    regular = 0.8 + rng.normal(0, 0.01, 12)
+    af = rng.uniform(0.4, 1.1, 14)
+    fr, fa = rr_features(regular), rr_features(af)
+    assert fr is not None and fa is not None
+    assert fr[R["cv"]] < 0.03 < 0.15 < fa[R["cv"]]
+    assert fr[R["rmssd_rel"]] < 0.05 < 0.2 < fa[R["rmssd_rel"]]
+    assert fr[R["near_median"]] == 1.0 and fa[R["near_median"]] < 0.6
+    assert fa[R["cosen"]] > fr[R["cosen"]]
+    assert 0.4 < fa[R["tpr"]] < 0.95
+    assert fr[R["mean_rr_s"]] == pytest.approx(0.8, abs=0.02)
+
+
+def test_too_few_beats_give_no_rr_features():
+    assert rr_features(np.full(6, 0.8)) is None
+    assert rr_features(np.array([0.8] * 5 + [5.0] * 4)) is None  # gaps are not rhythm
+
+
+def test_wide_qrs_patient_is_normal_against_their_own_template():
+    """Every beat wide (bundle branch block): after learning, the beats match the template."""
+    beats = np.arange(0.5, 120, 0.8)
+    x = synth_ecg(beats, np.ones(beats.size, dtype=bool), 121)
+    an = BeatAnalyzer(FS, RelearnSettings(learn_seconds=30))
+    out = run_windows(an, x, beats)
+    late = np.concatenate([f.x for f in out[4:]])
+    assert not out[-1].learning and out[0].learning
+    assert np.all(late[:, F["corr_qrs"]] > 0.97)
+    assert np.all(np.abs(late[:, F["width_ratio"]] - 1) < 0.15)
+    assert np.all(np.abs(late[:, F["rr_pre_local"]] - 1) < 0.05)
+
+
+def test_wide_premature_beat_stands_out_from_a_narrow_template():
+    beats = list(np.arange(0.5, 60, 0.8))
+    wide = np.zeros(len(beats), dtype=bool)
+    k = 50  # a premature wide beat followed by a compensatory pause
+    beats[k] = beats[k] - 0.3
+    wide[k] = True
+    x = synth_ecg(np.array(beats), wide, 61)
+    an = BeatAnalyzer(FS, RelearnSettings(learn_seconds=20))
+    out = run_windows(an, x, np.array(beats))
+    allx = np.concatenate([f.x for f in out])
+    seq = np.concatenate([f.seq for f in out])
+    i = int(np.argmin(np.abs(seq - round(beats[k] * FS))))
+    pvc = allx[i]
+    assert pvc[F["rr_pre_local"]] < 0.7
+    assert pvc[F["rr_post_pre"]] > 1.8
+    assert pvc[F["width_ratio"]] > 1.5
+    assert pvc[F["corr_qrs"]] < allx[i - 2, F["corr_qrs"]]
+
+
+def test_bigeminy_template_is_the_narrow_beat():
+    """Half the beats ventricular: the dominant-beat choice takes the narrow, non-premature cluster."""
+    times, wide, t = [], [], 0.5
+    for i in range(80):
+        times.append(t)
+        wide.append(i % 2 == 1)
+        t += 0.5 if i % 2 == 0 else 1.1
+    times_a, wide_a = np.array(times), np.array(wide)
+    x = synth_ecg(times_a, wide_a, t + 1)
+    an = BeatAnalyzer(FS)
+    out = run_windows(an, x, times_a)
+    allx = np.concatenate([f.x for f in out])
+    seq = np.concatenate([f.seq for f in out])
+    is_wide = wide_a[np.argmin(np.abs(seq[:, None] - np.round(times_a * FS)[None, :]), axis=1)]
+    assert np.median(allx[~is_wide, F["width_ratio"]]) == pytest.approx(1.0, abs=0.15)
+    assert np.median(allx[is_wide, F["width_ratio"]]) > 1.5
+
+
+def test_relearn_forgets_the_template():
+    beats = np.arange(0.5, 30, 0.8)
+    x = synth_ecg(beats, np.zeros(beats.size, dtype=bool), 31)
+    an = BeatAnalyzer(FS, RelearnSettings(learn_seconds=10))
+    run_windows(an, x, beats)
+    assert an.template.ready and not an.template.learning
+    an.relearn()
+    assert not an.template.ready and an.template.learning
+
+
+def test_overlapping_windows_update_the_template_once_per_beat():
+    """With a 2-s hop every beat is seen in five windows but learned once: 20 s of signal, 20 s learned."""
+    beats = np.arange(0.5, 40, 0.8)
+    x = synth_ecg(beats, np.zeros(beats.size, dtype=bool), 41)
+    seqs = np.round(beats * FS).astype(np.int64)
+    an = BeatAnalyzer(FS, RelearnSettings(learn_seconds=30))
+    n = 3600
+    for start in range(0, 20 * 360 - n + 1, 720):
+        f = an.analyse(start, x[start : start + n], seqs[(seqs >= start) & (seqs < start + n)])
+    assert f.learning
+    assert an.template.learned_s == pytest.approx(19.2, abs=0.9)
+
+
+def test_window_detector_finds_the_constructed_beats():
+    beats = np.arange(0.4, 10, 0.75)
+    x = synth_ecg(beats, np.zeros(beats.size, dtype=bool), 10)
+    found = detect_beats(x, FS)
+    assert found.size == beats.size
+    assert np.max(np.abs(found - beats * FS)) < 0.05 * FS
+    assert detect_beats(np.zeros(100), FS).size == 0
+
+
+def test_leaving_out_ventricular_beats_keeps_the_rhythm_and_drops_the_ectopy():
+    """Sinus rhythm with a PVC every fourth beat looks irregular; its intervals between non-V beats do not."""
+    from ecgd.analysis.rhythm import rr_between_kept
+
+    rr = np.tile([0.8, 0.8, 0.5, 1.1], 4)  # coupling interval 0.5 s, compensatory pause 1.1 s
+    seq = np.concatenate(([0], np.cumsum(np.round(rr * FS)))).astype(np.int64)
+    is_v = np.zeros(seq.size, dtype=bool)
+    is_v[3::4] = True
+    kept = rr_between_kept(seq, is_v, FS)
+    assert np.allclose(kept, 0.8, atol=0.01) and kept.size == 8
+    everything, regular = rr_features(np.diff(seq) / FS), rr_features(np.tile(kept, 2))
+    assert everything is not None and regular is not None
+    assert everything[R["cv"]] > 0.2 > 0.02 > regular[R["cv"]]
+    assert rr_between_kept(seq[:1], is_v[:1], FS).size == 0

@@ -1,0 +1,211 @@
+"""Beat and window feature tables for the 2.0 (beat-aware) model, from 80 patients and 84 RR series.
+
+    .venv/bin/python -m training.beat_data --data /work/shared/data --out runs/features
+
+Signals: MIT-BIH DS1 (22 records, MLII, 360 Hz) and the MIT-BIH Supraventricular Arrhythmia Database
+(58 records, ECG1, 128 Hz, linearly resampled to 360 Hz first: the AD8232's 40 Hz low-pass follows, so
+nothing above 64 Hz is needed), each passed through the simulated AD8232 + 8-bit PCF8591 chain (and once
+clean), then through :class:`ecgd.analysis.beat_features.BeatAnalyzer` window by window (10 s,
+non-overlapping, from sample 0): the daemon's own code and order, with the reference beat positions.
+RR series: the Long-Term AF Database's 84 beat-annotation files (128 Hz), cut into 10-s windows, through
+:func:`ecgd.analysis.rhythm.rr_features`. Deterministic (no randomness).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ecgd.analysis.beat_features import BEAT_FEATURES, BeatAnalyzer
+from ecgd.analysis.rhythm import RR_FEATURES, rr_between_kept, rr_features
+from ecgd.io.frontend import AnalogFrontEnd
+from ecgd.io.records import read_recording
+from training.data import DS1, mlii_channel
+from training.labels import (
+    AF_RHYTHMS,
+    BEAT_SYMBOLS,
+    LABELS,
+    N_BEATS,
+    S_BEATS,
+    V_BEATS,
+    Annotations,
+    from_lists,
+    label_for_window,
+    read_annotations,
+)
+
+FS = 360
+WINDOW_S = 10.0
+BEAT_CLASSES: tuple[str, ...] = ("N", "S", "V")
+
+
+def svdb_records(data_dir: str | Path) -> tuple[str, ...]:
+    return tuple((Path(data_dir) / "svdb" / "RECORDS").read_text().split())
+
+
+def signal_records(data_dir: str | Path) -> tuple[str, ...]:
+    """The 80 patients with signals: ``mitdb/NNN`` (DS1) and ``svdb/NNN``."""
+    return tuple(f"mitdb/{n}" for n in DS1) + tuple(f"svdb/{n}" for n in svdb_records(data_dir))
+
+
+def beat_class(symbols: np.ndarray) -> np.ndarray:
+    """0 N, 1 S, 2 V, -1 for beats no class covers (F, Q, paced, ...): excluded from training and scoring."""
+    out = np.full(len(symbols), -1, dtype=np.int8)
+    for k, group in enumerate((N_BEATS, S_BEATS, V_BEATS)):
+        out[np.isin(symbols, list(group))] = k
+    return out
+
+
+@dataclass(frozen=True)
+class SignalRecord:
+    rid: str  # "mitdb/101"
+    mv: np.ndarray  # at 360 Hz
+    ann: Annotations  # samples at 360 Hz
+
+
+def load_signal_record(data_dir: str | Path, rid: str) -> SignalRecord:
+    db, name = rid.split("/")
+    path = Path(data_dir) / db / name
+    if db == "mitdb":
+        rec = read_recording(path, channel=mlii_channel(path))
+        return SignalRecord(rid, rec.mv.astype(np.float64), read_annotations(path))
+    rec = read_recording(path, channel=0)
+    import wfdb
+
+    a = wfdb.rdann(str(path), "atr")
+    ratio = FS / rec.fs
+    n_out = int(np.floor((rec.mv.size - 1) * ratio)) + 1
+    mv = np.interp(np.arange(n_out) / FS, np.arange(rec.mv.size) / rec.fs, rec.mv)
+    samples = np.round(np.asarray(a.sample) * ratio).astype(np.int64)
+    return SignalRecord(rid, mv, from_lists(samples, a.symbol, a.aux_note))
+
+
+def record_features(rec: SignalRecord, frontend: bool) -> dict[str, np.ndarray]:
+    """Beat rows and window rows of one record through the daemon's beat stage."""
+    mv = AnalogFrontEnd().simulate_mv(rec.mv, FS).astype(np.float64) if frontend else rec.mv
+    n = round(WINDOW_S * FS)
+    analyzer = BeatAnalyzer(FS)
+    bx, by, bseq, bwin, blearn = [], [], [], [], []
+    wx, wok, wy, wstart = [], [], [], []
+    ann = rec.ann
+    for k, start in enumerate(range(0, mv.size - n + 1, n)):
+        lo, hi = np.searchsorted(ann.beat_samples, [start, start + n])
+        seqs = ann.beat_samples[lo:hi]
+        f = analyzer.analyse(start, mv[start : start + n], seqs)
+        # match refined positions back to the reference beats (refinement moves ≤ 50 ms)
+        j = np.clip(np.searchsorted(ann.beat_samples, f.seq), 1, ann.beat_samples.size - 1)
+        near = np.where(
+            np.abs(ann.beat_samples[j - 1] - f.seq) <= np.abs(ann.beat_samples[j] - f.seq), j - 1, j
+        )
+        bx.append(f.x)
+        by.append(beat_class(ann.beat_symbols[near]))
+        bseq.append(ann.beat_samples[near])
+        bwin.append(np.full(f.seq.size, k, dtype=np.int32))
+        blearn.append(np.full(f.seq.size, f.learning))
+        r = rr_features(f.rr_s)
+        wx.append(r if r is not None else np.zeros(len(RR_FEATURES), dtype=np.float32))
+        wok.append(r is not None)
+        lab = label_for_window(ann, start, start + n)
+        wy.append(-1 if lab is None else LABELS.index(lab))
+        wstart.append(start)
+    return {
+        "beat_x": np.concatenate(bx).astype(np.float32),
+        "beat_y": np.concatenate(by),
+        "beat_seq": np.concatenate(bseq).astype(np.int64),
+        "beat_win": np.concatenate(bwin),
+        "beat_learning": np.concatenate(blearn),
+        "win_x": np.array(wx, dtype=np.float32),
+        "win_ok": np.array(wok),
+        "win_y": np.array(wy, dtype=np.int8),
+        "win_start": np.array(wstart, dtype=np.int64),
+    }
+
+
+def ltafdb_rr_windows(data_dir: str | Path, name: str, max_windows: int = 1500) -> dict[str, np.ndarray]:
+    """10-s windows of one LTAFDB record's annotated beat times: RR features and AF (rhythm at centre).
+
+    Windows are every 10 s; when there are more than ``max_windows`` an evenly spaced subset is kept
+    (deterministic), so each patient weighs about the same.
+    """
+    import wfdb
+
+    path = Path(data_dir) / "ltafdb" / name
+    hdr = wfdb.rdheader(str(path))
+    a = wfdb.rdann(str(path), "atr")
+    keep = np.asarray(a.sample) < hdr.sig_len  # record 30: a comment past the end
+    ann = from_lists(np.asarray(a.sample)[keep], np.asarray(a.symbol)[keep], np.asarray(a.aux_note)[keep])
+    fs = float(a.fs or hdr.fs)
+    n = round(WINDOW_S * fs)
+    is_beat = np.isin(ann.beat_symbols, list(BEAT_SYMBOLS))
+    beats = ann.beat_samples[is_beat]
+    is_v = np.isin(ann.beat_symbols[is_beat], list(V_BEATS))
+    starts = np.arange(0, hdr.sig_len - n + 1, n)
+    if starts.size > max_windows:
+        starts = starts[np.linspace(0, starts.size - 1, max_windows).round().astype(int)]
+    xs, ys, oks, xv, okv = [], [], [], [], []
+    zero = np.zeros(len(RR_FEATURES), dtype=np.float32)
+    for s in starts:
+        lo, hi = np.searchsorted(beats, [s, s + n])
+        b = beats[max(lo - 1, 0) : hi]  # the previous window's last beat gives the first interval
+        r = rr_features(np.diff(b) / fs)
+        xs.append(r if r is not None else zero)
+        oks.append(r is not None)
+        rv = rr_features(rr_between_kept(b, is_v[max(lo - 1, 0) : hi], fs))  # V beats left out
+        xv.append(rv if rv is not None else zero)
+        okv.append(rv is not None)
+        ys.append(int(ann.rhythm_at(int(s + n // 2)) in AF_RHYTHMS))
+    return {
+        "x": np.array(xs, dtype=np.float32),
+        "ok": np.array(oks),
+        "x_nov": np.array(xv, dtype=np.float32),
+        "ok_nov": np.array(okv),
+        "af": np.array(ys, dtype=np.int8),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m training.beat_data", description=__doc__.split("\n\n")[0])
+    p.add_argument("--data", default="/work/shared/data")
+    p.add_argument("--out", default="runs/features")
+    p.add_argument("--records", help="comma-separated ids (default: all 80, e.g. mitdb/101,svdb/800)")
+    p.add_argument("--no-ltafdb", action="store_true")
+    p.add_argument("--no-signals", action="store_true", help="only the LTAFDB RR tables")
+    p.add_argument("--ltafdb", help="comma-separated LTAFDB records (default: all 84)")
+    p.add_argument("--ltafdb-windows", type=int, default=1500, help="at most this many windows per record")
+    p.add_argument("--frontends", default="pcf8591", help="pcf8591 and/or clean, comma-separated")
+    args = p.parse_args(argv)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    rids = args.records.split(",") if args.records else signal_records(args.data)
+    if args.no_signals:
+        rids = []
+    t0 = time.monotonic()
+    for rid in rids:
+        rec = load_signal_record(args.data, rid)
+        for tag in args.frontends.split(","):
+            f = record_features(rec, tag == "pcf8591")
+            np.savez_compressed(out / f"{rid.replace('/', '_')}_{tag}.npz", **f)
+        print(f"[{time.monotonic() - t0:6.0f} s] {rid}: {f['beat_y'].size} beats", flush=True)
+    if not args.no_ltafdb:
+        names = (
+            args.ltafdb.split(",")
+            if args.ltafdb
+            else (Path(args.data) / "ltafdb" / "RECORDS").read_text().split()
+        )
+        for name in names:
+            f = ltafdb_rr_windows(args.data, name, args.ltafdb_windows)
+            np.savez_compressed(out / f"ltafdb_{name}.npz", **f)
+        print(f"[{time.monotonic() - t0:6.0f} s] ltafdb: {len(names)} records", flush=True)
+    (out / "features.txt").write_text(
+        "beat: " + " ".join(BEAT_FEATURES) + "\nwindow: " + " ".join(RR_FEATURES) + "\n"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

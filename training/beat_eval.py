@@ -1,0 +1,203 @@
+"""Score a beat-aware bundle through the daemon's path: windows, beats (EC57 style) and per-patient error.
+
+    .venv/bin/python -m training.beat_eval ecgd/models/default.tflite --records mitdb/119,svdb/800
+
+Windows come from :func:`ecgd.offline.classify_recording` (non-overlapping 10-s windows from sample 0,
+the signal-quality gate on, one :class:`~ecgd.analysis.classifier.WindowClassifier` per record, so the
+patient's template is learned as the daemon learns it), with the 8-bit front end. Beats come from the
+reference annotations (``--beats reference``) or from the QRS detector (``--beats detector``, what
+``ecgd classify`` does). Needs no TensorFlow.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from training.evaluate import confusion, metrics_from_confusion
+from training.labels import LABELS, label_for_window
+
+MATCH_S = 0.15  # a detected beat within this of a reference beat is that beat (EC57)
+BEAT_CLASSES = ("N", "S", "V")
+ANCHORS = {
+    "de Chazal 2004": {"VEB": (77.7, 81.9), "SVEB": (75.9, 38.5)},
+    "Zhang 2014": {"VEB": (85.5, 92.7), "SVEB": (79.1, 36.0)},
+}
+
+
+def score_records(
+    model_path: str | Path, data_dir: str | Path, rids: Sequence[str], beats: str = "reference"
+) -> tuple[list[dict], list[dict]]:
+    """Window rows and per-record beat confusion rows for ``rids`` through the daemon's path."""
+    from ecgd.analysis.model import load_model
+    from ecgd.io.frontend import AnalogFrontEnd
+    from ecgd.io.records import Recording
+    from ecgd.offline import classify_recording
+    from training.beat_data import FS, beat_class, load_signal_record
+
+    model = load_model(model_path)
+    windows, beat_rows = [], []
+    for rid in rids:
+        rec = load_signal_record(data_dir, rid)
+        ann = rec.ann
+        ref = ann.beat_samples if beats == "reference" else None
+        recording = Recording(rec.mv, FS, rid, "ECG")
+        found_seq, found_lab = [], []
+        for w in classify_recording(recording, model, 10.0, AnalogFrontEnd(), beat_positions=ref):
+            if w.get("beat_seq") is not None:
+                found_seq.append(np.asarray(w["beat_seq"], dtype=np.int64))
+                found_lab.append(np.asarray(list(w["beat_labels"])))
+            truth = label_for_window(ann, w["start"], w["end"])
+            if truth is None:
+                continue
+            windows.append(
+                {
+                    "record": rid,
+                    "start": int(w["start"]),
+                    "truth": truth,
+                    "pred": w["label"],
+                    "learning": w.get("learning"),
+                }
+            )
+        seq = np.concatenate(found_seq) if found_seq else np.zeros(0, dtype=np.int64)
+        lab = np.concatenate(found_lab) if found_lab else np.zeros(0, dtype="<U1")
+        ref_cls = beat_class(ann.beat_symbols)
+        beat_rows.append({"record": rid, **beat_confusion(ann.beat_samples, ref_cls, seq, lab, FS)})
+    return windows, beat_rows
+
+
+def beat_confusion(
+    ref_seq: np.ndarray, ref_cls: np.ndarray, seq: np.ndarray, labels: np.ndarray, fs: float
+) -> dict:
+    """Matched beats [reference N/S/V/other][output N/S/V/Q/missed] plus unmatched outputs per label."""
+    m = np.zeros((4, 5), dtype=np.int64)  # rows N S V other; cols N S V Q missed
+    extra = np.zeros(4, dtype=np.int64)  # outputs matching no reference beat: N S V Q
+    cols = {"N": 0, "S": 1, "V": 2, "Q": 3}
+    tol = round(MATCH_S * fs)
+    used = np.zeros(ref_seq.size, dtype=bool)
+    out_ref = np.full(seq.size, -1)
+    if ref_seq.size and seq.size:
+        j = np.clip(np.searchsorted(ref_seq, seq), 1, ref_seq.size - 1)
+        near = np.where(np.abs(ref_seq[j - 1] - seq) <= np.abs(ref_seq[j] - seq), j - 1, j)
+        ok = np.abs(ref_seq[near] - seq) <= tol
+        for i in np.flatnonzero(ok):  # one output per reference beat
+            if not used[near[i]]:
+                used[near[i]] = True
+                out_ref[i] = near[i]
+    for i, r in enumerate(out_ref):
+        c = cols.get(str(labels[i]), 3)
+        if r < 0:
+            extra[c] += 1
+        else:
+            row = int(ref_cls[r]) if ref_cls[r] >= 0 else 3
+            m[row, c] += 1
+    for r in np.flatnonzero(~used):
+        m[int(ref_cls[r]) if ref_cls[r] >= 0 else 3, 4] += 1
+    return {"matched": m.tolist(), "unmatched": extra.tolist()}
+
+
+def beat_metrics(rows: Iterable[dict]) -> dict:
+    """EC57-style gross VEB and SVEB Se / +P (and N), over the summed confusion of all records.
+
+    Se = reference beats of the class labelled as it / all reference beats of the class (missed ones
+    count against); +P = outputs of the class that are that class / all outputs of the class, unmatched
+    detections included (reference beats outside N/S/V, e.g. fusion or paced, are not counted).
+    """
+    m = np.zeros((4, 5), dtype=np.int64)
+    extra = np.zeros(4, dtype=np.int64)
+    for r in rows:
+        m += np.asarray(r["matched"])
+        extra += np.asarray(r["unmatched"])
+    out = {"confusion": m.tolist(), "unmatched": extra.tolist()}
+    for name, c in (("N", 0), ("SVEB", 1), ("VEB", 2)):
+        tp = int(m[c, c])
+        se_den = int(m[c].sum())
+        ppv_den = int(m[:3, c].sum() + extra[c])
+        out[name] = {
+            "se": tp / se_den if se_den else None,
+            "ppv": tp / ppv_den if ppv_den else None,
+            "n": se_den,
+            "tp": tp,
+        }
+    return out
+
+
+def window_metrics(rows: list[dict]) -> dict:
+    """Window Se / +P per class, macro-F1, and the per-patient error distribution."""
+    out = metrics_from_confusion(confusion(rows))
+    per = {}
+    for rid in sorted({r["record"] for r in rows}):
+        rr = [r for r in rows if r["record"] == rid]
+        wrong = sum(r["pred"] != r["truth"] for r in rr)
+        per[rid] = {"windows": len(rr), "wrong": wrong, "error": wrong / len(rr)}
+    err = np.array([v["error"] for v in per.values()])
+    out["per_patient"] = per
+    out["patients"] = len(per)
+    out["patients_over_10pct"] = int(np.sum(err > 0.10))
+    out["patients_over_20pct"] = int(np.sum(err > 0.20))
+    return out
+
+
+def af_metrics(y: np.ndarray, p: np.ndarray, ok: np.ndarray, threshold: float) -> dict:
+    """AF per window: Se and Sp (windows with too few beats are called not-AF)."""
+    pred = ok & (p >= threshold)
+    y = y.astype(bool)
+    tp, fn = int(np.sum(pred & y)), int(np.sum(~pred & y))
+    tn, fp = int(np.sum(~pred & ~y)), int(np.sum(pred & ~y))
+    return {
+        "se": tp / max(tp + fn, 1),
+        "sp": tn / max(tn + fp, 1),
+        "ppv": tp / max(tp + fp, 1),
+        "af_windows": tp + fn,
+        "other_windows": tn + fp,
+    }
+
+
+def format_report(wm: dict, bm: dict, af: dict | None = None) -> str:
+    lines = ["| class | windows | Se % | +P % |", "|---|---:|---:|---:|"]
+    for lab in LABELS:
+        c = wm["per_class"][lab]
+        lines.append(f"| {lab} | {c['n']} | {_p(c['se'])} | {_p(c['ppv'])} |")
+    lines.append(
+        f"macro-F1 {wm['macro_f1']:.3f}; patients with > 10 % windows wrong: {wm['patients_over_10pct']}"
+        f", > 20 %: {wm['patients_over_20pct']} of {wm['patients']}"
+    )
+    lines.append("| beats | reference | Se % | +P % |")
+    lines.append("|---|---:|---:|---:|")
+    for k in ("N", "SVEB", "VEB"):
+        lines.append(f"| {k} | {bm[k]['n']} | {_p(bm[k]['se'])} | {_p(bm[k]['ppv'])} |")
+    if af:
+        lines.append(f"AF per 10-s window (LTAFDB RR): Se {_p(af['se'])} %, Sp {_p(af['sp'])} %")
+    return "\n".join(lines)
+
+
+def _p(x: float | None) -> str:
+    return "–" if x is None else f"{100 * x:.1f}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    from training.beat_data import signal_records
+
+    p = argparse.ArgumentParser(prog="python -m training.beat_eval", description=__doc__.split("\n\n")[0])
+    p.add_argument("model", help="the bundle's .tflite (its .json beside it)")
+    p.add_argument("--data", default="/work/shared/data")
+    p.add_argument("--records", help="comma-separated ids (default: all 80)")
+    p.add_argument("--beats", choices=("reference", "detector"), default="reference")
+    p.add_argument("--out", help="write metrics JSON here")
+    args = p.parse_args(argv)
+    rids = args.records.split(",") if args.records else list(signal_records(args.data))
+    windows, beats = score_records(args.model, args.data, rids, args.beats)
+    wm, bm = window_metrics(windows), beat_metrics(beats)
+    print(format_report(wm, bm))
+    if args.out:
+        Path(args.out).write_text(json.dumps({"windows": wm, "beats": bm}, indent=1) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

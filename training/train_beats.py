@@ -1,0 +1,522 @@
+"""Train, cross-validate and ship the beat-aware model bundle ``ecgd-rhythm@2.0.0``.
+
+    .venv/bin/python -m training.beat_data --out runs/features            # features (no TF), ~10 min
+    .venv-train/bin/python -m training.train_beats --features runs/features --out runs/beats [--ship]
+
+1. Patient-wise 5-fold CV over the 80 patients with signals (MIT-BIH DS1 + SVDB; folds by record,
+   the two AF records of DS1 in different folds) and, for the AF model, over LTAFDB's 84 patients
+   (its own 5 folds by record, trained together with the signal folds). Each fold's two graphs are
+   exported to TFLite and the held-out records scored through the daemon's path
+   (:mod:`training.beat_eval`: 8-bit front end, reference beats and the QRS detector).
+2. The shipped bundle is trained on everything with the same recipe and seed.
+
+Beat model: standardised :data:`BEAT_FEATURES` -> dense 32 -> dense 32 -> softmax N/S/V, class-balanced
+weights (capped). AF model: standardised :data:`RR_FEATURES` -> dense 16 -> dense 8 -> sigmoid.
+Seeds are fixed (fold k: seed + 1 + k).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import shlex
+import shutil
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ecgd.analysis.beat_features import BEAT_FEATURES, RelearnSettings
+from ecgd.analysis.rhythm import RR_FEATURES, rr_between_kept, rr_features
+from training import beat_eval
+from training.labels import ABNORMAL, LABELS
+
+REPO = Path(__file__).resolve().parent.parent
+NAME, VERSION = "ecgd-rhythm", "2.0.0"
+AF_RECORDS = ("mitdb/201", "mitdb/203")
+TRAINING_DATA = (
+    "MIT-BIH Arrhythmia Database v1.0.0 (doi:10.13026/C2F305), DS1 of de Chazal et al. 2004 (22 records, "
+    "MLII); MIT-BIH Supraventricular Arrhythmia Database v1.0.0 (doi:10.13026/C2V30W, 58 records, ECG1); "
+    "Long-Term AF Database v1.0.0 (doi:10.13026/C2QG6Q, 84 records, beat annotations only); all PhysioNet, "
+    "ODC-By 1.0. Cite: Moody GB, Mark RG, IEEE EMB 20(3):45-50, 2001; Greenwald SD, Patil RS, Mark RG, "
+    "Computers in Cardiology 1990:461-464; Petrutiu S, Sahakian AV, Swiryn S, Europace 9:466-470, 2007; "
+    "Goldberger AL et al., Circulation 101(23):e215-e220, 2000."
+)
+
+
+@dataclass
+class BeatTrainConfig:
+    seed: int = 0
+    folds: int = 5
+    beat_epochs: int = 12
+    af_epochs: int = 10
+    batch_size: int = 256
+    learning_rate: float = 2e-3
+    hidden: tuple[int, ...] = (32, 32)
+    af_hidden: tuple[int, ...] = (16, 8)
+    class_weight_cap: float = 20.0
+    frontends: tuple[str, ...] = ("pcf8591",)  # feature tables trained on
+    rr_exclude_v: bool = False  # AF features from the intervals between non-V beats (reference V in training)
+
+
+def patient_folds(rids: list[str], k: int, seed: int) -> list[list[str]]:
+    """Records dealt to ``k`` folds in a seeded order; the DS1 AF records go to different folds."""
+    rest = sorted(r for r in rids if r not in AF_RECORDS)
+    rng = np.random.default_rng(seed)
+    rest = [rest[i] for i in rng.permutation(len(rest))]
+    folds: list[list[str]] = [[] for _ in range(k)]
+    for i, r in enumerate([r for r in AF_RECORDS if r in rids] + rest):
+        folds[i % k].append(r)
+    return folds
+
+
+def load_tables(features: Path, rids: list[str], tag: str) -> dict[str, dict[str, np.ndarray]]:
+    return {r: dict(np.load(features / f"{r.replace('/', '_')}_{tag}.npz")) for r in rids}
+
+
+def beat_xy(tables: dict[str, dict], rids: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    xs, ys = [], []
+    for r in rids:
+        t = tables[r]
+        ok = (t["beat_y"] >= 0) & np.isfinite(t["beat_x"]).all(axis=1)
+        xs.append(t["beat_x"][ok])
+        ys.append(t["beat_y"][ok])
+    return np.concatenate(xs), np.concatenate(ys).astype(np.int64)
+
+
+def window_rr(t: dict, exclude_v: bool) -> tuple[np.ndarray, np.ndarray]:
+    """A record's window RR features and their validity; with ``exclude_v`` recomputed from the beat rows
+    (reference positions) without the reference V beats."""
+    if not exclude_v:
+        return t["win_x"], t["win_ok"]
+    xs, oks = [], []
+    zero = np.zeros(len(RR_FEATURES), dtype=np.float32)
+    for k in range(t["win_y"].size):
+        idx = np.flatnonzero(t["beat_win"] == k)
+        if idx.size and idx[0] > 0:
+            idx = np.concatenate(([idx[0] - 1], idx))
+        r = (
+            rr_features(rr_between_kept(t["beat_seq"][idx], t["beat_y"][idx] == 2, 360.0))
+            if idx.size
+            else None
+        )
+        xs.append(r if r is not None else zero)
+        oks.append(r is not None)
+    return np.array(xs, dtype=np.float32), np.array(oks)
+
+
+def af_xy(
+    tables: dict[str, dict],
+    rids: list[str],
+    ltaf: dict[str, dict],
+    lnames: list[str],
+    exclude_v: bool = False,
+):
+    xs, ys = [], []
+    for r in rids:
+        t = tables[r]
+        wx, wok = window_rr(t, exclude_v)
+        ok = wok & (t["win_y"] >= 0)
+        xs.append(wx[ok])
+        ys.append((t["win_y"][ok] == LABELS.index("AF")).astype(np.float32))
+    kx, kok = ("x_nov", "ok_nov") if exclude_v else ("x", "ok")
+    for n in lnames:
+        t = ltaf[n]
+        xs.append(t[kx][t[kok]])
+        ys.append(t["af"][t[kok]].astype(np.float32))
+    return np.concatenate(xs), np.concatenate(ys)
+
+
+def _mlp(n_in: int, hidden: tuple[int, ...], n_out: int, seed: int):
+    import keras
+
+    keras.utils.set_random_seed(seed)
+    inp = keras.Input(shape=(n_in,))
+    h = inp
+    for width in hidden:
+        h = keras.layers.Dense(width, activation="relu")(h)
+    out = keras.layers.Dense(n_out, activation="softmax" if n_out > 1 else "sigmoid")(h)
+    return keras.Model(inp, out)
+
+
+def fit_beat(x: np.ndarray, y: np.ndarray, cfg: BeatTrainConfig, seed: int):
+    import keras
+
+    mean, std = x.mean(axis=0), np.maximum(x.std(axis=0), 1e-3)
+    counts = np.bincount(y, minlength=3).astype(np.float64)
+    w = np.minimum(counts.sum() / (3 * np.maximum(counts, 1)), cfg.class_weight_cap)
+    model = _mlp(x.shape[1], cfg.hidden, 3, seed)
+    model.compile(optimizer=keras.optimizers.Adam(cfg.learning_rate), loss="sparse_categorical_crossentropy")
+    model.fit(
+        (x - mean) / std,
+        y,
+        batch_size=cfg.batch_size,
+        epochs=cfg.beat_epochs,
+        verbose=0,
+        shuffle=True,
+        class_weight={i: float(w[i]) for i in range(3)},
+    )
+    return model, mean, std
+
+
+def fit_af(x: np.ndarray, y: np.ndarray, cfg: BeatTrainConfig, seed: int):
+    import keras
+
+    mean, std = x.mean(axis=0), np.maximum(x.std(axis=0), 1e-3)
+    pos = max(float(y.mean()), 1e-3)
+    model = _mlp(x.shape[1], cfg.af_hidden, 1, seed)
+    model.compile(optimizer=keras.optimizers.Adam(cfg.learning_rate), loss="binary_crossentropy")
+    model.fit(
+        (x - mean) / std,
+        y,
+        batch_size=cfg.batch_size,
+        epochs=cfg.af_epochs,
+        verbose=0,
+        shuffle=True,
+        class_weight={0: 0.5 / (1 - pos), 1: 0.5 / pos},
+    )
+    return model, mean, std
+
+
+def to_tflite(model, path: Path) -> int:
+    """Float32 TFLite (dynamic batch; the daemon fixes it once at load) via a SavedModel."""
+    import tempfile
+
+    import tensorflow as tf
+
+    with tempfile.TemporaryDirectory() as tmp:
+        model.export(tmp, verbose=False)  # Keras 3: converting a SavedModel is the stable path
+        data = tf.lite.TFLiteConverter.from_saved_model(tmp).convert()
+    path.write_bytes(data)
+    return len(data)
+
+
+def export_bundle(
+    out: Path, beat, af, thr: dict[str, float], evaluation: dict, command: str, exclude_v: bool = False
+) -> Path:
+    """``default.tflite`` (beats), ``default-af.tflite`` and ``default.json`` in ``out``."""
+    out.mkdir(parents=True, exist_ok=True)
+    (bm, bmean, bstd), (am, amean, astd) = beat, af
+    b_bytes = to_tflite(bm, out / "default.tflite")
+    a_bytes = to_tflite(am, out / "default-af.tflite")
+    meta = {
+        "name": NAME,
+        "version": VERSION,
+        "kind": "beats",
+        "sample_rate_hz": 360,
+        "window_seconds": 10,
+        "input_units": "mV",
+        "normalisation": "none",
+        "labels": list(LABELS),
+        "abnormal_labels": list(ABNORMAL),
+        "beat_model": {
+            "file": "default.tflite",
+            "features": list(BEAT_FEATURES),
+            "mean": [round(float(v), 6) for v in bmean],
+            "std": [round(float(v), 6) for v in bstd],
+            "labels": ["N", "S", "V"],
+        },
+        "af_model": {
+            "file": "default-af.tflite",
+            "features": list(RR_FEATURES),
+            "mean": [round(float(v), 6) for v in amean],
+            "std": [round(float(v), 6) for v in astd],
+            "labels": ["AF"],
+        },
+        "af_threshold": thr["AF"],
+        "af_rr_exclude_v": exclude_v,
+        "beat_thresholds": {"S": thr["S"], "V": thr["V"]},
+        "relearn": dataclasses.asdict(RelearnSettings()),
+        "provenance": {
+            "training_data": TRAINING_DATA,
+            "code": "training/beat_data.py, training/train_beats.py",
+            "command": command,
+        },
+        "evaluation": {**evaluation, "model_bytes": b_bytes + a_bytes},
+    }
+    (out / "default.json").write_text(json.dumps(meta, indent=1) + "\n")
+    return out / "default.tflite"
+
+
+THRESHOLD_GRID = {
+    "S": (0.5, 0.6, 0.7, 0.8, 0.9, 0.95),
+    "V": (0.5, 0.6, 0.7, 0.8, 0.9, 0.95),
+    "AF": (0.3, 0.5, 0.7, 0.85),
+}
+
+
+def oof_tables(tables: dict[str, dict], rid: str, beat, af, exclude_v: bool = False) -> dict:
+    """One held-out record's beat probabilities and window AF probabilities from its feature table."""
+    t = dict(tables[rid])
+    t["win_x"], t["win_ok"] = window_rr(t, exclude_v)
+    ok = np.isfinite(t["beat_x"]).all(axis=1)
+    pb = np.zeros((ok.size, 3), dtype=np.float32)
+    if ok.any():
+        pb[ok] = beat[0].predict((t["beat_x"][ok] - beat[1]) / beat[2], batch_size=4096, verbose=0)
+    pa = af[0].predict((t["win_x"] - af[1]) / af[2], batch_size=4096, verbose=0)[:, 0]
+    return {"pb": pb, "judged": ok, "win": t["beat_win"], "pa": pa, "win_ok": t["win_ok"], "y": t["win_y"]}
+
+
+def window_predictions(o: dict, thr: dict[str, float]) -> np.ndarray:
+    """The classifier's window rule on table probabilities: AF > V > S > N (AF windows: S beats are N)."""
+    nw = o["y"].size
+    v = (o["pb"][:, 2] >= thr["V"]) & o["judged"]
+    sv = (o["pb"][:, 1] >= thr["S"]) & o["judged"] & ~v
+    any_v = np.zeros(nw, dtype=bool)
+    any_s = np.zeros(nw, dtype=bool)
+    any_v[o["win"][v]] = True
+    any_s[o["win"][sv]] = True
+    af = o["win_ok"] & (o["pa"] >= thr["AF"])
+    return np.where(af, 3, np.where(any_v, 2, np.where(any_s, 1, 0)))
+
+
+def choose_thresholds(oofs: list[dict]) -> tuple[dict[str, float], float]:
+    """The S / V / AF thresholds with the best window macro-F1 over ``oofs`` (ties: the first in the
+    grid, i.e. the lowest)."""
+    truth = np.concatenate([o["y"] for o in oofs])
+    keep = truth >= 0
+    best, best_f1 = None, -1.0
+    for ts in THRESHOLD_GRID["S"]:
+        for tv in THRESHOLD_GRID["V"]:
+            for ta in THRESHOLD_GRID["AF"]:
+                thr = {"S": ts, "V": tv, "AF": ta}
+                pred = np.concatenate([window_predictions(o, thr) for o in oofs])[keep]
+                t = truth[keep]
+                f1 = []
+                for c in np.unique(t):
+                    tp = np.sum((pred == c) & (t == c))
+                    f1.append(2 * tp / max(np.sum(pred == c) + np.sum(t == c), 1))
+                if np.mean(f1) > best_f1 + 1e-9:
+                    best, best_f1 = thr, float(np.mean(f1))
+    assert best is not None
+    return best, best_f1
+
+
+def run(args: argparse.Namespace) -> int:
+    cfg = BeatTrainConfig(seed=args.seed)
+    if args.beat_epochs:
+        cfg.beat_epochs = args.beat_epochs
+    if args.af_epochs:
+        cfg.af_epochs = args.af_epochs
+    if args.folds:
+        cfg.folds = args.folds
+    cfg.rr_exclude_v = args.rr_exclude_v
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    features = Path(args.features)
+    command = " ".join(
+        shlex.quote(a) for a in [".venv-train/bin/python", "-m", "training.train_beats", *sys.argv[1:]]
+    )
+    t0 = time.monotonic()
+
+    def log(msg: str) -> None:
+        line = f"[{(time.monotonic() - t0) / 60:5.1f} min] {msg}"
+        print(line, flush=True)
+        with (out / "log.txt").open("a") as f:
+            f.write(line + "\n")
+
+    rids = (
+        args.records.split(",")
+        if args.records
+        else sorted(
+            p.name[: -len("_pcf8591.npz")].replace("_", "/", 1) for p in features.glob("*_pcf8591.npz")
+        )
+    )
+    lnames = sorted(p.stem[len("ltafdb_") :] for p in features.glob("ltafdb_*.npz"))
+    tables = {tag: load_tables(features, rids, tag) for tag in cfg.frontends}
+    ltaf = {n: dict(np.load(features / f"ltafdb_{n}.npz")) for n in lnames}
+    folds = patient_folds(rids, cfg.folds, cfg.seed)
+    lfolds = [lnames[k :: cfg.folds] for k in range(cfg.folds)]
+    (out / "config.json").write_text(json.dumps({"command": command, **dataclasses.asdict(cfg)}, indent=1))
+    log(f"{len(rids)} signal records, {len(lnames)} LTAFDB records; folds {folds}")
+    # 1. per fold: train on the other folds, predict the held-out records' feature tables
+    models, oof = [], {}
+    af_y, af_p, af_ok = [], [], []
+    for k in [] if args.no_cv else range(cfg.folds):
+        train = [r for r in rids if r not in folds[k]]
+        ltrain = [n for n in lnames if n not in lfolds[k]]
+        bx, by = _cat([beat_xy(tables[t], train) for t in cfg.frontends])
+        ax, ay = _cat([af_xy(tables[t], train, ltaf, ltrain, cfg.rr_exclude_v) for t in cfg.frontends])
+        beat = fit_beat(bx, by, cfg, cfg.seed + 1 + k)
+        af = fit_af(ax, ay, cfg, cfg.seed + 1 + k)
+        models.append((beat, af))
+        for r in folds[k]:
+            oof[r] = oof_tables(tables["pcf8591"], r, beat, af, cfg.rr_exclude_v)
+        for n in lfolds[k]:  # AF on held-out LTAFDB patients' RR series
+            t = ltaf[n]
+            kx, kok = ("x_nov", "ok_nov") if cfg.rr_exclude_v else ("x", "ok")
+            af_y.append(t["af"])
+            af_p.append(af[0].predict((t[kx] - af[1]) / af[2], batch_size=4096, verbose=0)[:, 0])
+            af_ok.append(t[kok])
+        log(f"fold {k + 1}: trained on {len(bx)} beats, {len(ax)} RR windows")
+    # 2. nested thresholds (each fold's from the other folds' held-out predictions), 3. daemon-path scoring
+    windows, beats_ref, beats_det, fold_thr = [], [], [], []
+    for k in range(len(models)):
+        others = [oof[r] for j in range(cfg.folds) if j != k for r in folds[j]]
+        thr, f1 = choose_thresholds(others)
+        fold_thr.append(thr)
+        path = export_bundle(
+            out / f"fold{k + 1}", *models[k], thr, {"protocol": "one CV fold"}, command, cfg.rr_exclude_v
+        )
+        w, b = beat_eval.score_records(path, args.data, folds[k], "reference")
+        windows += w
+        beats_ref += b
+        wm = beat_eval.window_metrics(w)
+        log(
+            f"fold {k + 1}: thresholds {thr} (other folds' F1 {f1:.3f}); held-out macro-F1 "
+            f"{wm['macro_f1']:.3f} "
+            + " ".join(f"{c} {_p(wm['per_class'][c]['se'])}/{_p(wm['per_class'][c]['ppv'])}" for c in LABELS)
+        )
+        if not args.no_detector:
+            _, bd = beat_eval.score_records(path, args.data, folds[k], "detector")
+            beats_det += bd
+        (out / "cv_rows.json").write_text(
+            json.dumps({"windows": windows, "beats_reference": beats_ref, "beats_detector": beats_det}) + "\n"
+        )
+    evaluation: dict = {"protocol": "no cross-validation run"}
+    final_thr = {"S": 0.5, "V": 0.5, "AF": 0.5}
+    if windows:
+        final_thr, _ = choose_thresholds(list(oof.values()))
+        wm = beat_eval.window_metrics(windows)
+        bm = beat_eval.beat_metrics(beats_ref)
+        bd = beat_eval.beat_metrics(beats_det) if beats_det else None
+        afm_nested = None
+        if af_y:
+            lf = [n for k in range(cfg.folds) for n in lfolds[k]]
+            thr_per = np.concatenate(
+                [np.full(ltaf[n]["af"].size, fold_thr[k]["AF"]) for k in range(cfg.folds) for n in lfolds[k]]
+            )
+            assert len(lf) == len(af_y)
+            afm_nested = beat_eval.af_metrics(
+                np.concatenate(af_y), np.concatenate(af_p) - thr_per + 0.5, np.concatenate(af_ok), 0.5
+            )
+        log("CV (reference beats, 8-bit front end):\n" + beat_eval.format_report(wm, bm, afm_nested))
+        if bd:
+            log(
+                f"beats through the QRS detector: VEB {_p(bd['VEB']['se'])}/{_p(bd['VEB']['ppv'])} "
+                f"SVEB {_p(bd['SVEB']['se'])}/{_p(bd['SVEB']['ppv'])}"
+            )
+        evaluation = {
+            "protocol": (
+                f"patient-wise {cfg.folds}-fold CV over {len(rids)} patients (MIT-BIH DS1 + SVDB), "
+                "each fold's TFLite bundle (thresholds chosen on the other folds' held-out predictions) "
+                "scored through the daemon's path (ecgd.offline.classify_recording, 8-bit front end, "
+                "quality gate on, non-overlapping 10-s windows, reference beat positions); AF also on "
+                f"LTAFDB's {len(lnames)} patients' RR series (5 folds by patient)"
+            ),
+            "frontend": "pcf8591-8bit",
+            "folds": folds,
+            "fold_thresholds": fold_thr,
+            "windows": wm["windows"],
+            "per_class": wm["per_class"],
+            "macro_f1": wm["macro_f1"],
+            "confusion": wm["confusion"],
+            "patients": wm["patients"],
+            "patients_over_10pct": wm["patients_over_10pct"],
+            "patients_over_20pct": wm["patients_over_20pct"],
+            "per_patient_error": {r: round(v["error"], 4) for r, v in wm["per_patient"].items()},
+            "beats_reference": {k: bm[k] for k in ("N", "SVEB", "VEB")},
+            "beats_detector": {k: bd[k] for k in ("N", "SVEB", "VEB")} if bd else None,
+            "af_ltafdb": afm_nested,
+            "anchors": beat_eval.ANCHORS,
+        }
+        (out / "cv_metrics.json").write_text(json.dumps(evaluation, indent=1) + "\n")
+        _plots(out, wm, evaluation)
+    if args.no_final:
+        return 0
+    bx, by = _cat([beat_xy(tables[t], rids) for t in cfg.frontends])
+    ax, ay = _cat([af_xy(tables[t], rids, ltaf, lnames, cfg.rr_exclude_v) for t in cfg.frontends])
+    beat = fit_beat(bx, by, cfg, cfg.seed)
+    af = fit_af(ax, ay, cfg, cfg.seed)
+    path = export_bundle(out / "final", beat, af, final_thr, evaluation, command, cfg.rr_exclude_v)
+    size = json.loads((path.parent / "default.json").read_text())["evaluation"]["model_bytes"]
+    log(f"final bundle {path.parent}: {size} bytes, thresholds {final_thr}")
+    if args.ship:
+        ship(out)
+        log(f"shipped {out / 'final'} to ecgd/models/")
+    return 0
+
+
+def ship(run_dir: Path) -> None:
+    dest = REPO / "ecgd" / "models"
+    for name in ("default.tflite", "default-af.tflite", "default.json"):
+        shutil.copyfile(run_dir / "final" / name, dest / name)
+    docs = REPO / "docs" / "model"
+    docs.mkdir(parents=True, exist_ok=True)
+    for name in ("confusion.png", "per_patient.png"):
+        if (run_dir / name).exists():
+            shutil.copyfile(run_dir / name, docs / name)
+
+
+def _plots(out: Path, wm: dict, ev: dict) -> None:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return
+    m = np.array(wm["confusion"])
+    fig, ax = plt.subplots(figsize=(5.5, 4.2))
+    ax.imshow(m / np.maximum(m.sum(axis=1, keepdims=True), 1), cmap="Blues", vmin=0, vmax=1)
+    cols = wm["confusion_columns"]
+    ax.set_xticks(range(len(cols)), cols)
+    ax.set_yticks(range(len(LABELS)), LABELS)
+    for i in range(m.shape[0]):
+        for j in range(m.shape[1]):
+            ax.text(j, i, str(m[i, j]), ha="center", va="center", fontsize=8)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("reference")
+    ax.set_title(f"{NAME}@{VERSION}: patient-wise CV, {wm['windows']} windows")
+    fig.tight_layout()
+    fig.savefig(out / "confusion.png", dpi=110)
+    plt.close(fig)
+    per = sorted(wm["per_patient"].items(), key=lambda kv: -kv[1]["error"])
+    fig, ax = plt.subplots(figsize=(12, 3.6))
+    ax.bar(range(len(per)), [100 * v["error"] for _, v in per], color="tab:red")
+    ax.axhline(20, color="k", lw=0.8, ls="--")
+    ax.axhline(10, color="k", lw=0.5, ls=":")
+    ax.set_xticks(
+        range(len(per)), [r.split("/")[0][0] + r.split("/")[1] for r, _ in per], rotation=90, fontsize=6
+    )
+    ax.set_ylabel("% windows wrong")
+    ax.set_title(
+        f"per-patient error (CV): {ev['patients_over_20pct']} of {ev['patients']} patients > 20 %, "
+        f"{ev['patients_over_10pct']} > 10 % (m = mitdb, s = svdb)"
+    )
+    fig.tight_layout()
+    fig.savefig(out / "per_patient.png", dpi=110)
+    plt.close(fig)
+
+
+def _cat(parts):
+    return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+
+
+def _p(x: float | None) -> str:
+    return "–" if x is None else f"{100 * x:.1f}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m training.train_beats", description=__doc__.split("\n\n")[0])
+    p.add_argument("--data", default="/work/shared/data")
+    p.add_argument("--features", default="runs/features")
+    p.add_argument("--out", default="runs/beats")
+    p.add_argument("--records", help="comma-separated signal record ids (default: all feature tables)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--beat-epochs", type=int)
+    p.add_argument("--af-epochs", type=int)
+    p.add_argument("--folds", type=int, help="number of patient folds (default 5)")
+    p.add_argument("--rr-exclude-v", action="store_true", help="AF from the RR between non-V beats only")
+    p.add_argument("--no-cv", action="store_true")
+    p.add_argument("--no-final", action="store_true")
+    p.add_argument("--no-detector", action="store_true", help="score beats with reference positions only")
+    p.add_argument("--ship", action="store_true", help="copy the final bundle to ecgd/models/")
+    return run(p.parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
