@@ -166,6 +166,8 @@ def label_beats(
         raise ValueError(f"{model.metadata.ident} is not a beat-aware model: it cannot label beats")
     beats = np.asarray(beat_seqs, dtype=np.int64)
     x = np.asarray(mv, dtype=np.float32)
+    ok = np.isfinite(x)  # a recording's gaps (NaN): those windows are not judged, their beats stay Q
+    x = np.where(ok, x, 0.0).astype(np.float32)
     out = np.full(beats.size, "Q", dtype="<U1")
     n = round(window_seconds * fs)
     classifier = WindowClassifier(model, fs, quality or QualitySettings(), rails_mv, max_missing_fraction=0.0)
@@ -177,7 +179,13 @@ def label_beats(
         lo, hi = np.searchsorted(beats, [max(start, beats[done - 1] + 1 if done else start), start + n])
         if hi <= lo:
             continue
-        c = classifier.classify(x[start : start + n], None, start, beats[np.searchsorted(beats, start) : hi])
+        w_ok = ok[start : start + n]
+        c = classifier.classify(
+            x[start : start + n],
+            None if w_ok.all() else w_ok,
+            start,
+            beats[np.searchsorted(beats, start) : hi],
+        )
         if c.beats is not None and c.beats.seq.size:
             # the classifier refines positions by ≤ 50 ms: map its beats back to the given ones
             j = np.clip(np.searchsorted(c.beats.seq, beats[lo:hi]), 1, max(c.beats.seq.size - 1, 1))

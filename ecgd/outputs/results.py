@@ -119,10 +119,10 @@ def result_record(
         message = f"ECG {label} ({c.confidence:.2f}) {fields['window_start']} – {fields['window_end']}"
         if missing:
             message += f", {missing} missing samples"
-        if fields["heart_rate_bpm"] is not None:
-            message += f", HR {fields['heart_rate_bpm']:.0f} bpm"
         if c.learning:
             message += ", still learning this patient's dominant beat"
+        if fields["heart_rate_bpm"] is not None:
+            message += f", HR {fields['heart_rate_bpm']:.0f} bpm"
     else:
         message = f"ECG {label}: {reason} ({fields['window_start']} – {fields['window_end']})"
     priority = WARNING if abnormal or not classified else INFO
