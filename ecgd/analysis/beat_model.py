@@ -21,6 +21,7 @@ import numpy as np
 from ecgd.analysis.beat_features import BEAT_FEATURES
 from ecgd.analysis.model import (
     NATIVE_NOISE,
+    MetadataFacts,
     ModelError,
     ModelMetadata,
     _native_stderr_without,
@@ -153,7 +154,7 @@ class _Graph:
         return out
 
 
-class BeatRhythmModel:
+class BeatRhythmModel(MetadataFacts):
     """The loaded bundle; the same attributes the daemon reads from a waveform :class:`Model`."""
 
     kind = "beats"
@@ -175,18 +176,6 @@ class BeatRhythmModel:
         af_path = (meta_dir or path.parent) / metadata.af.file
         self.beat_graph = _Graph(path, metadata.beat, cls, num_threads, BEAT_BATCH)
         self.af_graph = _Graph(af_path, metadata.af, cls, num_threads, 1)
-
-    @property
-    def labels(self) -> tuple[str, ...]:
-        return self.metadata.labels
-
-    @property
-    def sample_rate_hz(self) -> float:
-        return self.metadata.sample_rate_hz
-
-    @property
-    def window_samples(self) -> int:
-        return self.metadata.window_samples
 
     @property
     def input_dtype(self) -> str:

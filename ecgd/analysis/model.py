@@ -154,7 +154,25 @@ def interpreter_class(prefer: str | None = None) -> tuple[type, str]:
     raise ModelError("no TFLite interpreter installed: pip install ai-edge-litert (or tflite-runtime)")
 
 
-class Model:
+class MetadataFacts:
+    """What every kind of model says of itself, from its metadata (the classifier reads these)."""
+
+    metadata: ModelMetadata
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        return self.metadata.labels
+
+    @property
+    def sample_rate_hz(self) -> float:
+        return self.metadata.sample_rate_hz
+
+    @property
+    def window_samples(self) -> int:
+        return self.metadata.window_samples
+
+
+class Model(MetadataFacts):
     """One loaded model; ``predict`` takes a window in mV at the model's rate."""
 
     def __init__(
@@ -209,18 +227,6 @@ class Model:
             return None
         scale, zero = d["quantization"]
         return (float(scale) or 1.0, int(zero))
-
-    @property
-    def labels(self) -> tuple[str, ...]:
-        return self.metadata.labels
-
-    @property
-    def sample_rate_hz(self) -> float:
-        return self.metadata.sample_rate_hz
-
-    @property
-    def window_samples(self) -> int:
-        return self.metadata.window_samples
 
     @property
     def input_dtype(self) -> str:
