@@ -20,12 +20,11 @@ import numpy as np
 
 from ecgd.analysis.beat_features import BEAT_FEATURES
 from ecgd.analysis.model import (
-    NATIVE_NOISE,
     MetadataFacts,
     ModelError,
     ModelMetadata,
-    _native_stderr_without,
     interpreter_class,
+    open_interpreter,
 )
 from ecgd.analysis.rhythm import RR_FEATURES
 
@@ -107,18 +106,7 @@ class _Graph:
     """A fixed-batch feature graph: [batch, features] float32 in, [batch, classes] probabilities out."""
 
     def __init__(self, path: Path, spec: FeatureGraph, cls: type, num_threads: int, batch: int) -> None:
-        try:
-            data = path.read_bytes()
-        except OSError as exc:
-            raise ModelError(f"{path}: cannot read model: {exc.strerror}") from None
-        if len(data) < 8 or data[4:8] != b"TFL3":
-            raise ModelError(f"{path}: not a TFLite model (no 'TFL3' identifier; {len(data)} bytes)")
-        try:
-            with _native_stderr_without(NATIVE_NOISE):
-                self._interp = cls(model_content=data, num_threads=num_threads)
-                self._interp.allocate_tensors()
-        except (ValueError, RuntimeError) as exc:
-            raise ModelError(f"{path}: the TFLite interpreter refused the model: {exc}") from None
+        self._interp = open_interpreter(path, cls, num_threads)
         ins, outs = self._interp.get_input_details(), self._interp.get_output_details()
         if len(ins) != 1 or len(outs) != 1 or len(ins[0]["shape"]) != 2:
             raise ModelError(f"{path}: expected one [batch, features] input and one output tensor")
@@ -138,7 +126,7 @@ class _Graph:
             )
         self.batch = batch
         self.spec = spec
-        self.bytes = len(data)
+        self.bytes = path.stat().st_size
         self._buf = np.zeros((batch, n_feat), dtype=np.float32)
 
     def __call__(self, x: np.ndarray) -> np.ndarray:

@@ -154,6 +154,24 @@ def interpreter_class(prefer: str | None = None) -> tuple[type, str]:
     raise ModelError("no TFLite interpreter installed: pip install ai-edge-litert (or tflite-runtime)")
 
 
+def open_interpreter(path: Path, cls: type, num_threads: int = 1) -> Any:
+    """A TFLite interpreter on ``path`` with its tensors allocated; ``ModelError`` naming the file and
+    the problem when it cannot be read, is not a TFLite file, or the runtime refuses it."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ModelError(f"{path}: cannot read model: {exc.strerror}") from None
+    if len(data) < 8 or data[4:8] != b"TFL3":
+        raise ModelError(f"{path}: not a TFLite model (no 'TFL3' identifier; {len(data)} bytes)")
+    try:
+        with _native_stderr_without(NATIVE_NOISE):
+            interp = cls(model_content=data, num_threads=num_threads)
+            interp.allocate_tensors()
+    except (ValueError, RuntimeError) as exc:
+        raise ModelError(f"{path}: the TFLite interpreter refused the model: {exc}") from None
+    return interp
+
+
 class MetadataFacts:
     """What every kind of model says of itself, from its metadata (the classifier reads these)."""
 
@@ -181,18 +199,7 @@ class Model(MetadataFacts):
         self.path = path
         self.metadata = metadata
         cls, self.backend = interpreter_class(backend)
-        try:
-            data = path.read_bytes()
-        except OSError as exc:
-            raise ModelError(f"{path}: cannot read model: {exc.strerror}") from None
-        if len(data) < 8 or data[4:8] != b"TFL3":
-            raise ModelError(f"{path}: not a TFLite model (no 'TFL3' identifier; {len(data)} bytes)")
-        try:
-            with _native_stderr_without(NATIVE_NOISE):
-                self._interp = cls(model_content=data, num_threads=num_threads)
-                self._interp.allocate_tensors()
-        except (ValueError, RuntimeError) as exc:
-            raise ModelError(f"{path}: the TFLite interpreter refused the model: {exc}") from None
+        self._interp = open_interpreter(path, cls, num_threads)
         inputs, outputs = self._interp.get_input_details(), self._interp.get_output_details()
         if len(inputs) != 1 or len(outputs) != 1:
             raise ModelError(
