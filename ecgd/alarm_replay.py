@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -18,20 +19,16 @@ from typing import Any
 import numpy as np
 
 from ecgd.analysis.alarms import AlarmEngine, AlarmEvent, AlarmSettings
-from ecgd.analysis.beats import BLOCK_S, BeatSettings, BeatTracker  # BLOCK_S: the worker's step
+from ecgd.analysis.beat_labels import BeatLabeller
+from ecgd.analysis.beats import (  # BLOCK_S: the worker's step
+    BLOCK_S,
+    BeatSettings,
+    BeatTracker,
+    confirmation_delay,
+)
 from ecgd.analysis.qrs import QrsDetector, QrsSettings
 from ecgd.analysis.quality import QualitySettings, adc_rails_mv
 from ecgd.io.frontend import AnalogFrontEnd
-
-
-def confirmation_delay(detector: QrsDetector, settings: QrsSettings) -> int:
-    """Samples after which an ordinary beat has been reported (the detector's look-ahead).
-
-    The detector's ``delay_samples`` also covers its search-back horizon (a missed beat found up to
-    2 s late). Waiting for that would make asystole 2 s later; a beat found by search-back lies in a
-    stretch that is not flat, which the engine's flat-line check sees anyway.
-    """
-    return max(0, detector.delay_samples - round(settings.horizon_s * detector.fs))
 
 
 def new_engine(
@@ -43,8 +40,10 @@ def new_engine(
     detector: QrsDetector,
     qrs: QrsSettings,
     id_prefix: str,
+    labelled_beats: bool = False,
 ) -> AlarmEngine:
-    """The engine as the daemon builds it (one place, so offline and live agree)."""
+    """The engine as the daemon builds it (one place, so offline and live agree); ``labelled_beats``
+    when a :class:`~ecgd.analysis.beat_labels.BeatLabeller` feeds it the beats' labels."""
     return AlarmEngine(
         fs,
         alarms,
@@ -55,6 +54,7 @@ def new_engine(
         rail_max_run_s=quality.rail_max_run_s,
         min_qrs_slope_mv_per_s=quality.qrs_min_slope_mv_per_s,
         id_prefix=id_prefix,
+        labelled_beats=labelled_beats,
     )
 
 
@@ -103,21 +103,33 @@ def replay(
     leads_off=None,
     qrs: QrsSettings | None = None,
     beat_settings: BeatSettings | None = None,
+    labeller: BeatLabeller | None = None,
+    verdict=None,
 ) -> Iterator[AlarmEvent]:
     """Every alarm event of a recording. ``classify(mv_window) -> (label, reason)`` gives the window
-    verdicts; ``leads_off(first, stop) -> reason | None`` plays the LO pins (tests).
+    verdicts, or None for a readable window whose verdict ``verdict(first, stop) -> (label, reason)``
+    draws from the beat labels once they are in; ``leads_off(first, stop) -> reason | None`` plays
+    the LO pins (tests).
 
     The beats come from the daemon's beat stage (``BeatTracker``), fed the same blocks and told about
-    unreadable windows when their last sample is in, as the daemon's worker does."""
+    unreadable windows when their last sample is in, as the daemon's worker does; ``labeller`` (a
+    beat-aware model's) labels them for the ventricular alarms, as in the daemon. The engine hears
+    each window verdict when the daemon would have it."""
     qrs = qrs or QrsSettings()
     tracker = BeatTracker(fs, qrs, beat_settings, keep_s=30.0)
-    engine = new_engine(fs, alarms, quality, rails_mv, 0, tracker.detector, qrs, id_prefix)
+    engine = new_engine(
+        fs, alarms, quality, rails_mv, 0, tracker.detector, qrs, id_prefix, labeller is not None
+    )
     block = max(1, round(BLOCK_S * fs))
     next_window = window_n
+    held: deque[tuple[int, int]] = deque()  # readable windows waiting for their beats' labels
     for start in range(0, mv.size, block):
         x = mv[start : start + block]
         new = tracker.feed(start, x)
         seqs = np.array([b.seq for b in new], dtype=np.int64)
+        labelled = (
+            None if labeller is None else labeller.feed(start, x, None, seqs, tracker.confirmed_until())
+        )
         widths = np.array([np.nan if b.width_ms is None else b.width_ms for b in new], dtype=np.float64)
         off = leads_off(start, start + x.size) if leads_off is not None else None
         yield from engine.feed(
@@ -127,14 +139,32 @@ def replay(
             _Beats(seqs, np.array([np.nan if b.rr_ms is None else b.rr_ms for b in new], dtype=np.float64)),
             off,
             widths_ms=widths,
+            labelled=labelled,
         )
         stop = start + x.size
         while classify is not None and window_n and next_window <= stop:
-            label, reason = classify(mv[next_window - window_n : next_window])
+            a = next_window - window_n
+            said = classify(mv[a:next_window])
+            label = "readable" if said is None else said[0]
             if label == "unreadable":
-                tracker.unreadable(next_window - window_n, next_window)
-            yield from engine.window(next_window - window_n, next_window, label, reason)
+                tracker.unreadable(a, next_window)
+            elif label not in ("unclassified", "skipped"):
+                redone = tracker.readable(a, next_window)
+                if redone is not None and labeller is not None:
+                    labeller.replace_from(redone[0], [b.seq for b in redone[1]])
+            if said is None:
+                held.append((a, next_window))
+            else:  # a refusal (noise, missing samples) is heard at once, as in the daemon
+                yield from engine.window(a, next_window, *said)
             next_window += hop_n
+        while held and _labels_in(tracker, labeller, held[0][1]):
+            a, b = held.popleft()
+            yield from engine.window(a, b, *verdict(a, b))
+
+
+def _labels_in(tracker: BeatTracker, labeller: BeatLabeller | None, stop: int) -> bool:
+    """The beats before ``stop`` are final and labelled: a window ending there can have its verdict."""
+    return tracker.final_until() >= stop and (labeller is None or labeller.until >= stop)
 
 
 def episodes(events: Iterator[AlarmEvent]) -> list[Episode]:
@@ -157,7 +187,8 @@ def recording_events(rec, settings, frontend: AnalogFrontEnd | None, model=None)
     else:
         mv = np.asarray(rec.mv, dtype=np.float32)
         rails = None
-    classify = None
+    classify = verdict = None
+    labeller = None
     window_n = hop_n = 0
     if model is not None:
         from ecgd.analysis.classifier import WindowClassifier
@@ -166,9 +197,16 @@ def recording_events(rec, settings, frontend: AnalogFrontEnd | None, model=None)
             model, fs, settings.quality, rails, max_missing_fraction=0.0, qrs=settings.beats.qrs
         )
 
-        def classify(x: np.ndarray) -> tuple[str, str | None]:
-            c = classifier.classify(x)
-            return c.label, c.reason
+        def classify(x: np.ndarray) -> tuple[str, str | None] | None:
+            c = classifier.screen(x) if labeller is not None else classifier.classify(x)
+            return None if c is None else (c.label, c.reason)
+
+        if classifier.beat_aware:  # as the daemon: beats labelled as they come, windows judged from them
+            labeller = BeatLabeller(model, fs, settings.relearn)
+
+            def verdict(a: int, b: int) -> tuple[str, str | None]:
+                c = classifier.from_labels(*labeller.window(a, b), 0)
+                return c.label, c.reason
 
         window_n = round(model.metadata.window_seconds * fs)
         hop_n = max(1, round(settings.windows.hop_seconds * fs))
@@ -184,6 +222,8 @@ def recording_events(rec, settings, frontend: AnalogFrontEnd | None, model=None)
         f"{rec.name}-",
         qrs=settings.beats.qrs,
         beat_settings=settings.beats.tracker,
+        labeller=labeller,
+        verdict=verdict,
     )
 
 

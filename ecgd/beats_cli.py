@@ -15,25 +15,33 @@ from ecgd.commands import EX_CANTCREAT, EX_CONFIG, EX_DATAERR, CommandError
 
 
 def run_beats(args: argparse.Namespace) -> int:
-    from ecgd.analysis.model import ModelError
+    from ecgd.analysis.model import ModelError, load_model
     from ecgd.commands import load_settings, open_recording, print_json_lines
     from ecgd.io.annotations import Annotation, annotation_path, write_annotations
-    from ecgd.offline import add_beat_labels, beats_of_recording
+    from ecgd.offline import beats_of_recording
 
     settings = load_settings(args.config)
     rec = open_recording(args.record, args.channel, args.fs)
     frontend = settings.analog_frontend if args.frontend == "pcf8591" else None
     w, b = settings.windows, settings.beats
     try:
+        model = load_model(settings.model_path, settings.metadata_path)
+    except ModelError as exc:
+        raise CommandError(str(exc), EX_CONFIG) from None
+    try:
         beats = beats_of_recording(
-            rec, w.window_seconds, w.hop_seconds, frontend, settings.quality, b.qrs, b.tracker
+            rec,
+            w.window_seconds,
+            w.hop_seconds,
+            frontend,
+            settings.quality,
+            b.qrs,
+            b.tracker,
+            model,
+            settings.relearn,
         )
     except ValueError as exc:  # too short, a rate the detector cannot use, ...
         raise CommandError(f"{rec.name}: {exc}", EX_DATAERR) from None
-    try:
-        add_beat_labels(rec, beats, frontend, settings)
-    except ModelError as exc:
-        raise CommandError(str(exc), EX_CONFIG) from None
     if args.wfdb_annotations is not None:
         try:
             path = annotation_path(args.wfdb_annotations, rec.name)

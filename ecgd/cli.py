@@ -188,4 +188,8 @@ def _classify(args: argparse.Namespace) -> int:
         raise CommandError("--hop must be positive", EX_DATAERR)
     frontend = settings.analog_frontend if args.frontend == "pcf8591" else None
     b = settings.beats
-    return print_json_lines(classify_recording(rec, model, hop, frontend, settings.quality, b.qrs, b.tracker))
+    return print_json_lines(
+        classify_recording(
+            rec, model, hop, frontend, settings.quality, b.qrs, b.tracker, relearn=settings.relearn
+        )
+    )

@@ -32,6 +32,7 @@ from ecgd.acquisition.sources.emulated import EmulatedI2c, EmulatedLeadOffLines,
 from ecgd.acquisition.sources.pcf8591 import Pcf8591
 from ecgd.alarm_replay import new_engine
 from ecgd.analysis.alarms import AlarmEngine, AlarmEvent
+from ecgd.analysis.beat_labels import BeatLabeller, LabelledBeats
 from ecgd.analysis.beats import BLOCK_S, Beat, BeatTracker, LiveRate, WindowBeats
 from ecgd.analysis.classifier import UNCLASSIFIED, UNREADABLE, Classification, WindowClassifier
 from ecgd.analysis.model import Model, ModelError, load_model
@@ -102,6 +103,8 @@ class _BeatStage:
     tracker: BeatTracker
     ring: SampleRing
     frontend: AnalogFrontEnd
+    labeller: BeatLabeller | None  # a beat-aware model's: N/S/V/Q per beat, for the ventricular alarms
+    model: Model
 
 
 @dataclass(frozen=True)
@@ -119,6 +122,7 @@ class _Held:
     window: Window
     c: Classification | None
     pipeline: Pipeline
+    by_labels: bool = False  # readable; its verdict comes from the stream's beat labels when they are in
 
 
 class Daemon:
@@ -388,7 +392,7 @@ class Daemon:
         pipeline = self._pipeline
         assert pipeline is not None
         scheduler = self._scheduler(pipeline.settings, self.sampler.grid.first_seq)  # from the first slot
-        stage = self._beat_stage(pipeline.settings, self.sampler.grid.first_seq)
+        stage = self._beat_stage(pipeline, self.sampler.grid.first_seq)
         held: deque[_Held] = deque()
         self._open_alarms(pipeline.settings, stage, self.sampler.grid.first_seq)
         while not self._stop.is_set():
@@ -403,31 +407,41 @@ class Daemon:
                 if (
                     _beat_config(current.settings) != _beat_config(pipeline.settings)
                     or stage.ring is not self.ring
+                    or (stage.labeller is not None) != current.classifier.beat_aware
                 ):
                     new_time_base = stage.ring is not self.ring
-                    self._release_held(stage.tracker, held, final=True)
-                    stage = self._beat_stage(current.settings, self.ring.next_seq)
+                    self._release_held(stage, held, final=True)
+                    stage = self._beat_stage(current, self.ring.next_seq)
                     if new_time_base:  # seqs restart: the engine cannot carry its alarms across
                         self._alarms_at_stop("the sampler restarted on a new sample grid")
                         self._open_alarms(current.settings, stage, self.ring.next_seq)
+                    elif self._alarms is not None:  # another kind of model: labels come, or stop coming
+                        self._alarms.labelled_beats = stage.labeller is not None
+                elif stage.labeller is not None:  # a reload learns the patient's beat again (as before)
+                    stage.labeller.relearn(current.model, current.settings.relearn)
+                    stage.model = current.model
                 self._reload_alarms(pipeline.settings, current.settings)
                 pipeline = current
-            self._serve_relearn(pipeline)
+            self._serve_relearn(pipeline, stage)
             self._feed_beats(stage)
             for window in scheduler.next(timeout=BEAT_POLL_S):
-                self._emit_window(window, pipeline, stage.tracker, held)
-            self._release_held(stage.tracker, held)
+                self._emit_window(window, pipeline, stage, held)
+            self._release_held(stage, held)
         self._feed_beats(stage)
-        self._release_held(stage.tracker, held, final=True)
+        self._release_held(stage, held, final=True)
         self._emit_incomplete(scheduler, pipeline)
         self._alarms_at_stop("stopping")
 
     # -- the beat stage (heart rate, RR) -------------------------------------------------------
-    def _beat_stage(self, settings: cfg.Settings, first_seq: int) -> _BeatStage:
+    def _beat_stage(self, pipeline: Pipeline, first_seq: int) -> _BeatStage:
+        settings = pipeline.settings
         b, rate = settings.beats, settings.sampling.rate_hz
         keep = settings.sampling.ring_seconds
         tracker = BeatTracker(rate, b.qrs, b.tracker, first_seq=first_seq, keep_s=keep)
-        return _BeatStage(tracker, self.ring, settings.analog_frontend)
+        labeller = None
+        if pipeline.classifier.beat_aware:
+            labeller = BeatLabeller(pipeline.model, rate, settings.relearn, first_seq=first_seq)
+        return _BeatStage(tracker, self.ring, settings.analog_frontend, labeller, pipeline.model)
 
     def _feed_beats(self, stage: _BeatStage) -> None:
         """The ring's new samples into the beat stage; samples already overwritten are a break."""
@@ -447,8 +461,14 @@ class Daemon:
             else:
                 mv = stage.frontend.counts_to_mv(block.counts)
                 new = beats.feed(start, mv, block.valid)
-                self._alarm_feed(start, mv, block.valid, new)
-                self._record_beats(new)
+                labelled = None
+                if stage.labeller is not None:
+                    seqs = [b.seq for b in new]
+                    labelled = stage.labeller.feed(start, mv, block.valid, seqs, beats.confirmed_until())
+                    self._record_beats(labelled.seq.tolist(), labelled.labels.tolist())
+                else:
+                    self._record_beats([b.seq for b in new], ["Q"] * len(new))
+                self._alarm_feed(start, mv, block.valid, new, labelled)
         leads_off = bool(self.leads.off_now()) if self.leads is not None else False
         self.live = beats.live(leads_off=leads_off, unreadable=self._last_unreadable)
 
@@ -457,27 +477,45 @@ class Daemon:
         window: Window,
         c: Classification | None,
         pipeline: Pipeline,
-        beats: BeatTracker,
+        stage: _BeatStage,
         held: deque[_Held],
+        by_labels: bool = False,
     ) -> None:
         """Judged: the beat stage learns where the signal was unreadable (and restarts its detector at
-        the first readable window after); the record waits for the window's last beats."""
-        if window.block is not None and c is not None:
-            if self._alarms is not None:
+        the first readable window after); the record waits for the window's last beats (and, with
+        ``by_labels``, their labels: then the verdict is drawn from them)."""
+        beats = stage.tracker
+        if window.block is not None and (c is not None or by_labels):
+            if self._alarms is not None and c is not None:
                 self._submit_alarms(self._alarms.window(window.first_seq, window.stop_seq, c.label, c.reason))
-            if c.label == UNREADABLE:
+            if c is not None and c.label == UNREADABLE:
                 beats.unreadable(window.first_seq, window.stop_seq)
                 self._last_unreadable = True
-            elif c.probabilities is not None:  # readable: the beat stage restarts after a bad stretch
-                beats.readable(window.first_seq, window.stop_seq)
+            elif by_labels or (c is not None and c.probabilities is not None):
+                redone = beats.readable(window.first_seq, window.stop_seq)  # restarts after a bad stretch
+                if redone is not None and stage.labeller is not None:
+                    stage.labeller.replace_from(redone[0], [b.seq for b in redone[1]])
                 self._last_unreadable = False
-        held.append(_Held(window, c, pipeline))
+        held.append(_Held(window, c, pipeline, by_labels))
 
-    def _release_held(self, beats: BeatTracker, held: deque[_Held], final: bool = False) -> None:
+    def _release_held(self, stage: _BeatStage, held: deque[_Held], final: bool = False) -> None:
         """Submit the held records whose beats are all known (all of them when ``final``)."""
-        while held and (final or beats.final_until() >= held[0].window.stop_seq):
+        beats, labeller = stage.tracker, stage.labeller
+
+        def ready(h: _Held) -> bool:
+            stop = h.window.stop_seq
+            if beats.final_until() < stop:
+                return False
+            return not h.by_labels or labeller is None or labeller.until >= stop
+
+        if final and labeller is not None:  # this beat stage ends: its last beats, without a next one
+            flushed = labeller.flush()
+            self._record_beats(flushed.seq.tolist(), flushed.labels.tolist())
+        while held and (final or ready(held[0])):
             h = held.popleft()
             w, c = h.window, h.c
+            if h.by_labels and w.block is not None:
+                c = self._verdict_from_labels(h, stage)
             if c is None or w.block is None:
                 figures = WindowBeats.none("window skipped: not judged")
             elif c.label == UNREADABLE:
@@ -491,6 +529,20 @@ class Daemon:
             meta = h.pipeline.model.metadata
             self._submit(result_record(w, c, meta.ident, meta.abnormal_labels, self.clock.wall_ns(), figures))
 
+    def _verdict_from_labels(self, h: _Held, stage: _BeatStage) -> Classification:
+        """A readable window's verdict from its labelled beats; the alarm engine hears it now."""
+        w = h.window
+        assert w.block is not None and stage.labeller is not None
+        try:
+            c = h.pipeline.classifier.from_labels(
+                *stage.labeller.window(w.first_seq, w.stop_seq), w.block.missing
+            )
+        except Exception as exc:  # as for a window the model fails on: reported, never fatal
+            c = self._classify_failed(w, exc)
+        if self._alarms is not None:
+            self._submit_alarms(self._alarms.window(w.first_seq, w.stop_seq, c.label, c.reason))
+        return c
+
     def _scheduler(self, settings: cfg.Settings, first_seq: int) -> WindowScheduler:
         rate = settings.sampling.rate_hz
         w = settings.windows
@@ -503,17 +555,17 @@ class Daemon:
             first_seq=first_seq,
         )
 
-    def _serve_relearn(self, pipeline: Pipeline) -> None:
+    def _serve_relearn(self, pipeline: Pipeline, stage: _BeatStage) -> None:
         if not self._relearn_requested.is_set():
             return
         self._relearn_requested.clear()
         if pipeline.classifier.beat_aware:
             pipeline.classifier.relearn()
+            if stage.labeller is not None:
+                stage.labeller.relearn()
             self._lifecycle("learning the patient's dominant beat again (relearn)", event="relearn")
 
-    def _emit_window(
-        self, window: Window, pipeline: Pipeline, beats: BeatTracker, held: deque[_Held]
-    ) -> None:
+    def _emit_window(self, window: Window, pipeline: Pipeline, stage: _BeatStage, held: deque[_Held]) -> None:
         c: Classification | None = None
         leads = self.leads
         if window.block is not None and leads is not None:
@@ -521,26 +573,33 @@ class Daemon:
             off = leads.off_between(grid.deadline_ns(window.first_seq), grid.deadline_ns(window.stop_seq - 1))
             if off is not None:  # the second witness: never pass such a window to the model
                 c = Classification(UNREADABLE, None, None, off, window.block.missing, None)
+        by_labels = False
         if window.block is not None and c is None:
-            fe = pipeline.settings.analog_frontend
+            mv = pipeline.settings.analog_frontend.counts_to_mv(window.block.counts)
             try:
-                c = pipeline.classifier.classify(
-                    fe.counts_to_mv(window.block.counts), window.block.valid, window.first_seq
-                )
+                if stage.labeller is not None and stage.model is pipeline.model:
+                    c = pipeline.classifier.screen(mv, window.block.valid)  # the verdict: from the labels
+                    by_labels = c is None
+                else:
+                    c = pipeline.classifier.classify(mv, window.block.valid, window.first_seq)
             except Exception as exc:  # the monitor reports a broken window and goes on; it never dies on one
-                c = Classification(
-                    UNCLASSIFIED, None, None, f"internal error: {exc!r}", window.block.missing, None
-                )
-                self.dispatcher.submit(
-                    event_record(
-                        "fault",
-                        f"window {window.index} not classified: {exc!r}",
-                        ERR,
-                        self.clock.wall_ns(),
-                        event="classify_error",
-                    )
-                )
-        self._hold(window, c, pipeline, beats, held)
+                c = self._classify_failed(window, exc)
+        self._hold(window, c, pipeline, stage, held, by_labels)
+
+    def _classify_failed(self, window: Window, exc: Exception) -> Classification:
+        assert window.block is not None
+        self.dispatcher.submit(
+            event_record(
+                "fault",
+                f"window {window.index} not classified: {exc!r}",
+                ERR,
+                self.clock.wall_ns(),
+                event="classify_error",
+            )
+        )
+        return Classification(
+            UNCLASSIFIED, None, None, f"internal error: {exc!r}", window.block.missing, None
+        )
 
     def _emit_incomplete(self, scheduler: WindowScheduler, pipeline: Pipeline) -> None:
         """At shutdown, windows not yet classified and the one being filled get a record each saying so:
@@ -597,11 +656,20 @@ class Daemon:
             stage.tracker.detector,
             settings.beats.qrs,
             f"{self._run_id}-",
+            labelled_beats=stage.labeller is not None,
         )
         self._alarm_frontend = settings.analog_frontend
 
-    def _alarm_feed(self, first_seq: int, mv: np.ndarray, valid: np.ndarray, beats: list[Beat]) -> None:
-        """The beat stage's block and the beats it confirmed, into the alarm engine."""
+    def _alarm_feed(
+        self,
+        first_seq: int,
+        mv: np.ndarray,
+        valid: np.ndarray,
+        beats: list[Beat],
+        labelled: LabelledBeats | None = None,
+    ) -> None:
+        """The beat stage's block, the beats it confirmed and those the labeller labelled, into the
+        alarm engine."""
         engine = self._alarms
         if engine is None:
             return
@@ -625,6 +693,7 @@ class Daemon:
                 ),
                 off,
                 widths_ms=widths,
+                labelled=labelled,
             )
         except Exception as exc:  # never let the alarm layer kill the worker; say so loudly
             self._alarms = None
@@ -871,11 +940,12 @@ class Daemon:
         elif not same_source and self.recorder is not None:
             self.recorder.attach(self.ring, self.sampler.grid)
 
-    def _record_beats(self, beats: list) -> None:
-        """Detected beats beside the signal: ``Q`` (a QRS, not classified) until beats get labels."""
+    def _record_beats(self, seqs: list[int], labels: list[str]) -> None:
+        """Beats beside the signal: the labeller's N/S/V/Q (``Q``: a QRS not classified, or no
+        beat-aware model); the recorder sorts them in among the other annotations."""
         if self.recorder is not None:
-            for b in beats:
-                self.recorder.annotate(b.seq, "Q")
+            for seq, label in zip(seqs, labels, strict=True):
+                self.recorder.annotate(int(seq), label)
 
     def _annotate(self, seq: int, symbol: str, aux: str) -> None:
         if self.recorder is not None:

@@ -16,6 +16,8 @@ from typing import Any
 
 import numpy as np
 
+from ecgd.analysis.beat_features import RelearnSettings
+from ecgd.analysis.beat_labels import BeatLabeller, LabelledBeats
 from ecgd.analysis.beats import BLOCK_S, Beat, BeatSettings, BeatTracker, WindowBeats
 from ecgd.analysis.classifier import UNCLASSIFIED, UNREADABLE, Classification, WindowClassifier
 from ecgd.analysis.model import Model
@@ -52,40 +54,67 @@ def judged_windows(
     fs: float,
     window_n: int,
     hop_n: int,
-    judge: Callable[[int, int], Classification],
+    judge: Callable[[int, int], Classification | None],
     tracker: BeatTracker,
     on_beats: Callable[[int | None, list[Beat]], None] | None = None,
     valid: np.ndarray | None = None,
+    labeller: BeatLabeller | None = None,
+    verdict: Callable[[int, int], Classification] | None = None,
+    on_labels: Callable[[LabelledBeats], None] | None = None,
 ) -> Iterator[tuple[int, int, Classification, WindowBeats]]:
-    """Feed ``tracker`` block by block as the daemon does; judge each window once its last sample is
-    in and tell the tracker (as the daemon does); yield it with its beat figures once they are final.
+    """Feed ``tracker`` (and ``labeller``) block by block as the daemon does; judge each window once its
+    last sample is in and tell the tracker (as the daemon does); yield it with its beat figures once
+    they are final.
 
+    ``judge`` returning None: the window is readable and ``verdict(first, stop)`` draws its verdict
+    from the beat labels once they are in (a beat-aware model, as in the daemon).
     ``on_beats(from_seq, beats)``: new beats; ``from_seq`` is not None when they replace the beats
-    from that seq on (the detector ran again after an unreadable stretch)."""
+    from that seq on (the detector ran again after an unreadable stretch); ``on_labels``: the beats
+    the labeller labelled."""
     block = max(1, round(BLOCK_S * fs))
     starts = iter(range(0, mv.size - window_n + 1, hop_n))
     start = next(starts, None)
-    held: deque[tuple[int, int, Classification]] = deque()
+    held: deque[tuple[int, int, Classification | None]] = deque()
+
+    def ready(b: int, c: Classification | None) -> bool:
+        return tracker.final_until() >= b and (c is not None or labeller is None or labeller.until >= b)
+
+    def release(a: int, b: int, c: Classification | None):
+        if c is None:
+            assert verdict is not None
+            c = verdict(a, b)
+        return a, b, c, _figures(tracker, a, b, c)
+
     for first in range(0, mv.size, block):
         ok = None if valid is None else valid[first : first + block]
-        new = tracker.feed(first, mv[first : first + block], ok)
+        x = mv[first : first + block]
+        new = tracker.feed(first, x, ok)
+        if labeller is not None:
+            labelled = labeller.feed(first, x, ok, [b.seq for b in new], tracker.confirmed_until())
+            if on_labels is not None and len(labelled):
+                on_labels(labelled)
         if on_beats is not None and new:
             on_beats(None, new)
         while start is not None and start + window_n <= tracker.fed_until:
             c = judge(start, start + window_n)
-            if c.label == UNREADABLE:
+            if c is not None and c.label == UNREADABLE:
                 tracker.unreadable(start, start + window_n)
-            elif c.probabilities is not None:
+            elif c is None or c.probabilities is not None:
                 redone = tracker.readable(start, start + window_n)
                 if redone is not None and on_beats is not None:
                     on_beats(*redone)
+                if redone is not None and labeller is not None:
+                    labeller.replace_from(redone[0], [b.seq for b in redone[1]])
             held.append((start, start + window_n, c))
             start = next(starts, None)
-        while held and tracker.final_until() >= held[0][1]:
-            a, b, c = held.popleft()
-            yield a, b, c, _figures(tracker, a, b, c)
-    for a, b, c in held:
-        yield a, b, c, _figures(tracker, a, b, c)
+        while held and ready(held[0][1], held[0][2]):
+            yield release(*held.popleft())
+    if labeller is not None:
+        labelled = labeller.flush()  # the last beats, labelled without their next beat
+        if on_labels is not None and len(labelled):
+            on_labels(labelled)
+    for h in held:
+        yield release(*h)
 
 
 def _figures(tracker: BeatTracker, a: int, b: int, c: Classification) -> WindowBeats:
@@ -107,28 +136,45 @@ def classify_recording(
     qrs: QrsSettings | None = None,
     beats: BeatSettings | None = None,
     beat_positions: np.ndarray | None = None,
+    relearn: RelearnSettings | None = None,
 ) -> Iterator[dict[str, Any]]:
-    """One dict per window. ``beat_positions`` (sample numbers, sorted) are handed to a beat-aware model
-    as a beat stage would; without them it detects the beats itself. Its windows also carry ``beat_seq``,
-    ``beat_labels`` (N/S/V/Q per beat) and ``learning``."""
+    """One dict per window. A beat-aware model judges the beat stage's beats as they come (the daemon's
+    :class:`BeatLabeller`) and each window from its labelled beats; with ``beat_positions`` (sample
+    numbers, sorted: e.g. the reference annotations, for evaluation) it judges those instead, window by
+    window. Its windows also carry ``beat_seq``, ``beat_labels`` (N/S/V/Q per beat) and ``learning``."""
     fs = rec.fs
     window_n = round(model.metadata.window_seconds * fs)
     hop_n = max(1, round(hop_seconds * fs))
     valid = _valid(rec)
     mv, rails = _signal(_without_gaps(rec, valid), frontend)
     classifier = WindowClassifier(
-        model, fs, quality or QualitySettings(), rails, max_missing_fraction=0.0, qrs=qrs
+        model, fs, quality or QualitySettings(), rails, max_missing_fraction=0.0, qrs=qrs, relearn=relearn
     )
-    tracker = BeatTracker(fs, qrs, beats, keep_s=model.metadata.window_seconds + hop_seconds + 10.0)
+    keep_s = model.metadata.window_seconds + hop_seconds + 10.0
+    tracker = BeatTracker(fs, qrs, beats, keep_s=keep_s)
+    labeller = None
+    if classifier.beat_aware and beat_positions is None:  # the daemon's way: the stream's beats, labelled
+        labeller = BeatLabeller(model, fs, relearn, keep_s=keep_s)
 
-    def judge(a: int, b: int) -> Classification:
+    def judge(a: int, b: int) -> Classification | None:
+        ok = None if valid is None else valid[a:b]
+        if labeller is not None:
+            return classifier.screen(mv[a:b], ok)
         seqs = None
         if beat_positions is not None:
             lo, hi = np.searchsorted(beat_positions, [a, b])
             seqs = beat_positions[lo:hi]
-        return classifier.classify(mv[a:b], None if valid is None else valid[a:b], a, seqs)
+        return classifier.classify(mv[a:b], ok, a, seqs)
 
-    for a, b, c, figures in judged_windows(mv, fs, window_n, hop_n, judge, tracker, valid=valid):
+    def verdict(a: int, b: int) -> Classification:
+        assert labeller is not None
+        missing = 0 if valid is None else int(b - a - np.count_nonzero(valid[a:b]))
+        return classifier.from_labels(*labeller.window(a, b), missing)
+
+    windows = judged_windows(
+        mv, fs, window_n, hop_n, judge, tracker, valid=valid, labeller=labeller, verdict=verdict
+    )
+    for a, b, c, figures in windows:
         out: dict[str, Any] = {
             "start": a,
             "end": b,
@@ -212,10 +258,13 @@ def beats_of_recording(
     quality: QualitySettings | None = None,
     qrs: QrsSettings | None = None,
     beats: BeatSettings | None = None,
+    model: Model | None = None,
+    relearn: RelearnSettings | None = None,
 ) -> list[dict[str, Any]]:
     """Every beat the daemon would count: detected, and inside at least one window the quality gate
     passed (an unreadable stretch has no beats). ``rr_ms`` is null for the first beat, after a gap
-    and after a stretch whose beats were left out."""
+    and after a stretch whose beats were left out. With a beat-aware ``model`` each beat has the
+    ``label`` the daemon's labeller gives it (N/S/V/Q), in the daemon's order."""
     fs = rec.fs
     window_n = round(window_seconds * fs)
     hop_n = max(1, round(hop_seconds * fs))
@@ -225,6 +274,13 @@ def beats_of_recording(
     found: list[Beat] = []
     readable: list[tuple[int, int]] = []
     tracker = BeatTracker(fs, qrs, beats, keep_s=window_seconds + hop_seconds + 10.0)
+    labeller = None
+    labels: dict[int, str] = {}
+    if model is not None and getattr(model, "kind", "waveform") == "beats":
+        labeller = BeatLabeller(model, fs, relearn)
+
+    def on_labels(lb: LabelledBeats) -> None:
+        labels.update(zip(lb.seq.tolist(), lb.labels.tolist(), strict=True))
 
     def judge(a: int, b: int) -> Classification:
         if valid is not None and not valid[a:b].all():  # as classify: a window with gaps is not judged
@@ -244,7 +300,9 @@ def beats_of_recording(
             found[:] = [b for b in found if b.seq < from_seq]
         found.extend(new)
 
-    for _ in judged_windows(mv, fs, window_n, hop_n, judge, tracker, on_beats, valid):
+    for _ in judged_windows(
+        mv, fs, window_n, hop_n, judge, tracker, on_beats, valid, labeller, None, on_labels
+    ):
         pass
     tail = n - window_n
     if tail % hop_n:  # the hops missed the recording's last samples: one more window ends at its end
@@ -266,23 +324,8 @@ def beats_of_recording(
                     "rr_ms": None if rr is None else round(rr, 1),
                     "amplitude_mv": round(beat.amplitude_mv, 3),
                     "width_ms": None if beat.width_ms is None else round(beat.width_ms, 1),
+                    **({"label": labels.get(beat.seq, "Q")} if labeller is not None else {}),
                 }
             )
         previous_kept = bool(k)
     return out
-
-
-def add_beat_labels(
-    rec: Recording, rows: list[dict[str, Any]], frontend: AnalogFrontEnd | None, settings
-) -> None:
-    """Give ``ecgd beats`` rows a ``label`` from the configured model when it is beat-aware (in place)."""
-    from ecgd.analysis.model import load_model
-
-    model = load_model(settings.model_path, settings.metadata_path)
-    if getattr(model, "kind", "waveform") != "beats" or not rows:
-        return
-    mv, rails = _signal(rec, frontend)
-    seqs = np.array([r["sample"] for r in rows], dtype=np.int64)
-    labels = label_beats(mv, rec.fs, seqs, model, settings.quality, rails, model.metadata.window_seconds)
-    for row, label in zip(rows, labels, strict=True):
-        row["label"] = str(label)

@@ -69,7 +69,10 @@ def test_asystole_and_vtach_through_the_daemon_with_journald_fields_and_status(d
     assert asy_on["alarm_priority"] == "high" and asy_on["threshold"] == 4.0 and asy_on["value"] >= 4.0
     assert 3.0 < asy_end["duration_s"] < 8.0
     vt_on = next(r for r in alarms(records, "vtach") if r["alarm_state"] == "onset")
-    assert vt_on["value"] == pytest.approx(160, abs=10) and "wide-complex rule" in vt_on["detail"]
+    assert (
+        vt_on["value"] == pytest.approx(160, abs=10)
+        and "labelled V by the beat classifier" in vt_on["detail"]
+    )
     # the same records in journald, with the alarm's MESSAGE_ID and the crit priority for the onset
     entries = read_journal(f"ECG_ALARM_ID={asy_on['alarm_id']}")
     for _ in range(20):
@@ -80,6 +83,10 @@ def test_asystole_and_vtach_through_the_daemon_with_journald_fields_and_status(d
     assert {e["MESSAGE_ID"] for e in entries} == {ALARM_MESSAGE_IDS["asystole"]}
     assert entries[0]["ECG_ALARM"] == "asystole" and entries[0]["ECG_ALARM_PRIORITY"] == "high"
     assert entries[0]["ECG_KIND"] == "alarm" and entries[1]["ECG_DURATION_S"] == str(asy_end["duration_s"])
+    # a window's beat labels are the beats the alarms saw: one label per counted beat
+    rated = [r for r in records if r["kind"] == "result" and r.get("beat_count") is not None]
+    assert rated and all(len(r["beat_labels"]) == r["beat_count"] for r in rated)
+    assert {r["label"] for r in rated if r["last_seq"] < 5000} == {"N"}  # sinus before the asystole
     # STATUS= led with the active alarm while it lasted
     assert any(s.startswith("STATUS=ASYSTOLE ") for s in listener.states("STATUS="))
 

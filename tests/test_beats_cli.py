@@ -56,7 +56,7 @@ def test_the_annotation_file_reads_back_with_wfdb(beats_run):
     assert set(ann.symbol) <= {"N", "S", "V", "Q"} and "N" in ann.symbol
 
 
-def test_classify_prints_the_beat_fields():
+def test_classify_prints_the_beat_fields_and_its_labels_are_the_beat_stages(beats_run):
     proc = ecgd("classify", str(DEMO), "--frontend", "pcf8591", "--hop", "10")
     assert proc.returncode == 0, proc.stderr
     rows = [json.loads(line) for line in proc.stdout.splitlines()]
@@ -67,6 +67,18 @@ def test_classify_prints_the_beat_fields():
         None,
         "recording ended before the beats at the window's end were detected",
     )
+    # one notion of a beat: a window's labelled beats are the beats it counts, and each carries the
+    # label `ecgd beats` gives it (the same streaming labeller, as in the daemon)
+    assert all(len(r["beat_labels"]) == r["beat_count"] == len(r["beat_seq"]) for r in rated)
+    by_sample = {b["sample"]: b["label"] for b in beats_run[0]}
+    seen = [
+        (by_sample.get(seq), label, r["label"])
+        for r in rated
+        for seq, label in zip(r["beat_seq"], r["beat_labels"], strict=True)
+    ]
+    assert seen and all(
+        beat == label or (beat, label, window) == ("S", "N", "AF") for beat, label, window in seen
+    )  # an S beat reads N in an AF window
 
 
 def test_errors_have_the_classify_exit_codes(tmp_path):

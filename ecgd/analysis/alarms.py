@@ -81,8 +81,9 @@ class AlarmSettings:
     vtach_rate_bpm: float = _opt(100.0, "... at least at this rate (bpm; also for ventricular runs)", 60, 300)
     vtach_width_ms: float = _opt(
         140.0,
-        "until beats are classified, a beat at least this wide (the QRS detector's width_ms, which "
-        "reads ~115-130 ms for a narrow QRS) counts as ventricular (wide-complex tachycardia rule)",
+        "only without a beat-aware model (no beat labels): a beat at least this wide (the QRS "
+        "detector's width_ms, which reads ~115-130 ms for a narrow QRS) counts as ventricular "
+        "(wide-complex tachycardia rule)",
         60,
         300,
     )
@@ -167,6 +168,14 @@ class BeatsLike(Protocol):
     seq: np.ndarray  # absolute R-peak sample seqs (``rr_ms``, NaN = not measured, is taken if present)
 
 
+class LabelledLike(Protocol):
+    """What the engine needs from the beat labeller (``ecgd.analysis.beat_labels.LabelledBeats`` fits)."""
+
+    seq: np.ndarray  # the beats labelled now, in time order
+    labels: np.ndarray  # N / S / V / Q
+    until: int  # every beat before this seq has been labelled
+
+
 @dataclass(frozen=True)
 class AlarmEvent:
     """One change of one alarm. ``seq`` is where the change is placed on the sampling grid."""
@@ -221,8 +230,12 @@ class AlarmEngine:
         rail_max_run_s: float = 0.4,
         min_qrs_slope_mv_per_s: float = 8.0,
         id_prefix: str = "",
+        labelled_beats: bool = False,
     ) -> None:
+        """``labelled_beats``: ventricular beats come from a beat classifier's labels (``feed(labelled=)``),
+        not from the wide-complex rule on the detector's QRS widths."""
         self.fs = float(fs)
+        self.labelled_beats = labelled_beats
         self.settings = settings
         self.delay = int(delay_samples)
         self.id_prefix = id_prefix
@@ -257,6 +270,9 @@ class AlarmEngine:
         self._vf_clear_since: int | None = None
         self._vf_last: vf.VfMeasure | None = None
         self._run: list[int] = []  # seqs of the current run of ventricular beats
+        self._label_horizon = first_seq  # labelled_beats: every beat before this has its label
+        self._window_stop = first_seq  # the newest window verdict's end
+        self._last_labelled: int | None = None
         self._af_count = 0
         self._non_af_count = 0
 
@@ -283,13 +299,14 @@ class AlarmEngine:
         beats: BeatsLike | None,
         leads_off: str | None = None,
         widths_ms: np.ndarray | None = None,
-        labels: list[str] | None = None,
+        labelled: LabelledLike | None = None,
     ) -> list[AlarmEvent]:
         """One block of new samples ``[first_seq, first_seq + len(mv))`` and the beats found so far.
 
-        ``leads_off`` is the LO pins' reason if an electrode was off during the block. ``widths_ms``
-        (from the detector) or ``labels`` (N/S/V/Q, from a beat classifier) say which beats are
-        ventricular; labels win when both are given.
+        ``leads_off`` is the LO pins' reason if an electrode was off during the block. Which beats are
+        ventricular: with ``labelled_beats``, the beats ``labelled`` now (label ``V``; they trail
+        ``beats`` by about one RR interval); without, a beat whose ``widths_ms`` (from the detector)
+        reaches ``vtach_width_ms`` (the wide-complex rule).
         """
         x = np.asarray(mv, dtype=np.float32)
         ok = np.ones(x.size, dtype=bool) if valid is None else np.asarray(valid, dtype=bool)
@@ -305,12 +322,17 @@ class AlarmEngine:
         self._check_rails(x, ok, first_seq)
         events += self._technical()
         blocked = self._leads_off() or self._starved()
-        new = self._take_beats(beats, widths_ms, labels)
+        new = self._take_beats(beats, widths_ms)
+        horizon = self._stop - self.delay
+        if self.labelled_beats:
+            new = self._take_labelled(labelled)
+            horizon = self._label_horizon if labelled is None else max(self._label_horizon, labelled.until)
+            self._label_horizon = horizon
         if blocked:
             self._since = self._stop
             self._reset_conditions()
             return events + self._technical_suspend()
-        events += self._ventricular(new)
+        events += self._ventricular(new, horizon)
         events += self._vf()
         events += self._gap()
         events += self._rates()
@@ -323,10 +345,14 @@ class AlarmEngine:
             return []
         events: list[AlarmEvent] = []
         at = min(stop_seq, self._stop)
+        newest = stop_seq > self._window_stop  # a verdict drawn from beat labels may come after a later
+        self._window_stop = max(self._window_stop, stop_seq)  # window's quality verdict: the newest counts
         if reason is not None and reason.startswith(_NOISE_PREFIXES):
-            self._noise_reason = reason
+            if newest:
+                self._noise_reason = reason
         elif label not in ("unreadable", "unclassified", "skipped"):
-            self._noise_reason = None
+            if newest:
+                self._noise_reason = None
             events += self._afib(label == self.settings.afib_label, at)
         events += self._technical_suspend()
         return events
@@ -443,9 +469,7 @@ class AlarmEngine:
         return self._noise_reason is not None or self._blind_reason is not None
 
     # -- beats ----------------------------------------------------------------------------------
-    def _take_beats(
-        self, beats: BeatsLike | None, widths_ms: np.ndarray | None, labels: list[str] | None
-    ) -> list[_Beat]:
+    def _take_beats(self, beats: BeatsLike | None, widths_ms: np.ndarray | None) -> list[_Beat]:
         """New beats in seq order. A detector's search-back may report a beat late (before beats
         already seen): it joins the RR history, but the ventricular-run logic sees beats in order only."""
         if beats is None or len(beats.seq) == 0:
@@ -453,15 +477,11 @@ class AlarmEngine:
         seqs = np.asarray(beats.seq, dtype=np.int64)
         if widths_ms is None:
             widths_ms = getattr(beats, "width_ms", None)
-        if labels is None:
-            labels = getattr(beats, "labels", None)
         rr_ms = getattr(beats, "rr_ms", None)  # the beat stage's: NaN where no RR may be measured
         out = []
         for i in np.argsort(seqs, kind="stable").tolist():
             s = int(seqs[i])
-            if labels is not None:
-                ventricular = labels[i] == "V"
-            elif widths_ms is not None:
+            if widths_ms is not None and not self.labelled_beats:
                 w = float(widths_ms[i])
                 ventricular = math.isfinite(w) and w >= self.settings.vtach_width_ms
             else:
@@ -475,6 +495,20 @@ class AlarmEngine:
             out.append(beat)
             self._beats.append(beat)
             self._last_beat = s
+        return out
+
+    def _take_labelled(self, labelled: LabelledLike | None) -> list[_Beat]:
+        """The beats labelled now, in order, for the ventricular-run logic (a late one is history)."""
+        if labelled is None or len(labelled.seq) == 0:
+            return []
+        out = []
+        for s, label in zip(
+            np.asarray(labelled.seq).tolist(), np.asarray(labelled.labels).tolist(), strict=True
+        ):
+            if self._last_labelled is not None and s <= self._last_labelled:
+                continue
+            out.append(_Beat(int(s), label == "V"))
+            self._last_labelled = int(s)
         return out
 
     def _rr_s(self) -> list[float]:
@@ -628,7 +662,9 @@ class AlarmEngine:
                 )
         return events
 
-    def _ventricular(self, new: list[_Beat]) -> list[AlarmEvent]:
+    def _ventricular(self, new: list[_Beat], horizon: int) -> list[AlarmEvent]:
+        """Runs of ventricular beats among ``new`` (in order); a run with no beat for ``_RUN_GAP_S``
+        before ``horizon`` (where the beats, or their labels, are complete) is over."""
         s = self.settings
         events: list[AlarmEvent] = []
         max_rr = 60.0 / s.vtach_rate_bpm * self.fs
@@ -673,12 +709,14 @@ class AlarmEngine:
                         f"{n} ventricular beats at {rate:.0f} bpm{self._rule()}",
                     )
                 )
-        if self._run and self._stop - self.delay - self._run[-1] > _RUN_GAP_S * self.fs:
+        if self._run and horizon - self._run[-1] > _RUN_GAP_S * self.fs:
             events += self._run_over(self._run[-1], "no further beat")
             self._run = []
         return events
 
     def _rule(self) -> str:
+        if self.labelled_beats:
+            return " (beats labelled V by the beat classifier)"
         return f" (wide-complex rule: QRS ≥ {self.settings.vtach_width_ms:g} ms; beats not classified)"
 
     def _run_over(self, at: int, why: str) -> list[AlarmEvent]:

@@ -163,13 +163,24 @@ class BeatAnalyzer:
         self._pre = pre
         self._lag = max(1, round(MAX_LAG_S * fs))
 
-    def relearn(self) -> None:
-        """Learn again from the next window's beats (all of them, also those an overlapping window saw)."""
+    def relearn(self, settings: RelearnSettings | None = None) -> None:
+        """Learn again from the next window's beats (all of them, also those an overlapping window saw),
+        with new ``settings`` if given (a reload)."""
+        if settings is not None:
+            self.settings = settings
+            self.template = PatientTemplate(self.fs, settings)
         self.template.reset()
         self._updated_to = -1
 
-    def analyse(self, first_seq: int, mv: np.ndarray, beat_seqs: np.ndarray) -> BeatFeatures:
-        """Features of the beats at ``beat_seqs`` (absolute) in the window ``mv`` from ``first_seq``."""
+    def analyse(
+        self, first_seq: int, mv: np.ndarray, beat_seqs: np.ndarray, history_before: int | None = None
+    ) -> BeatFeatures:
+        """Features of the beats at ``beat_seqs`` (absolute) in the window ``mv`` from ``first_seq``.
+
+        Beats remembered from earlier calls count as RR history when they lie before ``history_before``
+        (default ``first_seq``): a caller that hands over only the newest beats of a longer stretch
+        (the streaming :class:`~ecgd.analysis.beat_labels.BeatLabeller`) keeps the earlier ones as context.
+        """
         x = np.asarray(mv, dtype=np.float64)
         n = x.size
         rel = _refine(x, np.asarray(beat_seqs, dtype=np.int64) - first_seq, round(REFINE_S * self.fs))
@@ -177,7 +188,7 @@ class BeatAnalyzer:
         rel = np.unique(rel)
         rel = rel[np.concatenate(([True], np.diff(rel) > round(0.15 * self.fs)))] if rel.size else rel
         seqs = rel + first_seq
-        before = self._hist[self._hist < first_seq]
+        before = self._hist[self._hist < (first_seq if history_before is None else history_before)]
         allb = np.concatenate((before, seqs))
         rr_all = np.diff(allb) / self.fs
         k0 = before.size

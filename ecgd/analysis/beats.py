@@ -128,6 +128,7 @@ class BeatTracker:
         self.settings = settings
         self.detector = QrsDetector(fs, qrs)
         self.delay_samples = self.detector.delay_samples
+        self._confirm_samples = confirmation_delay(self.detector, qrs)
         self._gap_max = max(0, round(qrs.gap_max_s * self.fs))
         self._keep = max(1, round(keep_s * self.fs))
         self.beats: deque[Beat] = deque()
@@ -204,6 +205,11 @@ class BeatTracker:
         return start, self._detect(start, x, ok)
 
     # -- output ---------------------------------------------------------------------------------
+    def confirmed_until(self) -> int:
+        """Every ordinary beat before this seq has been reported; the detector's search-back may still
+        add one it missed, up to ``final_until``. What the alarms and the beat labels wait for."""
+        return self.fed_until - self._confirm_samples
+
     def final_until(self) -> int:
         """Every beat before this seq has been reported (the detector's bounded delay)."""
         return self.fed_until - self.delay_samples
@@ -327,6 +333,16 @@ class BeatTracker:
             self.beats.popleft()
         while self._breaks and self._breaks[0][1] < horizon:
             self._breaks.popleft()
+
+
+def confirmation_delay(detector: QrsDetector, settings: QrsSettings) -> int:
+    """Samples after which an ordinary beat has been reported (the detector's look-ahead).
+
+    The detector's ``delay_samples`` also covers its search-back horizon (a missed beat found up to
+    2 s late). Waiting for that would make asystole 2 s later; a beat found by search-back lies in a
+    stretch that is not flat, which the engine's flat-line check sees anyway.
+    """
+    return max(0, detector.delay_samples - round(settings.horizon_s * detector.fs))
 
 
 def _r(x: float | None, digits: int) -> float | None:

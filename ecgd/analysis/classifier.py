@@ -13,6 +13,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from ecgd.analysis.beat_features import BeatAnalyzer, RelearnSettings
+from ecgd.analysis.beat_labels import LabelledBeats
+from ecgd.analysis.gaps import longest_run
 from ecgd.analysis.model import Model
 from ecgd.analysis.qrs import QrsSettings
 from ecgd.analysis.quality import QualitySettings, assess_window
@@ -92,40 +94,10 @@ class WindowClassifier:
         if first_seq is None:
             first_seq = self._next_seq
         self._next_seq = first_seq + n
+        refused, mv = self._screen(mv, valid)
+        if refused is not None:
+            return refused
         missing = 0 if valid is None else int(n - np.count_nonzero(valid))
-        allowed = int(self.max_missing_fraction * n)
-        if missing == n:
-            return Classification(
-                UNCLASSIFIED, None, None, f"all {n} samples missing (no signal acquired)", missing, None
-            )
-        if missing > allowed:
-            return Classification(
-                UNCLASSIFIED,
-                None,
-                None,
-                f"{missing} of {n} samples missing (tolerance {allowed})",
-                missing,
-                None,
-            )
-        if missing:
-            assert valid is not None
-            gap = _longest_run(~valid)
-            if gap > self.max_gap_samples:
-                return Classification(
-                    UNCLASSIFIED,
-                    None,
-                    None,
-                    f"{missing} of {n} samples missing, {gap / self.input_rate_hz * 1000:.0f} ms in one gap "
-                    f"(tolerance {self.max_gap_samples / self.input_rate_hz * 1000:.0f} ms)",
-                    missing,
-                    None,
-                )
-            idx = np.arange(n)
-            mv = np.interp(idx, idx[valid], mv[valid]).astype(np.float32)
-        if self.quality.enabled:
-            reason = assess_window(mv, self.input_rate_hz, self.rails_mv, self.quality, self.qrs)
-            if reason is not None:
-                return Classification(UNREADABLE, None, None, reason, missing, None)
         if self.beat_aware:
             return self._classify_beats(mv, missing, first_seq, beat_seqs)
         x = self._resample(mv)
@@ -139,6 +111,68 @@ class WindowClassifier:
             None,
             missing,
             ms,
+        )
+
+    def screen(self, mv: np.ndarray, valid: np.ndarray | None = None) -> Classification | None:
+        """The checks before any model (missing samples, the quality gate): a verdict for a window that
+        cannot be classified, None for one that can (the daemon's beat-aware path: its beats are
+        labelled by the stream, :meth:`from_labels`)."""
+        return self._screen(mv, valid)[0]
+
+    def _screen(self, mv: np.ndarray, valid: np.ndarray | None) -> tuple[Classification | None, np.ndarray]:
+        """The refusal (or None) and the window with its short gaps bridged."""
+        n = mv.size
+        missing = 0 if valid is None else int(n - np.count_nonzero(valid))
+        allowed = int(self.max_missing_fraction * n)
+        if missing == n:
+            why = f"all {n} samples missing (no signal acquired)"
+            return Classification(UNCLASSIFIED, None, None, why, missing, None), mv
+        if missing > allowed:
+            why = f"{missing} of {n} samples missing (tolerance {allowed})"
+            return Classification(UNCLASSIFIED, None, None, why, missing, None), mv
+        if missing:
+            assert valid is not None
+            gap = longest_run(~valid)
+            if gap > self.max_gap_samples:
+                why = (
+                    f"{missing} of {n} samples missing, {gap / self.input_rate_hz * 1000:.0f} ms in one gap "
+                    f"(tolerance {self.max_gap_samples / self.input_rate_hz * 1000:.0f} ms)"
+                )
+                return Classification(UNCLASSIFIED, None, None, why, missing, None), mv
+            idx = np.arange(n)
+            mv = np.interp(idx, idx[valid], mv[valid]).astype(np.float32)
+        if self.quality.enabled:
+            reason = assess_window(mv, self.input_rate_hz, self.rails_mv, self.quality, self.qrs)
+            if reason is not None:
+                return Classification(UNREADABLE, None, None, reason, missing, None), mv
+        return None, mv
+
+    def from_labels(self, beats: LabelledBeats, prev_seq: int | None, missing: int) -> Classification:
+        """A readable window's verdict from the beats the stream labelled (``BeatLabeller.window``): the
+        window's beat labels are the beats the alarms saw, and its count is the beat stage's."""
+        t0 = time.perf_counter()
+        seq = beats.seq
+        rr_seq = seq if prev_seq is None else np.concatenate(([prev_seq], seq))
+        is_v = beats.labels == "V"
+        if self.model.metadata.af_rr_exclude_v:
+            rr = rr_between_kept(
+                rr_seq, is_v if prev_seq is None else np.concatenate(([False], is_v)), self.input_rate_hz
+            )
+        else:
+            rr = (np.diff(rr_seq) / self.input_rate_hz).astype(np.float32)
+        judged = beats.labels != "Q"
+        return self._decide(
+            seq,
+            beats.labels.copy(),
+            beats.probs[judged],
+            rr,
+            missing,
+            t0,
+            bool(beats.learning[-1]) if len(beats) else False,  # as the window ends
+            "no beats detected"
+            if seq.size == 0
+            else "no beat could be judged (learning the patient's "
+            "dominant beat, or samples missing around every beat)",
         )
 
     def _classify_beats(
@@ -163,20 +197,34 @@ class WindowClassifier:
                 seq = np.concatenate(([f.seq[0] - round(float(f.rr_s[0]) * self.input_rate_hz)], seq))
                 is_v = np.concatenate(([False], is_v))
             rr = rr_between_kept(seq, is_v, self.input_rate_hz)
+        why = (
+            "no beats detected" if f.seq.size == 0 else "learning the patient's dominant beat (too few beats)"
+        )
+        return self._decide(f.seq, labels, probs, rr, missing, t0, f.learning, why)
+
+    def _decide(
+        self,
+        seq: np.ndarray,
+        labels: np.ndarray,
+        probs: np.ndarray,
+        rr: np.ndarray,
+        missing: int,
+        t0: float,
+        learning: bool,
+        why_none: str,
+    ) -> Classification:
+        """AF from the window's RR series, then the window label by the rule AF > V > S > N."""
+        model = self.model
+        judged = labels != "Q"
         r = rr_features(rr)
-        p_af = model.af_prob(r) if r is not None else 0.0
+        p_af = model.af_prob(r) if r is not None and judged.any() else 0.0
         is_af = r is not None and p_af >= model.metadata.af_threshold
         if is_af:
             labels[labels == "S"] = "N"  # irregular by definition in AF: no supraventricular "ectopy"
-        beats = BeatLabels(f.seq, labels)
+        beats = BeatLabels(seq, labels)
         ms = (time.perf_counter() - t0) * 1000.0
         if not judged.any():
-            why = (
-                "no beats detected"
-                if f.seq.size == 0
-                else "learning the patient's dominant beat (too few beats)"
-            )
-            return Classification(UNCLASSIFIED, None, None, why, missing, ms, beats, f.learning)
+            return Classification(UNCLASSIFIED, None, None, why_none, missing, ms, beats, learning)
         pj = probs
         evidence = {
             "N": round(float(pj[:, 0].min()) * (1.0 - p_af), 4),
@@ -192,7 +240,7 @@ class WindowClassifier:
             label = "S"
         else:
             label = "N"
-        return Classification(label, evidence[label], evidence, None, missing, ms, beats, f.learning)
+        return Classification(label, evidence[label], evidence, None, missing, ms, beats, learning)
 
     def _detect(self, first_seq: int, mv: np.ndarray) -> np.ndarray:
         """The window's beats from the QRS detector (for ``ecgd classify`` and a daemon without a beat
@@ -209,10 +257,3 @@ class WindowClassifier:
         t_out = np.arange(target) / self.model.sample_rate_hz
         t_in = np.arange(mv.size) / self.input_rate_hz
         return np.interp(t_out, t_in, mv).astype(np.float32)
-
-
-def _longest_run(flags: np.ndarray) -> int:
-    """Length of the longest run of True."""
-    edges = np.diff(flags.astype(np.int8), prepend=0, append=0)
-    runs = np.flatnonzero(edges == -1) - np.flatnonzero(edges == 1)
-    return int(runs.max()) if runs.size else 0

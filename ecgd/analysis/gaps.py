@@ -23,3 +23,10 @@ def missing_runs(first_seq: int, ok: np.ndarray, open_start: int | None) -> tupl
             starts.insert(0, open_start)
             ends.insert(0, first_seq)
     return starts, ends
+
+
+def longest_run(flags: np.ndarray) -> int:
+    """Length of the longest run of True."""
+    edges = np.diff(flags.astype(np.int8), prepend=0, append=0)
+    runs = np.flatnonzero(edges == -1) - np.flatnonzero(edges == 1)
+    return int(runs.max()) if runs.size else 0

@@ -1,0 +1,196 @@
+"""The streaming beat labeller on the real bundled model, and the alarm engine fed its labels.
+
+Constructed ECG through the AD8232 + 8-bit PCF8591 model, the beat stage's own detector, the daemon's
+0.2-s blocks: what the worker does.
+"""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+
+import numpy as np
+import pytest
+from ecg_synth import FS, synth_ecg
+
+from ecgd.analysis.alarms import AlarmEngine, AlarmSettings
+from ecgd.analysis.beat_labels import POST_WAIT_S, BeatLabeller, LabelledBeats
+from ecgd.analysis.beat_model import BeatRhythmModel
+from ecgd.analysis.beats import BLOCK_S, BeatTracker
+from ecgd.analysis.model import load_model
+from ecgd.config import BUNDLED_MODEL
+from ecgd.io.frontend import AnalogFrontEnd
+
+BLOCK = round(BLOCK_S * FS)
+
+
+@pytest.fixture(scope="module")
+def model() -> BeatRhythmModel:
+    m = load_model(BUNDLED_MODEL)
+    assert isinstance(m, BeatRhythmModel)
+    return m
+
+
+def sinus_with_pvcs(seconds: float = 90.0, every: int = 8, rr: float = 0.85):
+    """Sinus at 70/min; every ``every``-th beat a wide PVC at 60 % of the RR, then a compensatory pause."""
+    times, wide, t, k = [], [], 0.5, 0
+    while t < seconds - 1:
+        k += 1
+        if k % every == 0:
+            times.append(t - 0.4 * rr)
+            wide.append(True)
+        else:
+            times.append(t)
+            wide.append(False)
+        t += rr
+    return np.array(times), np.array(wide)
+
+
+def run(model, x: np.ndarray, valid: np.ndarray | None = None):
+    """(seq, label, labelled-at) of every beat, the beat stage's beats, and the last ``until``."""
+    mv = AnalogFrontEnd().simulate_mv(x, FS)
+    tracker = BeatTracker(FS)
+    labeller = BeatLabeller(model, FS)
+    out, detected, untils = [], [], []
+    for a in range(0, mv.size, BLOCK):
+        ok = None if valid is None else valid[a : a + BLOCK]
+        new = tracker.feed(a, mv[a : a + BLOCK], ok)
+        detected += [b.seq for b in new]
+        lb = labeller.feed(a, mv[a : a + BLOCK], ok, [b.seq for b in new], tracker.confirmed_until())
+        out += [(int(s), str(lab), a + BLOCK) for s, lab in zip(lb.seq, lb.labels, strict=True)]
+        untils.append(lb.until)
+    last = labeller.flush()  # the recording ends: the last beat is judged without a next one
+    out += [(int(s), str(lab), mv.size) for s, lab in zip(last.seq, last.labels, strict=True)]
+    return out, detected, untils, labeller
+
+
+def nearest(times_s: np.ndarray, seqs: np.ndarray) -> np.ndarray:
+    return np.abs(seqs[:, None] / FS - times_s[None, :]).argmin(axis=1)
+
+
+def test_every_beat_labelled_once_in_order_pvcs_v_sinus_n(model):
+    times, wide = sinus_with_pvcs()
+    out, detected, untils, _ = run(model, synth_ecg(times, wide, 90.0))
+    seqs = np.array([s for s, _, _ in out])
+    labels = np.array([lab for _, lab, _ in out])
+    assert sorted(detected) == seqs.tolist()  # each detected beat exactly once, in time order
+    assert all(b >= a for a, b in itertools.pairwise(untils))  # the horizon never goes back
+    truth = wide[nearest(times, seqs)]
+    judged = labels != "Q"
+    assert np.flatnonzero(~judged).max() < 8  # only the first beats, before a template exists
+    assert np.mean(labels[judged & truth] == "V") >= 0.95
+    assert np.mean(labels[judged & ~truth] == "N") >= 0.97
+
+
+def test_a_label_trails_its_beat_by_about_one_rr(model):
+    times, wide = sinus_with_pvcs(40.0)
+    out, _, _, labeller = run(model, synth_ecg(times, wide, 40.0))
+    tracker = BeatTracker(FS)
+    confirm = tracker.fed_until - tracker.confirmed_until()  # the detector's look-ahead, in samples
+    lags = np.array([(at - s) / FS for s, _, at in out])
+    rr_max = 0.85 * 1.4  # the compensatory pause after a PVC
+    assert lags.max() <= confirm / FS + rr_max + 2 * BLOCK_S
+    assert labeller.until > out[-2][0]
+
+
+def test_a_short_gap_is_bridged_and_a_long_one_leaves_the_beat_unjudged(model):
+    """Fed the true beat positions (the detector itself blanks around a gap > 20 ms)."""
+    times = np.arange(0.5, 40.0, 0.8)
+    seqs = np.round(times * FS).astype(np.int64)
+    mv = AnalogFrontEnd().simulate_mv(synth_ecg(times, np.zeros(times.size, bool), 40.0), FS)
+    valid = np.ones(mv.size, bool)
+    valid[seqs[30] + 36 : seqs[30] + 41] = False  # 14 ms missing after the R wave: bridged
+    valid[seqs[40] + 90 : seqs[40] + 90 + round(0.08 * FS)] = False  # 80 ms in its T wave: not judged
+    labeller = BeatLabeller(model, FS)
+    got = {}
+    for a in range(0, mv.size, BLOCK):
+        new = seqs[
+            (seqs >= a - round(0.3 * FS)) & (seqs < a + BLOCK - round(0.3 * FS))
+        ]  # reported 0.3 s late
+        lb = labeller.feed(a, mv[a : a + BLOCK], valid[a : a + BLOCK], new, a + BLOCK - round(0.3 * FS))
+        got.update(zip(lb.seq.tolist(), lb.labels.tolist(), strict=True))
+    assert got[int(seqs[30])] == "N"
+    assert got[int(seqs[40])] == "Q"
+    assert [got[int(s)] for s in seqs[20:45] if s not in (seqs[30], seqs[40])] == ["N"] * 23
+
+
+def test_flush_labels_the_last_beats_and_window_gives_its_beats_and_the_one_before(model):
+    times = np.arange(0.5, 30.0, 0.8)
+    mv = AnalogFrontEnd().simulate_mv(synth_ecg(times, np.zeros(times.size, bool), 30.0), FS)
+    tracker, labeller = BeatTracker(FS), BeatLabeller(model, FS)
+    got = []
+    for a in range(0, mv.size, BLOCK):
+        new = tracker.feed(a, mv[a : a + BLOCK])
+        got.append(labeller.feed(a, mv[a : a + BLOCK], None, [b.seq for b in new], tracker.confirmed_until()))
+    waiting = len(tracker.beats) - sum(len(g) for g in got)
+    assert waiting >= 1  # the last beat waits for a next one
+    flushed = labeller.flush()
+    assert len(flushed) == waiting and set(flushed.labels) <= {"N", "Q"}
+    beats, prev = labeller.window(round(10 * FS), round(20 * FS))
+    inside = [b.seq for b in tracker.beats if 10 * FS <= b.seq < 20 * FS]
+    assert beats.seq.tolist() == inside
+    assert prev is not None and prev < inside[0] and set(beats.labels) == {"N"}
+    assert all(beats.learning)  # 20 s of beats, the template learns for 60 s
+
+
+def test_a_waveform_model_cannot_label_beats():
+    waveform = load_model(Path(__file__).parent / "models" / "rhythm-cnn-1.1.0.tflite")
+    with pytest.raises(ValueError, match="not a beat-aware model"):
+        BeatLabeller(waveform, FS)
+
+
+def labelled(seqs, labels, until):
+    n = len(seqs)
+    return LabelledBeats(
+        np.asarray(seqs, np.int64),
+        np.asarray(labels),
+        np.full((n, 3), 0.3, np.float32),
+        np.zeros(n, bool),
+        until,
+    )
+
+
+def engine_run(labels: str, labelled_beats: bool = True):
+    """Sinus then 10 wide beats at 150/min, fed as the daemon feeds the engine; labels trail by 1 s."""
+    rr_n, rr_v = round(0.8 * FS), round(0.4 * FS)
+    seqs = [round(FS) + i * rr_n for i in range(10)]
+    seqs += [seqs[-1] + (i + 1) * rr_v for i in range(10)]
+    seqs += [seqs[-1] + (i + 1) * rr_n for i in range(10)]
+    engine = AlarmEngine(FS, AlarmSettings(afib=False), labelled_beats=labelled_beats)
+    lag = round(FS)
+    events, raised = [], {}
+    total = seqs[-1] + 3 * round(FS)
+    for a in range(0, total, BLOCK):
+        stop = a + BLOCK
+        new = [s for s in seqs if a <= s + 10 < stop]  # the detector reports each beat soon after
+        done = [i for i, s in enumerate(seqs) if a <= s + lag < stop]
+        beats = type("B", (), {"seq": np.asarray(new, np.int64), "width_ms": np.full(len(new), 180.0)})()
+        lab = labelled([seqs[i] for i in done], [labels[i] for i in done], stop - lag)
+        for e in engine.feed(
+            a, np.zeros(BLOCK, np.float32) + 0.01 * np.sin(np.arange(a, stop)), None, beats, labelled=lab
+        ):
+            events.append(e)
+            raised.setdefault((e.alarm, e.state), stop)
+    return events, raised, seqs
+
+
+def test_engine_takes_ventricular_beats_from_labels_not_widths():
+    sinus, run_ = "N" * 10, "V" * 10
+    events, raised, seqs = engine_run(sinus + run_ + sinus)
+    onsets = [e for e in events if e.state == "onset" and e.alarm in ("vtach", "ventricular_run")]
+    assert [e.alarm for e in onsets] == ["ventricular_run", "vtach"]
+    vt = next(e for e in onsets if e.alarm == "vtach")
+    assert vt.onset_seq == seqs[15] and "labelled V by the beat classifier" in vt.detail
+    assert vt.value == pytest.approx(150, abs=2)
+    assert (raised[("vtach", "onset")] - seqs[15]) / FS <= 2.0  # within 2 s of the sixth V beat
+    assert ("vtach", "end") in raised
+    # the same beats all wide, labelled N: no ventricular alarm at all (a bundle branch block)
+    events, _, _ = engine_run("N" * 30)
+    assert not [e for e in events if e.alarm in ("vtach", "ventricular_run")]
+    # without labels the width rule calls every wide beat ventricular
+    events, _, _ = engine_run("N" * 30, labelled_beats=False)
+    assert any(e.alarm == "vtach" and "wide-complex rule" in e.detail for e in events)
+
+
+def test_post_wait_is_shorter_than_a_pause():
+    assert AlarmSettings().pause_seconds > POST_WAIT_S
