@@ -1,12 +1,16 @@
 """Score a beat-aware bundle through the daemon's path: windows, beats (EC57 style) and per-patient error.
 
     .venv/bin/python -m training.beat_eval ecgd/models/default.tflite --records mitdb/119,svdb/800
+    .venv/bin/python -m training.beat_eval --cv runs/b1 --beats detector --out runs/b1/cv_stream.json
 
 Windows come from :func:`ecgd.offline.classify_recording` (non-overlapping 10-s windows from sample 0,
 the signal-quality gate on, one :class:`~ecgd.analysis.classifier.WindowClassifier` per record, so the
 patient's template is learned as the daemon learns it), with the 8-bit front end. Beats come from the
-reference annotations (``--beats reference``) or from the QRS detector (``--beats detector``, what
-``ecgd classify`` does). Needs no TensorFlow.
+reference annotations (``--beats reference``, judged window by window) or from the beat stage
+(``--beats detector``: what ``ecgd classify`` and the daemon do, the streaming QRS detector with every
+beat labelled once as it comes and each window judged from its labelled beats). ``--cv RUN`` scores a
+``training.train_beats`` run's fold bundles, each on its own held-out patients (patient-wise CV).
+Needs no TensorFlow.
 """
 
 from __future__ import annotations
@@ -184,14 +188,26 @@ def main(argv: list[str] | None = None) -> int:
     from training.beat_data import signal_records
 
     p = argparse.ArgumentParser(prog="python -m training.beat_eval", description=__doc__.split("\n\n")[0])
-    p.add_argument("model", help="the bundle's .tflite (its .json beside it)")
+    p.add_argument("model", nargs="?", help="the bundle's .tflite (its .json beside it)")
+    p.add_argument("--cv", type=Path, help="a train_beats run: each fold's bundle on its held-out patients")
     p.add_argument("--data", default="/work/shared/data")
     p.add_argument("--records", help="comma-separated ids (default: all 80)")
     p.add_argument("--beats", choices=("reference", "detector"), default="reference")
     p.add_argument("--out", help="write metrics JSON here")
     args = p.parse_args(argv)
-    rids = args.records.split(",") if args.records else list(signal_records(args.data))
-    windows, beats = score_records(args.model, args.data, rids, args.beats)
+    if (args.model is None) == (args.cv is None):
+        p.error("give a model or --cv RUN")
+    if args.cv is not None:
+        folds = json.loads((args.cv / "cv_metrics.json").read_text())["folds"]
+        windows, beats = [], []
+        for k, rids in enumerate(folds):
+            w, b = score_records(args.cv / f"fold{k + 1}" / "default.tflite", args.data, rids, args.beats)
+            windows += w
+            beats += b
+            print(f"# fold {k + 1}: {len(rids)} patients, {len(w)} windows", file=sys.stderr, flush=True)
+    else:
+        rids = args.records.split(",") if args.records else list(signal_records(args.data))
+        windows, beats = score_records(args.model, args.data, rids, args.beats)
     wm, bm = window_metrics(windows), beat_metrics(beats)
     print(format_report(wm, bm))
     if args.out:
