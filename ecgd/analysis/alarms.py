@@ -573,15 +573,21 @@ class AlarmEngine:
                     f"no QRS for {gap_s:.1f} s (limit {s.pause_seconds:g} s)",
                 )
             )
-        if flat_s >= s.asystole_seconds and self._on("asystole") and "asystole" not in self.active:
-            at = quiet_since + round(s.asystole_seconds * self.fs)
+        # The signal is known up to now, the beats only up to the horizon: a beat not yet confirmed is a
+        # steep deflection, so a line flat up to now is an asystole now, not one confirmation delay later.
+        recent = self._last_activity(max(quiet_since, horizon), self._stop)
+        quiet_now = quiet_since if recent is None else max(quiet_since, recent)
+        flat_now_s = (self._stop - quiet_now) / self.fs
+        if flat_now_s >= s.asystole_seconds and self._on("asystole") and "asystole" not in self.active:
+            at = quiet_now + round(s.asystole_seconds * self.fs)
+            since_beat_s = (self._stop - start) / self.fs
             events.append(
                 self._onset(
                     "asystole",
                     at,
-                    round(gap_s, 2),
+                    round(since_beat_s, 2),
                     s.asystole_seconds,
-                    f"no QRS for {gap_s:.1f} s, flat for {flat_s:.1f} s, electrodes on "
+                    f"no QRS for {since_beat_s:.1f} s, flat for {flat_now_s:.1f} s, electrodes on "
                     f"(limit {s.asystole_seconds:g} s)",
                 )
             )
