@@ -1,8 +1,9 @@
 """Alarm benchmark: false alarms per hour, episode sensitivity and latency (issue 9).
 
-Every record goes through the AD8232 + 8-bit PCF8591 model and the daemon's alarm path
-(``ecgd.alarm_replay``: the same QRS detector, window classifier and ``AlarmEngine`` in 0.2-s
-blocks). Scored against the reference beat and rhythm annotations:
+Every record, and every constructed latency trial, goes through the AD8232 + 8-bit PCF8591 model and
+the daemon's alarm path (``ecgd.alarm_replay``: the same QRS detector, beat labeller, window
+classifier and ``AlarmEngine`` in 0.2-s blocks, with the bundled model unless ``--no-model``).
+Scored against the reference beat and rhythm annotations:
 
 - **false alarms per hour**, per alarm, on MIT-BIH DS1 (22 records) and SVDB (58 records). An onset is
   *true* when the reference agrees at that moment: asystole — no reference beat in the
@@ -42,9 +43,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from ecgd import config as cfg  # noqa: E402
-from ecgd.alarm_replay import episodes, recording_events, replay  # noqa: E402
+from ecgd.alarm_replay import episodes, recording_events  # noqa: E402
 from ecgd.analysis.alarms import TECHNICAL_ALARMS  # noqa: E402
-from ecgd.analysis.quality import adc_rails_mv  # noqa: E402
 from ecgd.io import synthetic as syn  # noqa: E402
 from ecgd.io.records import Recording  # noqa: E402
 
@@ -236,13 +236,13 @@ def sensitivity_table(stats) -> str:
 
 
 # -- latency ---------------------------------------------------------------------------------------
-def _replay(mv_electrodes: np.ndarray, fs: float, settings):
-    fe = settings.analog_frontend
-    mv = fe.simulate_mv(mv_electrodes, fs)
-    return episodes(replay(mv, fs, settings.alarms, settings.quality, adc_rails_mv(fe)))
+def _replay(mv_electrodes: np.ndarray, fs: float, settings, model=None):
+    """The daemon's alarm path over a constructed signal: with ``model`` its beat labels and windows too."""
+    recording = Recording(np.asarray(mv_electrodes, dtype=np.float32), fs, "trial", "0")
+    return episodes(recording_events(recording, settings, settings.analog_frontend, model))
 
 
-def asystole_latency(data: Path, settings, trials: int, rng) -> list[dict]:
+def asystole_latency(data: Path, settings, trials: int, rng, model=None) -> list[dict]:
     out = []
     for _ in range(trials):
         name = DS1[int(rng.integers(len(DS1)))]
@@ -256,7 +256,7 @@ def asystole_latency(data: Path, settings, trials: int, rng) -> list[dict]:
         baseline = float(np.median(before[-round(fs) :]))
         ramp = np.linspace(before[-1], baseline, round(0.1 * fs))
         x = np.concatenate([before, ramp, baseline + syn.flat(fs, 12, rng)])
-        eps = _replay(x, fs, settings)
+        eps = _replay(x, fs, settings, model)
         beats = np.asarray(ann.sample)[np.isin(ann.symbol, list(BEATS))] - start
         last = int(beats[beats < cut - start].max())
         asy = [e for e in eps if e.onset.alarm == "asystole"]
@@ -269,7 +269,7 @@ def asystole_latency(data: Path, settings, trials: int, rng) -> list[dict]:
     return out
 
 
-def vf_latency(data: Path, settings, trials: int, rng) -> list[dict]:
+def vf_latency(data: Path, settings, trials: int, rng, model=None) -> list[dict]:
     out = []
     for _ in range(trials):
         name = DS1[int(rng.integers(len(DS1)))]
@@ -280,14 +280,14 @@ def vf_latency(data: Path, settings, trials: int, rng) -> list[dict]:
         x = np.concatenate(
             [rec.p_signal[cut - round(90 * fs) : cut, 0], syn.fibrillation(fs, 15, freq, amp, rng)]
         )
-        eps = _replay(x, fs, settings)
+        eps = _replay(x, fs, settings, model)
         vf = [e for e in eps if e.onset.alarm == "vfib" and e.onset.detected_seq >= round(90 * fs)]
         lat = (vf[0].onset.detected_seq - round(90 * fs)) / fs if vf else None
         out.append({"record": name, "freq_hz": round(freq, 1), "mv": round(amp, 2), "latency_s": lat})
     return out
 
 
-def rate_steps(data: Path, settings) -> list[dict]:
+def rate_steps(data: Path, settings, model=None) -> list[dict]:
     """Record 101 (sinus, ~70 bpm): 90 s as recorded, then played k times faster from there."""
     rec, ann = load(data / "mitdb" / "101")
     fs = float(rec.fs)
@@ -300,7 +300,7 @@ def rate_steps(data: Path, settings) -> list[dict]:
         tail = base[step : step + round(60 * fs * k)]
         t = np.arange(0, tail.size - 1, k)
         x = np.concatenate([base[:step], np.interp(t, np.arange(tail.size), tail)])
-        eps = _replay(x, fs, settings)
+        eps = _replay(x, fs, settings, model)
         raised = {}
         for e in eps:
             if e.onset.detected_seq >= step and e.onset.alarm not in raised:
@@ -396,7 +396,7 @@ def main() -> int:
     if args.svdb_only:
         return 0
     rng = np.random.default_rng(9)
-    asy = asystole_latency(args.data, settings, 20, rng)
+    asy = asystole_latency(args.data, settings, 20, rng, model)
     lats = [r["latency_s"] for r in asy if r["latency_s"] is not None]
     within = sum(1 for v in lats if v <= settings.alarms.asystole_seconds + 1)
     print("## Latency (offline, the daemon's blocks)\n")
@@ -406,7 +406,7 @@ def main() -> int:
         f"beat median {np.median(lats):.2f} s, max {max(lats):.2f} s; false asystole before the cut: "
         f"{sum(r['false_before'] for r in asy)}"
     )
-    vf = vf_latency(args.data, settings, 10, rng)
+    vf = vf_latency(args.data, settings, 10, rng, model)
     vl = [r["latency_s"] for r in vf if r["latency_s"] is not None]
     print(
         f"- simulated coarse VF (3.5-7 Hz, 0.3-1 mV) at 10 random DS1 points: detected {len(vl)}/10; "
@@ -414,7 +414,7 @@ def main() -> int:
         if vl
         else "- simulated VF: not detected"
     )
-    for r in rate_steps(args.data, settings):
+    for r in rate_steps(args.data, settings, model):
         print(f"- rate step ×{r['factor']:g} ({r['bpm']} bpm): raised after the step {r['raised_after_s']}")
     if args.daemon:
         print("\n## Latency on the daemon path (real time, emulated device)\n")
