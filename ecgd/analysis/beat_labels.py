@@ -121,15 +121,21 @@ class BeatLabeller:
         self._pending = [s for s in self._pending if s < start] + sorted(int(s) for s in seqs if s >= start)
 
     def feed(
-        self, first_seq: int, mv: np.ndarray, valid: np.ndarray | None, beats: Sequence[int], final_until: int
+        self,
+        first_seq: int,
+        mv: np.ndarray,
+        valid: np.ndarray | None,
+        beats: Sequence[int],
+        confirmed_until: int,
     ) -> LabelledBeats:
         """The block ``[first_seq, first_seq + len(mv))``, the beats it confirmed and the beat stage's
-        ``final_until`` (no beat before it is still to come); returns the beats labelled now."""
+        ``confirmed_until`` (``BeatTracker.confirmed_until``: every ordinary beat before it has been
+        reported); returns the beats labelled now."""
         self._append(first_seq, np.asarray(mv, np.float32), valid)
         fresh = sorted(int(s) for s in beats)
         late = [s for s in fresh if s < self._until]  # search-back behind the labels' horizon: unjudged
         self._pending = sorted(set(self._pending) | {s for s in fresh if s >= self._until})
-        return self._label(self._ready(final_until), late, final_until)
+        return self._label(self._ready(confirmed_until), late, confirmed_until)
 
     def flush(self) -> LabelledBeats:
         """Label every waiting beat now, without its next beat (a stop, a reload, a recording's end)."""
@@ -164,7 +170,7 @@ class BeatLabeller:
             self._x, self._ok, self._x0 = self._x[drop:], self._ok[drop:], self._x0 + drop
 
     def _label(
-        self, ready: list[int], late: list[int], final_until: int, flushing: bool = False
+        self, ready: list[int], late: list[int], confirmed_until: int, flushing: bool = False
     ) -> LabelledBeats:
         parts = []
         if ready:
@@ -181,32 +187,32 @@ class BeatLabeller:
                     0,
                 )
             )
-        self._until = max(self._until, self._horizon(final_until))
+        self._until = max(self._until, self._horizon(confirmed_until))
         out = LabelledBeats.join(parts, self._until)
         if len(out):
             done = LabelledBeats.join([self._done, out], self._until)
             self._done = done.take(done.seq >= done.seq[-1] - self._keep_done)
         return out
 
-    def _ready(self, final_until: int) -> list[int]:
+    def _ready(self, confirmed_until: int) -> list[int]:
         """The waiting beats that can be judged now, oldest first (a prefix of the waiting list)."""
         end = self._x0 + self._x.size
         out = []
         for i, s in enumerate(self._pending):
-            if s >= final_until:
+            if s >= confirmed_until:
                 break
             nxt = self._pending[i + 1] if i + 1 < len(self._pending) else None
-            if nxt is not None and nxt < final_until:
+            if nxt is not None and nxt < confirmed_until:
                 if nxt + self._after > end:
                     break
-            elif final_until - s < self._wait or s + self._after > end:
+            elif confirmed_until - s < self._wait or s + self._after > end:
                 break
             out.append(s)
         return out
 
-    def _horizon(self, final_until: int) -> int:
+    def _horizon(self, confirmed_until: int) -> int:
         """Labels are complete up to the first beat still waiting (or the beat stage's horizon)."""
-        return self._pending[0] if self._pending else final_until
+        return self._pending[0] if self._pending else confirmed_until
 
     def _judge(self, ready: list[int], flushing: bool = False) -> LabelledBeats:
         """Features and labels of ``ready``; the next waiting beat (if final) goes in as their context."""
