@@ -35,13 +35,22 @@ def run_in_main_thread(daemon: Daemon, actions, limit_s: float = 60.0) -> float:
     return time.monotonic() - t
 
 
+def wrap_window_judging(daemon: Daemon, wrapper) -> None:
+    """Wrap what the worker calls for each new window: ``classify``, or for a beat-aware model
+    ``screen`` (the quality gate; its verdict comes later, from the window's labelled beats)."""
+    classifier = daemon._pipeline.classifier
+    for name in ("classify", "screen"):
+        setattr(classifier, name, wrapper(getattr(classifier, name)))
+
+
 def slow_down_inference(daemon: Daemon, seconds: float) -> None:
     """Every window's classification takes ``seconds`` longer (a model too slow for the hop)."""
-    classifier = daemon._pipeline.classifier
-    real = classifier.classify
 
-    def slow(*a, **kw):
-        time.sleep(seconds)
-        return real(*a, **kw)
+    def slowed(real):
+        def slow(*a, **kw):
+            time.sleep(seconds)
+            return real(*a, **kw)
 
-    classifier.classify = slow
+        return slow
+
+    wrap_window_judging(daemon, slowed)

@@ -8,7 +8,13 @@ import signal
 import threading
 import time
 
-from daemon_support import log_records, run_in_main_thread, slow_down_inference, write_config
+from daemon_support import (
+    log_records,
+    run_in_main_thread,
+    slow_down_inference,
+    wrap_window_judging,
+    write_config,
+)
 
 from ecgd import config as cfg
 from ecgd.daemon import Daemon
@@ -50,14 +56,15 @@ def test_watchdog_stops_while_the_worker_hangs(daemon_env):
     daemon = Daemon(cfg.load(tmp / "c.yaml"), notifier=Notifier(), liveness_limit_s=1.0)
     daemon.start()
     release = threading.Event()
-    classifier = daemon._pipeline.classifier
-    real = classifier.classify
 
-    def blocking(*a, **kw):
-        release.wait(20)
-        return real(*a, **kw)
+    def blocking(real):
+        def wait_then(*a, **kw):
+            release.wait(20)
+            return real(*a, **kw)
 
-    classifier.classify = blocking  # the worker's next window blocks (a hung interpreter)
+        return wait_then
+
+    wrap_window_judging(daemon, blocking)  # the worker's next window blocks (a hung interpreter)
     marks = {}
 
     def actions():
@@ -182,17 +189,18 @@ def test_a_classifier_error_is_reported_and_the_worker_goes_on(daemon_env):
     write_config(tmp / "c.yaml", tmp / "r.jsonl", windows={"hop_seconds": 1.0})
     daemon = Daemon(cfg.load(tmp / "c.yaml"), notifier=Notifier())
     daemon.start()
-    classifier = daemon._pipeline.classifier
-    real = classifier.classify
     calls = []
 
-    def flaky(*a, **kw):
-        calls.append(1)
-        if len(calls) == 1:
-            raise FloatingPointError("interpreter returned NaN")
-        return real(*a, **kw)
+    def flaky(real):
+        def fail_once(*a, **kw):
+            calls.append(1)
+            if len(calls) == 1:
+                raise FloatingPointError("interpreter returned NaN")
+            return real(*a, **kw)
 
-    classifier.classify = flaky
+        return fail_once
+
+    wrap_window_judging(daemon, flaky)
 
     def actions():
         time.sleep(12.5)
