@@ -1,10 +1,10 @@
-"""Wiring: source → sampler → ring → windows → classifier → sinks, plus signals,
-sd_notify, the watchdog and live reload. The only module that knows all others.
+"""Wiring: source → sampler → ring → worker (beats, labels, alarms, windows) → sinks and recorder, plus
+signals, sd_notify, the watchdog and live reload. The only module that knows all others.
 
-Threads: the sampler (owns the source and the grid), the inference worker
-(owns the scheduler and the classifier), the sink dispatcher (owns the sinks);
-the main thread handles signals, faults, status and the watchdog. Data moves
-one way, through the ring and the dispatcher's bounded queue.
+Threads: the sampler (owns the source and the grid), the inference worker (``ecgd.worker``: owns the
+beat stage, the labeller, the alarm engine, the scheduler and the classifier's state), the recorder,
+one per sink; the main thread handles signals, faults, status and the watchdog. Data moves one way,
+through the ring and bounded queues.
 """
 
 from __future__ import annotations
@@ -16,29 +16,19 @@ import sys
 import threading
 import time
 import uuid
-from collections import deque
-from dataclasses import dataclass
 from pathlib import Path
-
-import numpy as np
 
 from ecgd import __version__
 from ecgd import config as cfg
 from ecgd.acquisition.clock import Clock, RealClock
 from ecgd.acquisition.leadoff import GpiodLeadOffLines, LeadOffError, LeadOffLines, LeadOffMonitor
-from ecgd.acquisition.ring import RingOverrun, SampleRing
+from ecgd.acquisition.ring import SampleRing
 from ecgd.acquisition.sampler import SampleGrid, Sampler, SamplerEvent
 from ecgd.acquisition.sources.emulated import EmulatedI2c, EmulatedLeadOffLines, emulated_device
 from ecgd.acquisition.sources.pcf8591 import Pcf8591
-from ecgd.alarm_replay import new_engine
-from ecgd.analysis.alarms import AlarmEngine, AlarmEvent
-from ecgd.analysis.beat_labels import BeatLabeller, LabelledBeats
-from ecgd.analysis.beats import BLOCK_S, Beat, BeatTracker, LiveRate, WindowBeats
-from ecgd.analysis.classifier import UNCLASSIFIED, UNREADABLE, Classification, WindowClassifier
+from ecgd.analysis.classifier import WindowClassifier
 from ecgd.analysis.model import Model, ModelError, load_model
 from ecgd.analysis.quality import adc_rails_mv
-from ecgd.analysis.windows import Window, WindowScheduler
-from ecgd.io.frontend import AnalogFrontEnd
 from ecgd.io.records import RecordError, read_recording
 from ecgd.notify import Notifier
 from ecgd.outputs.recording import Recorder
@@ -48,19 +38,16 @@ from ecgd.outputs.results import (
     NOTICE,
     WARNING,
     Record,
-    alarm_record,
     event_record,
-    result_record,
 )
 from ecgd.outputs.sinks import Sink, SinkDispatcher
 from ecgd.outputs.sinks.console import ConsoleSink
 from ecgd.outputs.sinks.journal import JournalSink
 from ecgd.outputs.sinks.logfile import RotatingJsonLog
+from ecgd.worker import Pipeline, Worker
 
 EX_OK, EX_UNAVAILABLE, EX_CONFIG = 0, 69, 78
 LIVENESS_LIMIT_S = 5.0  # a thread silent this long is hung: stop feeding the watchdog
-NOT_JUDGED = WindowBeats.none("window not classified")
-BEAT_POLL_S = BLOCK_S  # the worker feeds the beat stage at least this often: beats known within delay + 0.2 s
 ACQUISITION_SECTIONS = ("device", "emulated", "sampling", "frontend")
 ELECTRODE = {"LO+": "+IN", "LO−": "−IN"}  # which electrode each AD8232 leads-off pin watches
 
@@ -86,45 +73,6 @@ def load_checked_model(settings: cfg.Settings) -> Model:
     return model
 
 
-@dataclass
-class Pipeline:
-    """What the worker needs for one configuration generation."""
-
-    settings: cfg.Settings
-    model: Model
-    classifier: WindowClassifier
-    generation: int
-
-
-@dataclass
-class _BeatStage:
-    """The worker's beat tracker and what it reads: the ring (replaced on some reloads) and the front end."""
-
-    tracker: BeatTracker
-    ring: SampleRing
-    frontend: AnalogFrontEnd
-    labeller: BeatLabeller | None  # a beat-aware model's: N/S/V/Q per beat, for the ventricular alarms
-    model: Model
-
-
-@dataclass(frozen=True)
-class _Beats:
-    """The new beats' R-peak seqs and the beat stage's RR (NaN: not measured), for the alarm engine."""
-
-    seq: np.ndarray
-    rr_ms: np.ndarray
-
-
-@dataclass
-class _Held:
-    """A judged window whose record waits until every beat in it has been detected."""
-
-    window: Window
-    c: Classification | None
-    pipeline: Pipeline
-    by_labels: bool = False  # readable; its verdict comes from the stream's beat labels when they are in
-
-
 class Daemon:
     def __init__(
         self,
@@ -144,20 +92,12 @@ class Daemon:
         self.i2c: EmulatedI2c | None = None
         self.leads: LeadOffMonitor | None = None
         self.leads_problem: str | None = None
-        self.results = 0
-        self.last_label = "-"
-        self.live = LiveRate(None, 0, None, "starting")  # published by the worker, read by _status()
-        self._last_unreadable = False
-        self.worker_heartbeat = time.monotonic()
         self._stop = threading.Event()
         self._reload_requested = threading.Event()
-        self._relearn_requested = threading.Event()  # set by SIGUSR1 / reload, served by the worker
         self._pipeline: Pipeline | None = None
         self._generation = 0
         self._journal_said = False
-        self._run_id = uuid.uuid4().hex[:8]  # alarm ids stay unique across restarts
-        self._alarms: AlarmEngine | None = None
-        self.alarm_status: str | None = None  # set by the worker, read by the status line
+        self.worker = Worker(self, self._stop, uuid.uuid4().hex[:8])
         self.recorder: Recorder | None = None
         self.recording_problem: str | None = None
         self._recorded_until: int | None = None
@@ -281,10 +221,10 @@ class Daemon:
         sys.setswitchinterval(0.0005)  # let the sampler thread take the GIL promptly at its deadline
         self._start_sampler(settings, source, self.ring)
         self._start_recorder(settings)
-        self._worker_thread = threading.Thread(target=self._work, name="ecgd-worker", daemon=True)
+        self._worker_thread = threading.Thread(target=self.worker.run, name="ecgd-worker", daemon=True)
         self._worker_thread.start()
         m = pipeline.model
-        self._lifecycle(
+        self.lifecycle(
             f"ecgd started: {settings.device.kind} source, {settings.sampling.rate_hz:g} Hz, "
             f"model {m.metadata.ident} ({m.backend}, {m.input_dtype})",
             event="started",
@@ -292,7 +232,7 @@ class Daemon:
             config=settings.source,
             sampler_policy=self.sampler.policy,
         )
-        self._announce_alarms_off(settings)
+        self.worker.announce_alarms_off(settings)
         self.notifier.ready(self._status())
 
     def request_stop(self) -> None:
@@ -304,7 +244,7 @@ class Daemon:
     def request_relearn(self) -> None:
         """SIGUSR1 (``ecgd relearn``): learn the patient's dominant beat again; the worker does it
         between two windows, because the worker owns the classifier's state."""
-        self._relearn_requested.set()
+        self.worker.relearn_requested.set()
 
     def run(self, duration_s: float | None = None) -> int:
         """Main loop: signals, sensor events, status and watchdog, until stopped."""
@@ -337,7 +277,7 @@ class Daemon:
     def alive(self) -> bool:
         """Both data threads made progress recently (a hung one stops the watchdog pings)."""
         sampler_age = (self.clock.monotonic_ns() - self.sampler.heartbeat_ns) / 1e9
-        worker_age = time.monotonic() - self.worker_heartbeat
+        worker_age = time.monotonic() - self.worker.heartbeat
         return (
             self._sampler_thread.is_alive()
             and self._worker_thread.is_alive()
@@ -365,7 +305,7 @@ class Daemon:
             self.leads.close()
         recorded = self._stop_recorder()
         st = self.sampler.stats()
-        self._lifecycle(
+        self.lifecycle(
             f"ecgd stopping: {self.results} windows reported, {st.taken} samples taken, {st.missing} missing"
             + self._notify_losses(),
             event="stopped",
@@ -387,368 +327,6 @@ class Daemon:
         self.notifier.flush()
         self.dispatcher.close(1.0)
 
-    # -- the inference worker ------------------------------------------------------------------
-    def _work(self) -> None:
-        pipeline = self._pipeline
-        assert pipeline is not None
-        scheduler = self._scheduler(pipeline.settings, self.sampler.grid.first_seq)  # from the first slot
-        stage = self._beat_stage(pipeline, self.sampler.grid.first_seq)
-        held: deque[_Held] = deque()
-        self._open_alarms(pipeline.settings, stage, self.sampler.grid.first_seq)
-        while not self._stop.is_set():
-            self.worker_heartbeat = time.monotonic()
-            current = self._pipeline
-            if current is not None and current.generation != pipeline.generation:
-                if (
-                    _windowing(current.settings) != _windowing(pipeline.settings)
-                    or scheduler.ring is not self.ring
-                ):
-                    scheduler = self._scheduler(current.settings, self.ring.next_seq)
-                if (
-                    _beat_config(current.settings) != _beat_config(pipeline.settings)
-                    or stage.ring is not self.ring
-                    or (stage.labeller is not None) != current.classifier.beat_aware
-                ):
-                    new_time_base = stage.ring is not self.ring
-                    self._release_held(stage, held, final=True)
-                    stage = self._beat_stage(current, self.ring.next_seq)
-                    if new_time_base:  # seqs restart: the engine cannot carry its alarms across
-                        self._alarms_at_stop("the sampler restarted on a new sample grid")
-                        self._open_alarms(current.settings, stage, self.ring.next_seq)
-                    elif self._alarms is not None:  # another kind of model: labels come, or stop coming
-                        self._alarms.labelled_beats = stage.labeller is not None
-                elif stage.labeller is not None:  # a reload learns the patient's beat again (as before)
-                    stage.labeller.relearn(current.model, current.settings.relearn)
-                    stage.model = current.model
-                self._reload_alarms(pipeline.settings, current.settings)
-                pipeline = current
-            self._serve_relearn(pipeline, stage)
-            self._feed_beats(stage)
-            for window in scheduler.next(timeout=BEAT_POLL_S):
-                self._emit_window(window, pipeline, stage, held)
-            self._release_held(stage, held)
-        self._feed_beats(stage)
-        self._release_held(stage, held, final=True)
-        self._emit_incomplete(scheduler, pipeline)
-        self._alarms_at_stop("stopping")
-
-    # -- the beat stage (heart rate, RR) -------------------------------------------------------
-    def _beat_stage(self, pipeline: Pipeline, first_seq: int) -> _BeatStage:
-        settings = pipeline.settings
-        b, rate = settings.beats, settings.sampling.rate_hz
-        keep = settings.sampling.ring_seconds
-        tracker = BeatTracker(rate, b.qrs, b.tracker, first_seq=first_seq, keep_s=keep)
-        labeller = None
-        if pipeline.classifier.beat_aware:
-            labeller = BeatLabeller(pipeline.model, rate, settings.relearn, first_seq=first_seq)
-        return _BeatStage(tracker, self.ring, settings.analog_frontend, labeller, pipeline.model)
-
-    def _feed_beats(self, stage: _BeatStage) -> None:
-        """The ring's new samples into the beat stage; samples already overwritten are a break."""
-        beats, ring = stage.tracker, stage.ring
-        start, stop = beats.fed_until, ring.next_seq
-        if stop > start:
-            oldest = stop - ring.capacity // 2  # leave the writer room: never read where it may be writing
-            if start < oldest:
-                beats.lost(start, oldest)
-                self._alarm_lost(start, oldest)
-                start = oldest
-            try:
-                block = ring.read(start, stop)
-            except RingOverrun:
-                beats.lost(start, stop)
-                self._alarm_lost(start, stop)
-            else:
-                mv = stage.frontend.counts_to_mv(block.counts)
-                new = beats.feed(start, mv, block.valid)
-                labelled = None
-                if stage.labeller is not None:
-                    seqs = [b.seq for b in new]
-                    labelled = stage.labeller.feed(start, mv, block.valid, seqs, beats.confirmed_until())
-                    self._record_beats(labelled.seq.tolist(), labelled.labels.tolist())
-                else:
-                    self._record_beats([b.seq for b in new], ["Q"] * len(new))
-                self._alarm_feed(start, mv, block.valid, new, labelled)
-        leads_off = bool(self.leads.off_now()) if self.leads is not None else False
-        self.live = beats.live(leads_off=leads_off, unreadable=self._last_unreadable)
-
-    def _hold(
-        self,
-        window: Window,
-        c: Classification | None,
-        pipeline: Pipeline,
-        stage: _BeatStage,
-        held: deque[_Held],
-        by_labels: bool = False,
-    ) -> None:
-        """Judged: the beat stage learns where the signal was unreadable (and restarts its detector at
-        the first readable window after); the record waits for the window's last beats (and, with
-        ``by_labels``, their labels: then the verdict is drawn from them)."""
-        beats = stage.tracker
-        if window.block is not None and (c is not None or by_labels):
-            if self._alarms is not None and c is not None:
-                self._submit_alarms(self._alarms.window(window.first_seq, window.stop_seq, c.label, c.reason))
-            if c is not None and c.label == UNREADABLE:
-                beats.unreadable(window.first_seq, window.stop_seq)
-                self._last_unreadable = True
-            elif by_labels or (c is not None and c.probabilities is not None):
-                redone = beats.readable(window.first_seq, window.stop_seq)  # restarts after a bad stretch
-                if redone is not None and stage.labeller is not None:
-                    stage.labeller.replace_from(redone[0], [b.seq for b in redone[1]])
-                self._last_unreadable = False
-        held.append(_Held(window, c, pipeline, by_labels))
-
-    def _release_held(self, stage: _BeatStage, held: deque[_Held], final: bool = False) -> None:
-        """Submit the held records whose beats are all known (all of them when ``final``)."""
-        beats, labeller = stage.tracker, stage.labeller
-
-        def ready(h: _Held) -> bool:
-            stop = h.window.stop_seq
-            if beats.final_until() < stop:
-                return False
-            return not h.by_labels or labeller is None or labeller.until >= stop
-
-        if final and labeller is not None:  # this beat stage ends: its last beats, without a next one
-            flushed = labeller.flush()
-            self._record_beats(flushed.seq.tolist(), flushed.labels.tolist())
-        while held and (final or ready(held[0])):
-            h = held.popleft()
-            w, c = h.window, h.c
-            if h.by_labels and w.block is not None:
-                c = self._verdict_from_labels(h, stage)
-            if c is None or w.block is None:
-                figures = WindowBeats.none("window skipped: not judged")
-            elif c.label == UNREADABLE:
-                figures = WindowBeats.none("window unreadable")
-            elif c.probabilities is None:
-                figures = WindowBeats.none("window not classified")
-            elif beats.final_until() < w.stop_seq:
-                figures = WindowBeats.none("stopped before the beats at the window's end were detected")
-            else:
-                figures = beats.window(w.first_seq, w.stop_seq)
-            meta = h.pipeline.model.metadata
-            self._submit(result_record(w, c, meta.ident, meta.abnormal_labels, self.clock.wall_ns(), figures))
-
-    def _verdict_from_labels(self, h: _Held, stage: _BeatStage) -> Classification:
-        """A readable window's verdict from its labelled beats; the alarm engine hears it now."""
-        w = h.window
-        assert w.block is not None and stage.labeller is not None
-        try:
-            c = h.pipeline.classifier.from_labels(
-                *stage.labeller.window(w.first_seq, w.stop_seq), w.block.missing
-            )
-        except Exception as exc:  # as for a window the model fails on: reported, never fatal
-            c = self._classify_failed(w, exc)
-        if self._alarms is not None:
-            self._submit_alarms(self._alarms.window(w.first_seq, w.stop_seq, c.label, c.reason))
-        return c
-
-    def _scheduler(self, settings: cfg.Settings, first_seq: int) -> WindowScheduler:
-        rate = settings.sampling.rate_hz
-        w = settings.windows
-        sampler = self.sampler
-        return WindowScheduler(
-            self.ring,
-            round(w.window_seconds * rate),
-            max(1, round(w.hop_seconds * rate)),
-            lambda seq: sampler.grid.wall_ns(seq),
-            first_seq=first_seq,
-        )
-
-    def _serve_relearn(self, pipeline: Pipeline, stage: _BeatStage) -> None:
-        if not self._relearn_requested.is_set():
-            return
-        self._relearn_requested.clear()
-        if pipeline.classifier.beat_aware:
-            pipeline.classifier.relearn()
-            if stage.labeller is not None:
-                stage.labeller.relearn()
-            self._lifecycle("learning the patient's dominant beat again (relearn)", event="relearn")
-
-    def _emit_window(self, window: Window, pipeline: Pipeline, stage: _BeatStage, held: deque[_Held]) -> None:
-        c: Classification | None = None
-        leads = self.leads
-        if window.block is not None and leads is not None:
-            grid = self.sampler.grid
-            off = leads.off_between(grid.deadline_ns(window.first_seq), grid.deadline_ns(window.stop_seq - 1))
-            if off is not None:  # the second witness: never pass such a window to the model
-                c = Classification(UNREADABLE, None, None, off, window.block.missing, None)
-        by_labels = False
-        if window.block is not None and c is None:
-            mv = pipeline.settings.analog_frontend.counts_to_mv(window.block.counts)
-            try:
-                if stage.labeller is not None and stage.model is pipeline.model:
-                    c = pipeline.classifier.screen(mv, window.block.valid)  # the verdict: from the labels
-                    by_labels = c is None
-                else:
-                    c = pipeline.classifier.classify(mv, window.block.valid, window.first_seq)
-            except Exception as exc:  # the monitor reports a broken window and goes on; it never dies on one
-                c = self._classify_failed(window, exc)
-        self._hold(window, c, pipeline, stage, held, by_labels)
-
-    def _classify_failed(self, window: Window, exc: Exception) -> Classification:
-        assert window.block is not None
-        self.dispatcher.submit(
-            event_record(
-                "fault",
-                f"window {window.index} not classified: {exc!r}",
-                ERR,
-                self.clock.wall_ns(),
-                event="classify_error",
-            )
-        )
-        return Classification(
-            UNCLASSIFIED, None, None, f"internal error: {exc!r}", window.block.missing, None
-        )
-
-    def _emit_incomplete(self, scheduler: WindowScheduler, pipeline: Pipeline) -> None:
-        """At shutdown, windows not yet classified and the one being filled get a record each saying so:
-        a stop must not lose a window's line (the worker may be behind, or the stop come between a
-        window's last sample and its turn)."""
-        meta = pipeline.model.metadata
-        for window in scheduler.drain("stopped before the window was classified; not classified"):
-            c = Classification(UNCLASSIFIED, None, None, window.skip_reason, 0, None)
-            record = result_record(
-                window, c, meta.ident, meta.abnormal_labels, self.clock.wall_ns(), NOT_JUDGED
-            )
-            record.fields["missing_samples"] = None
-            self._submit(record)
-        acquired = self.ring.next_seq - (scheduler.next_stop - scheduler.hop)
-        if acquired <= 0:
-            return
-        first = scheduler.next_stop - scheduler.window
-        window = Window(
-            scheduler.next_index,
-            first,
-            scheduler.next_stop,
-            None,
-            scheduler.wall_ns(first),
-            scheduler.wall_ns(scheduler.next_stop),
-        )
-        reason = (
-            f"stopped before the window was complete ({acquired} of {scheduler.hop} new samples); "
-            "not classified"
-        )
-        c = Classification(UNCLASSIFIED, None, None, reason, 0, None)
-        record = result_record(window, c, meta.ident, meta.abnormal_labels, self.clock.wall_ns(), NOT_JUDGED)
-        record.fields["missing_samples"] = None
-        self._submit(record)
-
-    def _submit(self, record: Record) -> None:
-        if record.kind == "result":
-            self._record_result(record)
-        self.dispatcher.submit(record)
-        if record.kind == "result":
-            self.results += 1
-            self.last_label = record.fields["label"]
-
-    # -- alarms (issue 9): fed by the worker every ~0.2 s from the ring, then by each window's verdict ---
-    def _open_alarms(self, settings: cfg.Settings, stage: _BeatStage, first_seq: int) -> None:
-        """A fresh engine from ``first_seq`` beside a fresh beat stage (start, or a reload that
-        rebuilt it): the engine is fed the same blocks and the beats they confirmed."""
-        rails = adc_rails_mv(settings.analog_frontend)
-        self._alarms = new_engine(
-            settings.sampling.rate_hz,
-            settings.alarms,
-            settings.quality,
-            rails,
-            first_seq,
-            stage.tracker.detector,
-            settings.beats.qrs,
-            f"{self._run_id}-",
-            labelled_beats=stage.labeller is not None,
-        )
-        self._alarm_frontend = settings.analog_frontend
-
-    def _alarm_feed(
-        self,
-        first_seq: int,
-        mv: np.ndarray,
-        valid: np.ndarray,
-        beats: list[Beat],
-        labelled: LabelledBeats | None = None,
-    ) -> None:
-        """The beat stage's block, the beats it confirmed and those the labeller labelled, into the
-        alarm engine."""
-        engine = self._alarms
-        if engine is None:
-            return
-        if engine.now < first_seq:  # samples the beat stage never got: missing for the alarms too
-            self._alarm_lost(engine.now, first_seq)
-        off = None
-        if self.leads is not None:
-            grid = self.sampler.grid
-            off = self.leads.off_between(
-                grid.deadline_ns(first_seq), grid.deadline_ns(first_seq + mv.size - 1)
-            )
-        seqs = np.fromiter((b.seq for b in beats), dtype=np.int64, count=len(beats))
-        widths = np.array([np.nan if b.width_ms is None else b.width_ms for b in beats], dtype=np.float64)
-        try:
-            events = engine.feed(
-                first_seq,
-                mv,
-                valid,
-                _Beats(
-                    seqs, np.array([np.nan if b.rr_ms is None else b.rr_ms for b in beats], dtype=np.float64)
-                ),
-                off,
-                widths_ms=widths,
-                labelled=labelled,
-            )
-        except Exception as exc:  # never let the alarm layer kill the worker; say so loudly
-            self._alarms = None
-            self.alarm_status = "ALARMS DOWN"
-            message = f"alarm layer stopped: {exc!r}; no alarms will sound until a restart"
-            self.dispatcher.submit(
-                event_record("fault", message, ERR, self.clock.wall_ns(), event="alarms_down")
-            )
-            return
-        self._submit_alarms(events)
-
-    def _alarm_lost(self, lo: int, hi: int) -> None:
-        """Samples ``[lo, hi)`` that were never read: the engine sees them as missing, never as signal."""
-        engine = self._alarms
-        if engine is None or hi <= engine.now:
-            return
-        n = hi - engine.now  # from where the engine got to: its blocks are contiguous
-        self._submit_alarms(engine.feed(engine.now, np.zeros(n, np.float32), np.zeros(n, bool), None))
-
-    def _submit_alarms(self, events: list[AlarmEvent]) -> None:
-        grid = self.sampler.grid
-        for e in events:
-            record = alarm_record(e, self.clock.wall_ns(), grid.wall_ns(e.onset_seq))
-            record.fields.update(self.recording_location(e.onset_seq))  # journalctl line → its strip
-            self._annotate(e.seq, '"', f"alarm {e.alarm} {e.state}: {e.describe()}"[:200])
-            self.dispatcher.submit(record)
-        if self._alarms is not None:
-            self.alarm_status = self._alarms.status()  # the main loop's next STATUS= (≤ 1 s) leads with it
-
-    def _alarms_at_stop(self, why: str) -> None:
-        """A stop ends monitoring, not the alarms: say which were still active (no false ``end``)."""
-        engine = self._alarms
-        if engine is None or not engine.active:
-            return
-        ids = [a.alarm_id for a in engine.active.values()]
-        message = f"{why} with alarms active: {engine.status()}; their end was not observed"
-        self.dispatcher.submit(
-            event_record(
-                "lifecycle", message, WARNING, self.clock.wall_ns(), event="alarms_active", alarm_ids=ids
-            )
-        )
-
-    def _reload_alarms(self, old: cfg.Settings, new: cfg.Settings) -> None:
-        if self._alarms is not None and new.alarms != old.alarms:
-            self._submit_alarms(self._alarms.apply_settings(new.alarms))
-            if new.alarms.switched_off() != old.alarms.switched_off():
-                self._announce_alarms_off(new)
-
-    def _announce_alarms_off(self, settings: cfg.Settings) -> None:
-        off = settings.alarms.switched_off()
-        if off:
-            what = "the alarm layer is off" if not settings.alarms.enabled else ", ".join(off)
-            self._lifecycle(f"alarms switched off: {what}", event="alarms_off", alarms=off)
-
-    # -- events, status, reload --------------------------------------------------------------
     def _drain_events(self) -> None:
         self._report_leads()
         while True:
@@ -766,9 +344,9 @@ class Daemon:
                     "retrying with back-off"
                 )
                 self.dispatcher.submit(event_record("fault", msg, ERR, wall, event=ev.kind, seq=ev.seq))
-                self._annotate(ev.seq, '"', f"sensor fault: {ev.detail}")
+                self.annotate(ev.seq, '"', f"sensor fault: {ev.detail}")
             else:
-                self._annotate(ev.seq, '"', f"sensor recovered after {ev.outage_s:.1f} s")
+                self.annotate(ev.seq, '"', f"sensor recovered after {ev.outage_s:.1f} s")
                 self.dispatcher.submit(
                     event_record(
                         "fault",
@@ -801,7 +379,7 @@ class Daemon:
                 priority, extra = NOTICE, {"off_s": round(t.off_s, 3)}
             record = event_record("fault", message, priority, wall, event=t.kind, line=t.line, **extra)
             self.dispatcher.submit(record)
-            self._annotate(self.sampler.grid.first_slot_at_or_after(t.t_ns), '"', message)
+            self.annotate(self.sampler.grid.first_slot_at_or_after(t.t_ns), '"', message)
         if transitions:
             self.notifier.status(self._status())
 
@@ -815,9 +393,10 @@ class Daemon:
             state += f", LEADS OFF ({' '.join(off)})"
         if self.leads_problem:
             state += ", leads-off input unavailable"
-        alarm = f"{self.alarm_status} · " if self.alarm_status else ""  # an active alarm leads: see it first
+        w = self.worker
+        alarm = f"{w.alarm_status} · " if w.alarm_status else ""  # an active alarm leads: see it first
         return (
-            f"{alarm}{self.live.text()} · {state}; last {self.last_label}; {self.results} windows; "
+            f"{alarm}{w.live.text()} · {state}; last {w.last_label}; {w.results} windows; "
             f"{st.taken} samples, {st.missing} missing; lateness p99 {st.lateness_p99_ms:.2f} ms"
             + self._recording_status()
         )
@@ -831,7 +410,16 @@ class Daemon:
             f"{n.deferred} READY/WATCHDOG/RELOADING/STOPPING sent late"
         )
 
-    def _lifecycle(self, message: str, **fields) -> None:
+    @property
+    def pipeline(self) -> Pipeline | None:
+        """The current configuration generation (replaced by a reload; the worker picks it up)."""
+        return self._pipeline
+
+    @property
+    def results(self) -> int:
+        return self.worker.results
+
+    def lifecycle(self, message: str, **fields) -> None:
         self.dispatcher.submit(event_record("lifecycle", message, INFO, self.clock.wall_ns(), **fields))
 
     def reload(self) -> None:
@@ -879,7 +467,7 @@ class Daemon:
         else:
             self.request_relearn()  # a reload starts the learning again either way
         what = ", ".join(changed) or "nothing changed"
-        self._lifecycle(
+        self.lifecycle(
             f"configuration reloaded ({what})" + ("; sampler restarted" if restarted else ""),
             event="reloaded",
             changed=changed,
@@ -940,29 +528,30 @@ class Daemon:
         elif not same_source and self.recorder is not None:
             self.recorder.attach(self.ring, self.sampler.grid)
 
-    def _record_beats(self, seqs: list[int], labels: list[str]) -> None:
+    def record_beats(self, seqs: list[int], labels: list[str]) -> None:
         """Beats beside the signal: the labeller's N/S/V/Q (``Q``: a QRS not classified, or no
         beat-aware model); the recorder sorts them in among the other annotations."""
         if self.recorder is not None:
             for seq, label in zip(seqs, labels, strict=True):
                 self.recorder.annotate(int(seq), label)
 
-    def _annotate(self, seq: int, symbol: str, aux: str) -> None:
+    def annotate(self, seq: int, symbol: str, aux: str) -> None:
         if self.recorder is not None:
             self.recorder.annotate(seq, symbol, aux)
 
-    def _record_result(self, record: Record) -> None:
-        """A label change becomes a rhythm annotation at the window's first sample, and an abnormal
-        result carries where its signal is on disk (``ecgd strip RECORD --at-sample N``)."""
+    def record_result(self, record: Record, last_label: str) -> None:
+        """A label change (from ``last_label``) becomes a rhythm annotation at the window's first
+        sample, and an abnormal result carries where its signal is on disk (``ecgd strip RECORD
+        --at-sample N``)."""
         f = record.fields
         if self.recorder is None:
             return
-        if f["label"] != self.last_label:
+        if f["label"] != last_label:
             label = f["label"]
             if f.get("probabilities") is not None:
-                self._annotate(f["first_seq"], "+", "(" + RHYTHM_AUX.get(label, label))
+                self.annotate(f["first_seq"], "+", "(" + RHYTHM_AUX.get(label, label))
             else:
-                self._annotate(f["first_seq"], '"', f"{label}: {f.get('reason') or ''}"[:200])
+                self.annotate(f["first_seq"], '"', f"{label}: {f.get('reason') or ''}"[:200])
         if f.get("abnormal"):
             f.update(self.recording_location(f["first_seq"]))
 
@@ -996,14 +585,6 @@ class Daemon:
 
 
 RHYTHM_AUX = {"AF": "AFIB"}  # MIT-BIH rhythm names where ours differ (aux "(AFIB", "(N")
-
-
-def _windowing(settings: cfg.Settings) -> tuple:
-    return (settings.sampling.rate_hz, dataclasses.astuple(settings.windows))
-
-
-def _beat_config(settings: cfg.Settings) -> tuple:
-    return (settings.sampling.rate_hz, settings.sampling.ring_seconds, settings.beats, settings.frontend)
 
 
 def run_daemon(config_path: Path, duration_s: float | None = None) -> int:
