@@ -269,7 +269,10 @@ class AlarmEngine:
         self._vf_since: int | None = None
         self._vf_clear_since: int | None = None
         self._vf_last: vf.VfMeasure | None = None
-        self._run: list[int] = []  # seqs of the current run of ventricular beats
+        self._run: list[int] = []  # seqs of the current run, from its first V beat to its last
+        self._run_v = 0  # V beats in it
+        self._consecutive_v = 0  # V beats at its end, one after the other
+        self._gap_beat: int | None = None  # a beat not labelled V after the run's last V beat
         self._label_horizon = first_seq  # labelled_beats: every beat before this has its label
         self._window_stop = first_seq  # the newest window verdict's end
         self._last_labelled: int | None = None
@@ -670,55 +673,96 @@ class AlarmEngine:
 
     def _ventricular(self, new: list[_Beat], horizon: int) -> list[AlarmEvent]:
         """Runs of ventricular beats among ``new`` (in order); a run with no beat for ``_RUN_GAP_S``
-        before ``horizon`` (where the beats, or their labels, are complete) is over."""
+        before ``horizon`` (where the beats, or their labels, are complete) is over.
+
+        With beat labels a fast run may hold single beats not labelled V between V beats (two in a row
+        end it), and it is a VT when it spans ``vtach_beats`` beats at least half of them V: inside a
+        run the beat model's prematurity cues fade (each beat is "on time" for the run), and out of
+        sample it labels every other VT beat or the run's tail N (patient-wise CV on DS1: 1 of 7 VT
+        runs as six V labels in a row). ``ventricular_run`` keeps to consecutive V beats."""
         s = self.settings
         events: list[AlarmEvent] = []
-        max_rr = 60.0 / s.vtach_rate_bpm * self.fs
+        max_rr = 60.0 / s.vtach_rate_bpm * self.fs * 1.0001
         for beat in new:
-            if beat.ventricular and (not self._run or beat.seq - self._run[-1] <= max_rr * 1.0001):
+            last = self._gap_beat if self._gap_beat is not None else (self._run[-1] if self._run else None)
+            fast = last is not None and beat.seq - last <= max_rr
+            if beat.ventricular and self._run and fast:
+                if self._gap_beat is not None:
+                    self._run.append(self._gap_beat)
+                    self._gap_beat = None
+                    self._consecutive_v = 0
                 self._run.append(beat.seq)
-            else:
-                events += self._run_over(
-                    beat.seq, "a non-ventricular beat" if not beat.ventricular else "the rate fell"
-                )
-                self._run = [beat.seq] if beat.ventricular else []
-                continue
-            n = len(self._run)
-            if self._rate_suspended() or "vfib" in self.active or self._vf_since is not None:
-                continue  # no VT on top of VF: it supersedes
-            rate = 60.0 * (n - 1) * self.fs / (self._run[-1] - self._run[0]) if n > 1 else 0.0
-            if n >= s.vtach_beats and self._on("vtach") and "vtach" not in self.active:
-                if "ventricular_run" in self.active:
-                    events.append(
-                        self._end("ventricular_run", beat.seq, n, "became a ventricular tachycardia")
-                    )
-                events.append(
-                    self._onset(
-                        "vtach",
-                        beat.seq,
-                        round(rate, 1),
-                        s.vtach_rate_bpm,
-                        f"{n} ventricular beats at {rate:.0f} bpm{self._rule()}",
-                    )
-                )
+                self._run_v += 1
+                self._consecutive_v += 1
             elif (
-                3 <= n < s.vtach_beats
-                and self._on("ventricular_run")
-                and "ventricular_run" not in self.active
+                not beat.ventricular and self._run and fast and self.labelled_beats and self._gap_beat is None
             ):
-                events.append(
-                    self._onset(
-                        "ventricular_run",
-                        beat.seq,
-                        round(rate, 1),
-                        s.vtach_rate_bpm,
-                        f"{n} ventricular beats at {rate:.0f} bpm{self._rule()}",
-                    )
-                )
+                self._gap_beat = beat.seq  # perhaps a VT beat the model missed: the next beat tells
+                events += self._short_run_over(beat.seq)
+                continue
+            else:
+                why = "the rate fell" if self._run and not fast else "a non-ventricular beat"
+                events += self._run_over(beat.seq if self._gap_beat is None else self._gap_beat, why)
+                self._start_run(beat)
+                continue
+            events += self._run_alarms(beat.seq)
         if self._run and horizon - self._run[-1] > _RUN_GAP_S * self.fs:
             events += self._run_over(self._run[-1], "no further beat")
-            self._run = []
+            self._start_run(None)
         return events
+
+    def _start_run(self, beat: _Beat | None) -> None:
+        first = beat is not None and beat.ventricular
+        self._run = [beat.seq] if first and beat is not None else []
+        self._run_v = self._consecutive_v = int(first)
+        self._gap_beat = None
+
+    def _run_alarms(self, at: int) -> list[AlarmEvent]:
+        """Onsets for the run as it stands after its newest V beat."""
+        s = self.settings
+        if self._rate_suspended() or "vfib" in self.active or self._vf_since is not None:
+            return []  # no VT on top of VF: it supersedes
+        n = len(self._run)
+        rate = 60.0 * (n - 1) * self.fs / (self._run[-1] - self._run[0]) if n > 1 else 0.0
+        events: list[AlarmEvent] = []
+        if n >= s.vtach_beats and 2 * self._run_v >= n and self._on("vtach") and "vtach" not in self.active:
+            if "ventricular_run" in self.active:
+                events.append(self._end("ventricular_run", at, n, "became a ventricular tachycardia"))
+            v = "" if self._run_v == n else f" ({self._run_v} labelled V)"
+            events.append(
+                self._onset(
+                    "vtach",
+                    at,
+                    round(rate, 1),
+                    s.vtach_rate_bpm,
+                    f"{n} ventricular beats{v} at {rate:.0f} bpm{self._rule()}",
+                )
+            )
+        elif (
+            3 <= self._consecutive_v < s.vtach_beats
+            and "vtach" not in self.active
+            and self._on("ventricular_run")
+            and "ventricular_run" not in self.active
+        ):
+            k = self._consecutive_v
+            events.append(
+                self._onset(
+                    "ventricular_run",
+                    at,
+                    round(rate, 1),
+                    s.vtach_rate_bpm,
+                    f"{k} ventricular beats at {rate:.0f} bpm{self._rule()}",
+                )
+            )
+        return events
+
+    def _short_run_over(self, at: int) -> list[AlarmEvent]:
+        """A beat not labelled V ends a ventricular_run (consecutive V beats); a VT run may go on."""
+        self._consecutive_v = 0
+        if "ventricular_run" in self.active and "vtach" not in self.active:
+            n = len(self._run)
+            return [self._end("ventricular_run", at, n, f"run over ({n} beats): a non-ventricular beat")]
+        return []
 
     def _rule(self) -> str:
         if self.labelled_beats:
@@ -808,7 +852,7 @@ class AlarmEngine:
         self._cond_since.clear()
         self._clear_since.clear()
         self._vf_since = None
-        self._run = []
+        self._start_run(None)
         self._blind_reason = None
 
     # -- records ---------------------------------------------------------------------------------
