@@ -676,10 +676,10 @@ class AlarmEngine:
         before ``horizon`` (where the beats, or their labels, are complete) is over.
 
         With beat labels a fast run may hold single beats not labelled V between V beats (two in a row
-        end it), and it is a VT when it spans ``vtach_beats`` beats at least half of them V: inside a
-        run the beat model's prematurity cues fade (each beat is "on time" for the run), and out of
-        sample it labels every other VT beat or the run's tail N (patient-wise CV on DS1: 1 of 7 VT
-        runs as six V labels in a row). ``ventricular_run`` keeps to consecutive V beats."""
+        end it), and it is a VT once ``vtach_beats`` of its beats are labelled V: inside a run the beat
+        model's prematurity cues fade (each beat is "on time" for the run), and out of sample it labels
+        every other VT beat or the run's tail N (patient-wise CV on DS1: 1 of 7 VT runs as six V labels
+        in a row). ``ventricular_run`` keeps to consecutive V beats."""
         s = self.settings
         events: list[AlarmEvent] = []
         max_rr = 60.0 / s.vtach_rate_bpm * self.fs * 1.0001
@@ -725,7 +725,7 @@ class AlarmEngine:
         n = len(self._run)
         rate = 60.0 * (n - 1) * self.fs / (self._run[-1] - self._run[0]) if n > 1 else 0.0
         events: list[AlarmEvent] = []
-        if n >= s.vtach_beats and 2 * self._run_v >= n and self._on("vtach") and "vtach" not in self.active:
+        if self._run_v >= s.vtach_beats and self._on("vtach") and "vtach" not in self.active:
             if "ventricular_run" in self.active:
                 events.append(self._end("ventricular_run", at, n, "became a ventricular tachycardia"))
             v = "" if self._run_v == n else f" ({self._run_v} labelled V)"
