@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from ecgd.analysis.alarms import AlarmEngine, AlarmEvent, AlarmSettings
-from ecgd.analysis.beat_labels import BeatLabeller
+from ecgd.analysis.beat_labels import BeatLabeller, beats_known
 from ecgd.analysis.beats import (  # BLOCK_S: the worker's step
     BLOCK_S,
     BeatSettings,
@@ -157,14 +157,9 @@ def replay(
             else:  # a refusal (noise, missing samples) is heard at once, as in the daemon
                 yield from engine.window(a, next_window, *said)
             next_window += hop_n
-        while held and _labels_in(tracker, labeller, held[0][1]):
+        while held and beats_known(tracker, labeller, held[0][1]):
             a, b = held.popleft()
             yield from engine.window(a, b, *verdict(a, b))
-
-
-def _labels_in(tracker: BeatTracker, labeller: BeatLabeller | None, stop: int) -> bool:
-    """The beats before ``stop`` are final and labelled: a window ending there can have its verdict."""
-    return tracker.final_until() >= stop and (labeller is None or labeller.until >= stop)
 
 
 def episodes(events: Iterator[AlarmEvent]) -> list[Episode]:

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from ecgd.analysis.beat_features import RelearnSettings
-from ecgd.analysis.beat_labels import BeatLabeller, LabelledBeats
+from ecgd.analysis.beat_labels import BeatLabeller, LabelledBeats, beats_known
 from ecgd.analysis.beats import BLOCK_S, Beat, BeatSettings, BeatTracker, WindowBeats
 from ecgd.analysis.classifier import UNCLASSIFIED, UNREADABLE, Classification, WindowClassifier
 from ecgd.analysis.model import Model
@@ -76,9 +76,6 @@ def judged_windows(
     start = next(starts, None)
     held: deque[tuple[int, int, Classification | None]] = deque()
 
-    def ready(b: int, c: Classification | None) -> bool:
-        return tracker.final_until() >= b and (c is not None or labeller is None or labeller.until >= b)
-
     def release(a: int, b: int, c: Classification | None):
         if c is None:
             assert verdict is not None
@@ -107,7 +104,7 @@ def judged_windows(
                     labeller.replace_from(redone[0], [b.seq for b in redone[1]])
             held.append((start, start + window_n, c))
             start = next(starts, None)
-        while held and ready(held[0][1], held[0][2]):
+        while held and beats_known(tracker, labeller, held[0][1], labels=held[0][2] is None):
             yield release(*held.popleft())
     if labeller is not None:
         labelled = labeller.flush()  # the last beats, labelled without their next beat
@@ -190,64 +187,6 @@ def classify_recording(
             out["beat_labels"] = str(c.beats)
             out["learning"] = c.learning
         yield out
-
-
-def label_beats(
-    mv: np.ndarray,
-    fs: float,
-    beat_seqs: np.ndarray,
-    model: Model,
-    quality: QualitySettings | None = None,
-    rails_mv: tuple[float, float] | None = None,
-    window_seconds: float = 10.0,
-) -> np.ndarray:
-    """N / S / V / Q for each beat of a recording (``ecgd beats`` and its WFDB annotation file).
-
-    The beats (sample numbers, sorted, e.g. from the QRS detector) go through the daemon's classifier in
-    consecutive windows, learning the patient's template as the monitor does. ``Q`` marks a beat that was
-    not judged: in a window the quality gate rejected, or before the template could be learned. Beats
-    after the last whole window are judged with a window ending at the recording's end.
-    """
-    if getattr(model, "kind", "waveform") != "beats":
-        raise ValueError(f"{model.metadata.ident} is not a beat-aware model: it cannot label beats")
-    beats = np.asarray(beat_seqs, dtype=np.int64)
-    x = np.asarray(mv, dtype=np.float32)
-    ok = np.isfinite(x)  # a recording's gaps (NaN): those windows are not judged, their beats stay Q
-    x = np.where(ok, x, 0.0).astype(np.float32)
-    out = np.full(beats.size, "Q", dtype="<U1")
-    n = round(window_seconds * fs)
-    classifier = WindowClassifier(model, fs, quality or QualitySettings(), rails_mv, max_missing_fraction=0.0)
-    starts = list(range(0, max(x.size - n, 0) + 1, n))
-    if x.size >= n and starts[-1] + n < x.size:
-        starts.append(x.size - n)  # the tail: an overlapping last window (its earlier beats keep labels)
-    done = 0
-    for start in starts:
-        lo, hi = np.searchsorted(beats, [max(start, beats[done - 1] + 1 if done else start), start + n])
-        if hi <= lo:
-            continue
-        w_ok = ok[start : start + n]
-        c = classifier.classify(
-            x[start : start + n],
-            None if w_ok.all() else w_ok,
-            start,
-            beats[np.searchsorted(beats, start) : hi],
-        )
-        if c.beats is not None and c.beats.seq.size:
-            # the classifier refines positions by ≤ 50 ms: map its beats back to the given ones
-            j = np.clip(np.searchsorted(c.beats.seq, beats[lo:hi]), 1, max(c.beats.seq.size - 1, 1))
-            if c.beats.seq.size == 1:
-                j = np.zeros(hi - lo, dtype=np.int64)
-                near = j
-            else:
-                near = np.where(
-                    np.abs(c.beats.seq[j - 1] - beats[lo:hi]) <= np.abs(c.beats.seq[j] - beats[lo:hi]),
-                    j - 1,
-                    j,
-                )
-            close = np.abs(c.beats.seq[near] - beats[lo:hi]) <= round(0.06 * fs)
-            out[lo:hi] = np.where(close, c.beats.labels[near], "Q")
-        done = hi
-    return out
 
 
 def beats_of_recording(

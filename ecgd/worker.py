@@ -24,7 +24,7 @@ from ecgd import config as cfg
 from ecgd.acquisition.ring import RingOverrun, SampleRing
 from ecgd.alarm_replay import new_engine
 from ecgd.analysis.alarms import AlarmEngine, AlarmEvent
-from ecgd.analysis.beat_labels import BeatLabeller, LabelledBeats
+from ecgd.analysis.beat_labels import BeatLabeller, LabelledBeats, beats_known
 from ecgd.analysis.beats import BLOCK_S, Beat, BeatTracker, LiveRate, WindowBeats
 from ecgd.analysis.classifier import UNCLASSIFIED, UNREADABLE, Classification, WindowClassifier
 from ecgd.analysis.model import Model
@@ -211,17 +211,10 @@ class Worker:
     def _release_held(self, stage: _BeatStage, held: deque[_Held], final: bool = False) -> None:
         """Submit the held records whose beats are all known (all of them when ``final``)."""
         beats, labeller = stage.tracker, stage.labeller
-
-        def ready(h: _Held) -> bool:
-            stop = h.window.stop_seq
-            if beats.final_until() < stop:
-                return False
-            return not h.by_labels or labeller is None or labeller.until >= stop
-
         if final and labeller is not None:  # this beat stage ends: its last beats, without a next one
             flushed = labeller.flush()
             self.host.record_beats(flushed.seq.tolist(), flushed.labels.tolist())
-        while held and (final or ready(held[0])):
+        while held and (final or beats_known(beats, labeller, held[0].window.stop_seq, held[0].by_labels)):
             h = held.popleft()
             w, c = h.window, h.c
             if h.by_labels and w.block is not None:

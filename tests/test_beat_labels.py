@@ -14,7 +14,7 @@ import pytest
 from ecg_synth import FS, synth_ecg
 
 from ecgd.analysis.alarms import AlarmEngine, AlarmSettings
-from ecgd.analysis.beat_labels import POST_WAIT_S, BeatLabeller, LabelledBeats
+from ecgd.analysis.beat_labels import BeatLabeller, LabelledBeats
 from ecgd.analysis.beat_model import BeatRhythmModel
 from ecgd.analysis.beats import BLOCK_S, BeatTracker
 from ecgd.analysis.model import load_model
@@ -190,10 +190,6 @@ def test_engine_takes_ventricular_beats_from_labels_not_widths():
     # without labels the width rule calls every wide beat ventricular
     events, _, _ = engine_run("N" * 34, labelled_beats=False)
     assert any(e.alarm == "vtach" and "wide-complex rule" in e.detail for e in events)
-
-
-def test_post_wait_is_shorter_than_a_pause():
-    assert AlarmSettings().pause_seconds > POST_WAIT_S
 
 
 @pytest.mark.parametrize(

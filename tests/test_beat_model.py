@@ -16,7 +16,6 @@ from ecgd.analysis.classifier import UNCLASSIFIED, WindowClassifier
 from ecgd.analysis.model import ModelError, load_model
 from ecgd.analysis.quality import QualitySettings
 from ecgd.config import BUNDLED_MODEL
-from ecgd.offline import label_beats
 
 
 @pytest.fixture(scope="module")
@@ -128,17 +127,3 @@ def test_relearn_starts_learning_again(model: BeatRhythmModel):
     assert not windows(clf, x, beats)[-1].learning
     clf.relearn()
     assert clf.classify(x[:3600].astype(np.float32), None, 40 * 360).learning
-
-
-def test_label_beats_gives_one_label_per_beat(model: BeatRhythmModel):
-    beats = list(np.arange(0.5, 65, 0.8))
-    wide = np.zeros(len(beats), dtype=bool)
-    beats[60] -= 0.3
-    wide[60] = True
-    beats_a = np.array(beats)
-    x = synth_ecg(beats_a, wide, 65)
-    seqs = np.round(beats_a * FS).astype(np.int64)
-    labels = label_beats(x, FS, seqs, model)
-    assert labels.size == seqs.size and set(labels) <= {"N", "S", "V", "Q"}
-    assert labels[60] == "V"
-    assert np.sum(labels[20:] == "N") == labels[20:].size - 1

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ecgd.analysis.beat_features import MAX_LAG_S, POST_S, PRE_S, REFINE_S, BeatAnalyzer, RelearnSettings
+from ecgd.analysis.beats import BeatTracker
 from ecgd.analysis.gaps import longest_run
 
 POST_WAIT_S = 2.0  # no next beat this long after a beat: judge it without its post-RR (a pause, asystole)
@@ -47,13 +48,9 @@ class LabelledBeats:
     def __len__(self) -> int:
         return int(self.seq.size)
 
-    def take(self, mask: np.ndarray, until: int | None = None) -> LabelledBeats:
+    def take(self, mask: np.ndarray) -> LabelledBeats:
         return LabelledBeats(
-            self.seq[mask],
-            self.labels[mask],
-            self.probs[mask],
-            self.learning[mask],
-            self.until if until is None else until,
+            self.seq[mask], self.labels[mask], self.probs[mask], self.learning[mask], self.until
         )
 
     @staticmethod
@@ -70,6 +67,14 @@ class LabelledBeats:
             np.concatenate([p.learning for p in parts])[order],
             until,
         )
+
+
+def beats_known(tracker: BeatTracker, labeller: BeatLabeller | None, stop: int, labels: bool = True) -> bool:
+    """Every beat before ``stop`` is final and, when ``labels`` (a window judged from its labelled
+    beats) and there is a labeller, labelled: a window ending at ``stop`` can have its record."""
+    if tracker.final_until() < stop:
+        return False
+    return not labels or labeller is None or labeller.until >= stop
 
 
 class BeatLabeller:
