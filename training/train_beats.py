@@ -143,40 +143,37 @@ def _mlp(n_in: int, hidden: tuple[int, ...], n_out: int, seed: int):
 
 
 def fit_beat(x: np.ndarray, y: np.ndarray, cfg: BeatTrainConfig, seed: int):
-    import keras
-
-    mean, std = x.mean(axis=0), np.maximum(x.std(axis=0), 1e-3)
+    """The beat MLP (N, S, V), classes weighted by their inverse frequency (capped)."""
     counts = np.bincount(y, minlength=3).astype(np.float64)
     w = np.minimum(counts.sum() / (3 * np.maximum(counts, 1)), cfg.class_weight_cap)
-    model = _mlp(x.shape[1], cfg.hidden, 3, seed)
-    model.compile(optimizer=keras.optimizers.Adam(cfg.learning_rate), loss="sparse_categorical_crossentropy")
-    model.fit(
-        (x - mean) / std,
-        y,
-        batch_size=cfg.batch_size,
-        epochs=cfg.beat_epochs,
-        verbose=0,
-        shuffle=True,
-        class_weight={i: float(w[i]) for i in range(3)},
-    )
-    return model, mean, std
+    weights = {i: float(w[i]) for i in range(3)}
+    return _fit(x, y, cfg.hidden, 3, "sparse_categorical_crossentropy", cfg.beat_epochs, weights, cfg, seed)
 
 
 def fit_af(x: np.ndarray, y: np.ndarray, cfg: BeatTrainConfig, seed: int):
+    """The AF MLP (P(AF)), both classes weighted to half the loss."""
+    pos = max(float(y.mean()), 1e-3)
+    weights = {0: 0.5 / (1 - pos), 1: 0.5 / pos}
+    return _fit(x, y, cfg.af_hidden, 1, "binary_crossentropy", cfg.af_epochs, weights, cfg, seed)
+
+
+def _fit(
+    x, y, hidden, n_out: int, loss: str, epochs: int, class_weight: dict, cfg: BeatTrainConfig, seed: int
+):
+    """Standardise, build and train one MLP; returns it with the standardisation (mean, std)."""
     import keras
 
     mean, std = x.mean(axis=0), np.maximum(x.std(axis=0), 1e-3)
-    pos = max(float(y.mean()), 1e-3)
-    model = _mlp(x.shape[1], cfg.af_hidden, 1, seed)
-    model.compile(optimizer=keras.optimizers.Adam(cfg.learning_rate), loss="binary_crossentropy")
+    model = _mlp(x.shape[1], hidden, n_out, seed)
+    model.compile(optimizer=keras.optimizers.Adam(cfg.learning_rate), loss=loss)
     model.fit(
         (x - mean) / std,
         y,
         batch_size=cfg.batch_size,
-        epochs=cfg.af_epochs,
+        epochs=epochs,
         verbose=0,
         shuffle=True,
-        class_weight={0: 0.5 / (1 - pos), 1: 0.5 / pos},
+        class_weight=class_weight,
     )
     return model, mean, std
 
