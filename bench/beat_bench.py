@@ -67,7 +67,7 @@ def main() -> None:
         while pending and labeller.until >= pending[0] and tracker.final_until() >= pending[0]:
             stop = pending.pop(0)
             t = time.perf_counter()
-            clf.from_labels(*labeller.window(stop - window, stop), 0)
+            clf.verdict_from(labeller, stop - window, stop, 0)
             t_verdict.append(time.perf_counter() - t)
     signal_s = mv.size / fs
     print(

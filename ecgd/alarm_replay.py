@@ -200,7 +200,7 @@ def recording_events(rec, settings, frontend: AnalogFrontEnd | None, model=None)
             labeller = BeatLabeller(model, fs, settings.relearn)
 
             def verdict(a: int, b: int) -> tuple[str, str | None]:
-                c = classifier.from_labels(*labeller.window(a, b), 0)
+                c = classifier.verdict_from(labeller, a, b, 0)
                 return c.label, c.reason
 
         window_n = round(model.metadata.window_seconds * fs)

@@ -147,7 +147,7 @@ def classify_recording(
     classifier = WindowClassifier(
         model, fs, quality or QualitySettings(), rails, max_missing_fraction=0.0, qrs=qrs, relearn=relearn
     )
-    keep_s = model.metadata.window_seconds + hop_seconds + 10.0
+    keep_s = max(model.metadata.window_seconds, classifier.af_context_samples / fs) + hop_seconds + 10.0
     tracker = BeatTracker(fs, qrs, beats, keep_s=keep_s)
     labeller = None
     if classifier.beat_aware and beat_positions is None:  # the daemon's way: the stream's beats, labelled
@@ -166,7 +166,7 @@ def classify_recording(
     def verdict(a: int, b: int) -> Classification:
         assert labeller is not None
         missing = 0 if valid is None else int(b - a - np.count_nonzero(valid[a:b]))
-        return classifier.from_labels(*labeller.window(a, b), missing)
+        return classifier.verdict_from(labeller, a, b, missing)
 
     windows = judged_windows(
         mv, fs, window_n, hop_n, judge, tracker, valid=valid, labeller=labeller, verdict=verdict

@@ -239,9 +239,7 @@ class Worker:
         w = h.window
         assert w.block is not None and stage.labeller is not None
         try:
-            c = h.pipeline.classifier.from_labels(
-                *stage.labeller.window(w.first_seq, w.stop_seq), w.block.missing
-            )
+            c = h.pipeline.classifier.verdict_from(stage.labeller, w.first_seq, w.stop_seq, w.block.missing)
         except Exception as exc:  # as for a window the model fails on: reported, never fatal
             c = self._classify_failed(w, exc)
         if self._alarms is not None:

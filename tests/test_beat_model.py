@@ -127,3 +127,53 @@ def test_relearn_starts_learning_again(model: BeatRhythmModel):
     assert not windows(clf, x, beats)[-1].learning
     clf.relearn()
     assert clf.classify(x[:3600].astype(np.float32), None, 40 * 360).learning
+
+
+def _bundle_with(tmp_path: Path, **fields) -> Path:
+    """A copy of the bundled model with metadata fields replaced (None: removed)."""
+    for name in ("default.tflite", "default-af.tflite"):
+        shutil.copyfile(BUNDLED_MODEL.parent / name, tmp_path / name)
+    meta = json.loads(BUNDLED_MODEL.with_suffix(".json").read_text())
+    for key, value in fields.items():
+        if value is None:
+            meta.pop(key, None)
+        else:
+            meta[key] = value
+    (tmp_path / "default.json").write_text(json.dumps(meta))
+    return tmp_path / "default.tflite"
+
+
+@pytest.mark.parametrize("bad", [5, 81, "30"])
+def test_an_af_context_out_of_range_is_refused(tmp_path: Path, bad):
+    with pytest.raises(ModelError, match="af_context_seconds"):
+        load_model(_bundle_with(tmp_path, af_context_seconds=bad))
+
+
+@pytest.mark.parametrize("context", [None, 30])
+def test_af_is_decided_on_the_rr_series_of_the_context(tmp_path: Path, monkeypatch, context):
+    """Both paths (the stream's labelled beats and window by window) hand the AF graph the intervals of
+    the ``af_context_seconds`` ending with the window, or of the window alone without it."""
+    from ecgd.analysis import classifier as classifier_module
+    from ecgd.io.records import Recording
+    from ecgd.offline import classify_recording
+
+    model = load_model(_bundle_with(tmp_path, af_context_seconds=context))
+    seen: list[int] = []
+    real = classifier_module.rr_features
+
+    def counting(rr):
+        seen.append(int(np.asarray(rr).size))
+        return real(rr)
+
+    monkeypatch.setattr(classifier_module, "rr_features", counting)
+    beats = np.arange(0.5, 90, 0.8)
+    x = synth_ecg(beats, np.zeros(beats.size, dtype=bool), 91).astype(np.float32)
+    per_window = 10 / 0.8
+    want = (30 if context else 10) / 0.8
+    stream = list(classify_recording(Recording(x, FS, "synthetic", "ECG"), model, 10.0))
+    late = seen[4:]  # windows whose context lies after the first beats (learning, the first window)
+    assert len(stream) == 9 and late
+    assert all(abs(n - want) <= 1.5 for n in late), (late, per_window)
+    seen.clear()
+    windows(WindowClassifier(model, FS, QualitySettings(), None, 0.0), x, beats)
+    assert all(abs(n - want) <= 1.5 for n in seen[4:]), seen

@@ -89,7 +89,7 @@ class BeatLabeller:
         fs: float,
         relearn: RelearnSettings | None = None,
         first_seq: int = 0,
-        keep_s: float = 60.0,
+        keep_s: float = 90.0,
     ) -> None:
         if getattr(model, "kind", "waveform") != "beats":
             raise ValueError(f"{model.metadata.ident} is not a beat-aware model: it cannot label beats")

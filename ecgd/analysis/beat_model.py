@@ -29,6 +29,7 @@ from ecgd.analysis.model import (
 from ecgd.analysis.rhythm import RR_FEATURES
 
 BEAT_CLASSES: tuple[str, ...] = ("N", "S", "V")
+MAX_AF_CONTEXT_S = 80.0  # the labeller keeps 90 s of labelled beats: a context plus a hop must fit
 BEAT_BATCH = 64  # beats per invocation (a 10-s window holds ≤ 50 even at 300/min; more are chunked)
 
 
@@ -50,6 +51,7 @@ class BeatRhythmMetadata(ModelMetadata):
     af_threshold: float = 0.5
     beat_thresholds: dict[str, float] | None = None  # a beat is S / V when its probability ≥ this
     af_rr_exclude_v: bool = False  # AF features from the RR intervals between non-V beats only
+    af_context_s: float | None = None  # seconds of RR ending with the window per AF decision (None: window)
 
 
 def parse_metadata(path: Path, raw: dict[str, Any], base: ModelMetadata) -> BeatRhythmMetadata:
@@ -89,6 +91,14 @@ def parse_metadata(path: Path, raw: dict[str, Any], base: ModelMetadata) -> Beat
     thr = raw.get("af_threshold", 0.5)
     if not isinstance(thr, (int, float)) or not 0 < thr < 1:
         problems.append(f"'af_threshold' must be a number in (0, 1), got {thr!r}")
+    ctx = raw.get("af_context_seconds")
+    if ctx is not None and (
+        not isinstance(ctx, (int, float)) or not base.window_seconds <= ctx <= MAX_AF_CONTEXT_S
+    ):
+        problems.append(
+            f"'af_context_seconds' must be a number from window_seconds ({base.window_seconds:g}) to "
+            f"{MAX_AF_CONTEXT_S:g}, got {ctx!r}"
+        )
     if problems:
         raise ModelError(f"{path}: invalid model metadata: " + "; ".join(problems))
     fields = {f: getattr(base, f) for f in base.__dataclass_fields__}
@@ -99,6 +109,7 @@ def parse_metadata(path: Path, raw: dict[str, Any], base: ModelMetadata) -> Beat
         af_threshold=float(thr),
         beat_thresholds=raw.get("beat_thresholds"),
         af_rr_exclude_v=bool(raw.get("af_rr_exclude_v", False)),
+        af_context_s=None if ctx is None else float(ctx),
     )
 
 

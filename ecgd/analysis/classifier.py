@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ecgd.analysis.beat_features import BeatAnalyzer, RelearnSettings
-from ecgd.analysis.beat_labels import LabelledBeats
+from ecgd.analysis.beat_labels import BeatLabeller, LabelledBeats
 from ecgd.analysis.gaps import longest_run
 from ecgd.analysis.model import Model
 from ecgd.analysis.qrs import QrsSettings
@@ -74,6 +74,7 @@ class WindowClassifier:
         self.analyzer = BeatAnalyzer(input_rate_hz, relearn) if self.beat_aware else None
         self._detector = None
         self._next_seq = 0
+        self._rhythm = (np.zeros(0, np.int64), np.zeros(0, bool))  # window path: earlier beats, AF context
 
     def relearn(self) -> None:
         """Forget the patient's dominant beat and learn it again (``ecgd relearn``)."""
@@ -147,22 +148,39 @@ class WindowClassifier:
                 return Classification(UNREADABLE, None, None, reason, missing, None), mv
         return None, mv
 
-    def from_labels(self, beats: LabelledBeats, prev_seq: int | None, missing: int) -> Classification:
+    @property
+    def af_context_samples(self) -> int:
+        """The span of beats (samples, ending at the window's end) whose RR series decides AF: the model's
+        ``af_context_seconds``, or the window itself."""
+        meta = self.model.metadata
+        seconds = getattr(meta, "af_context_s", None) or meta.window_seconds
+        return round(seconds * self.input_rate_hz)
+
+    def verdict_from(self, labeller: BeatLabeller, first: int, stop: int, missing: int) -> Classification:
+        """A readable window's verdict from the beats ``labeller`` labelled (once ``labeller.until >=
+        stop``): the window's beats, and the beats of the AF context before its end."""
+        context = None
+        if self.af_context_samples > stop - first:
+            context = labeller.window(stop - self.af_context_samples, stop)
+        return self.from_labels(*labeller.window(first, stop), missing, context)
+
+    def from_labels(
+        self,
+        beats: LabelledBeats,
+        prev_seq: int | None,
+        missing: int,
+        context: tuple[LabelledBeats, int | None] | None = None,
+    ) -> Classification:
         """A readable window's verdict from the beats the stream labelled (``BeatLabeller.window``): the
-        window's beat labels are the beats the alarms saw, and its count is the beat stage's."""
+        window's beat labels are the beats the alarms saw, and its count is the beat stage's. AF is
+        decided from the RR series of ``context`` (the beats of a longer span ending with the window,
+        and the beat before them) when given, else from the window's."""
         t0 = time.perf_counter()
-        seq = beats.seq
-        rr_seq = seq if prev_seq is None else np.concatenate(([prev_seq], seq))
-        is_v = beats.labels == "V"
-        if self.model.metadata.af_rr_exclude_v:
-            rr = rr_between_kept(
-                rr_seq, is_v if prev_seq is None else np.concatenate(([False], is_v)), self.input_rate_hz
-            )
-        else:
-            rr = (np.diff(rr_seq) / self.input_rate_hz).astype(np.float32)
+        rhythm, rhythm_prev = context if context is not None else (beats, prev_seq)
+        rr = self._rr(rhythm.seq, rhythm.labels == "V", rhythm_prev)
         judged = beats.labels != "Q"
         return self._decide(
-            seq,
+            beats.seq,
             beats.labels.copy(),
             beats.probs[judged],
             rr,
@@ -170,10 +188,19 @@ class WindowClassifier:
             t0,
             bool(beats.learning[-1]) if len(beats) else False,  # as the window ends
             "no beats detected"
-            if seq.size == 0
+            if beats.seq.size == 0
             else "no beat could be judged (learning the patient's "
             "dominant beat, or samples missing around every beat)",
         )
+
+    def _rr(self, seq: np.ndarray, is_v: np.ndarray, prev_seq: int | None) -> np.ndarray:
+        """RR intervals (s) of beats ``seq`` (and the beat at ``prev_seq`` before them); between non-V
+        beats only when the model was trained so."""
+        if prev_seq is not None:
+            seq, is_v = np.concatenate(([prev_seq], seq)), np.concatenate(([False], is_v))
+        if self.model.metadata.af_rr_exclude_v:
+            return rr_between_kept(seq, is_v, self.input_rate_hz)
+        return (np.diff(seq) / self.input_rate_hz).astype(np.float32)
 
     def _classify_beats(
         self, mv: np.ndarray, missing: int, first_seq: int, beat_seqs: np.ndarray | None
@@ -190,17 +217,30 @@ class WindowClassifier:
         labels = np.full(f.seq.size, "Q", dtype="<U1")
         probs = model.beat_probs(f.x[judged])
         labels[judged] = model.beat_labels(probs)
-        rr = f.rr_s
-        if model.metadata.af_rr_exclude_v and f.seq.size:
-            seq, is_v = f.seq, labels == "V"
-            if f.rr_s.size == f.seq.size:  # the previous window's last beat opens the first interval
-                seq = np.concatenate(([f.seq[0] - round(float(f.rr_s[0]) * self.input_rate_hz)], seq))
-                is_v = np.concatenate(([False], is_v))
-            rr = rr_between_kept(seq, is_v, self.input_rate_hz)
+        rr = self._window_path_rr(f.seq, labels == "V", f.rr_s, first_seq + mv.size)
         why = (
             "no beats detected" if f.seq.size == 0 else "learning the patient's dominant beat (too few beats)"
         )
         return self._decide(f.seq, labels, probs, rr, missing, t0, f.learning, why)
+
+    def _window_path_rr(self, seq: np.ndarray, is_v: np.ndarray, rr_s: np.ndarray, stop: int) -> np.ndarray:
+        """The AF decision's RR series on the window-by-window path: the window's beats and, with an AF
+        context longer than the window, the beats of the earlier windows within it (kept here)."""
+        prev = None
+        if rr_s.size == seq.size and seq.size:  # the previous window's last beat opens the first interval
+            prev = int(seq[0] - round(float(rr_s[0]) * self.input_rate_hz))
+        span = self.af_context_samples
+        if span <= round(self.model.metadata.window_seconds * self.input_rate_hz):
+            return rr_s if not self.model.metadata.af_rr_exclude_v else self._rr(seq, is_v, prev)
+        hist_seq, hist_v = self._rhythm
+        earlier = hist_seq < (seq[0] if seq.size else stop)
+        all_seq = np.concatenate((hist_seq[earlier], seq))
+        all_v = np.concatenate((hist_v[earlier], is_v))
+        keep = all_seq >= stop - span
+        self._rhythm = (all_seq[keep], all_v[keep])
+        first = int(np.argmax(keep)) if keep.any() else all_seq.size
+        before = int(all_seq[first - 1]) if first > 0 else prev
+        return self._rr(all_seq[keep], all_v[keep], before)
 
     def _decide(
         self,
