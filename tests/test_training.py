@@ -160,6 +160,8 @@ def test_tiny_beat_model_run_end_to_end(tmp_path: Path) -> None:
                 "--af-epochs",
                 "1",
                 "--no-detector",
+                "--run-weight",
+                "4",
             ]
         )
         == 0
@@ -170,3 +172,75 @@ def test_tiny_beat_model_run_end_to_end(tmp_path: Path) -> None:
     model = load_model(out / "final" / "default.tflite")
     assert isinstance(model, BeatRhythmModel) and model.total_bytes < 500_000
     assert model.metadata.beat_thresholds is not None
+    assert model.metadata.af_context_s == beat_data.AF_CONTEXT_S
+    assert json.loads((out / "config.json").read_text())["run_weight"] == 4.0
+
+
+def test_ventricular_run_lengths() -> None:
+    from training.train_beats import ventricular_run_lengths
+
+    y = np.array([0, 2, 0, 2, 2, 2, 1, 2, 2])
+    assert ventricular_run_lengths(y).tolist() == [0, 1, 0, 3, 3, 3, 0, 2, 2]
+    assert ventricular_run_lengths(np.zeros(0, int)).size == 0
+
+
+def test_window_rr_takes_the_context_before_each_window_end() -> None:
+    """The AF features of a window come from the beats of ``context_s`` ending with it, as the daemon's."""
+    from ecgd.analysis.rhythm import rr_features
+    from training.train_beats import window_rr
+
+    fs = 360
+    beats = np.round(np.arange(0.4, 60, 0.75) * fs).astype(np.int64)
+    beats[40:] += np.round(np.random.default_rng(1).uniform(-0.2, 0.2, beats.size - 40) * fs).astype(np.int64)
+    t = {
+        "beat_seq": np.sort(beats),
+        "beat_y": np.zeros(beats.size, np.int8),
+        "win_start": np.arange(6) * 10 * fs,
+    }
+    x10, ok10 = window_rr(t, False, 10.0)
+    x30, ok30 = window_rr(t, False, 30.0)
+    assert ok10.all() and ok30[2:].all()
+    stop = 60 * fs
+    inside = t["beat_seq"][t["beat_seq"] >= stop - 30 * fs]
+    before = t["beat_seq"][t["beat_seq"] < stop - 30 * fs][-1:]
+    want = rr_features(np.diff(np.concatenate((before, inside))) / fs)
+    assert np.allclose(x30[-1], want) and not np.allclose(x10[-1], want)
+
+
+def test_ltafdb_tables_of_another_context_are_refused(tmp_path: Path) -> None:
+    from training import beat_data, train_beats
+
+    if not (DATA / "ltafdb" / "00.atr").exists():
+        pytest.skip("LTAFDB annotations not available")
+    feats = tmp_path / "f"
+    assert (
+        beat_data.main(
+            [
+                "--data",
+                str(DATA),
+                "--out",
+                str(feats),
+                "--no-signals",
+                "--ltafdb",
+                "00",
+                "--ltafdb-windows",
+                "20",
+                "--af-context",
+                "30",
+            ]
+        )
+        == 0
+    )
+    with pytest.raises(SystemExit, match="30-s spans"):
+        train_beats.main(
+            [
+                "--data",
+                str(DATA),
+                "--features",
+                str(feats),
+                "--out",
+                str(tmp_path / "run"),
+                "--af-context",
+                "60",
+            ]
+        )

@@ -42,6 +42,7 @@ from training.labels import (
 FS = 360
 WINDOW_S = 10.0
 BEAT_CLASSES: tuple[str, ...] = ("N", "S", "V")
+AF_CONTEXT_S = 60.0  # the default span of RR series per AF decision (training.train_beats --af-context)
 
 
 def svdb_records(data_dir: str | Path) -> tuple[str, ...]:
@@ -126,8 +127,11 @@ def record_features(rec: SignalRecord, frontend: bool) -> dict[str, np.ndarray]:
     }
 
 
-def ltafdb_rr_windows(data_dir: str | Path, name: str, max_windows: int = 1500) -> dict[str, np.ndarray]:
-    """10-s windows of one LTAFDB record's annotated beat times: RR features and AF (rhythm at centre).
+def ltafdb_rr_windows(
+    data_dir: str | Path, name: str, max_windows: int = 1500, context_s: float = AF_CONTEXT_S
+) -> dict[str, np.ndarray]:
+    """10-s windows of one LTAFDB record's annotated beat times: RR features of the ``context_s`` ending
+    with each window (as the daemon decides AF) and AF (the rhythm at the window's centre).
 
     Windows are every 10 s; when there are more than ``max_windows`` an evenly spaced subset is kept
     (deterministic), so each patient weighs about the same.
@@ -150,8 +154,8 @@ def ltafdb_rr_windows(data_dir: str | Path, name: str, max_windows: int = 1500) 
     xs, ys, oks, xv, okv = [], [], [], [], []
     zero = np.zeros(len(RR_FEATURES), dtype=np.float32)
     for s in starts:
-        lo, hi = np.searchsorted(beats, [s, s + n])
-        b = beats[max(lo - 1, 0) : hi]  # the previous window's last beat gives the first interval
+        lo, hi = np.searchsorted(beats, [s + n - round(context_s * fs), s + n])
+        b = beats[max(lo - 1, 0) : hi]  # the beat before the span gives the first interval
         r = rr_features(np.diff(b) / fs)
         xs.append(r if r is not None else zero)
         oks.append(r is not None)
@@ -165,6 +169,7 @@ def ltafdb_rr_windows(data_dir: str | Path, name: str, max_windows: int = 1500) 
         "x_nov": np.array(xv, dtype=np.float32),
         "ok_nov": np.array(okv),
         "af": np.array(ys, dtype=np.int8),
+        "context_s": np.float64(context_s),
     }
 
 
@@ -177,6 +182,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-signals", action="store_true", help="only the LTAFDB RR tables")
     p.add_argument("--ltafdb", help="comma-separated LTAFDB records (default: all 84)")
     p.add_argument("--ltafdb-windows", type=int, default=1500, help="at most this many windows per record")
+    p.add_argument("--af-context", type=float, default=AF_CONTEXT_S, help="seconds of RR per AF decision")
     p.add_argument("--frontends", default="pcf8591", help="pcf8591 and/or clean, comma-separated")
     args = p.parse_args(argv)
     out = Path(args.out)
@@ -198,7 +204,7 @@ def main(argv: list[str] | None = None) -> int:
             else (Path(args.data) / "ltafdb" / "RECORDS").read_text().split()
         )
         for name in names:
-            f = ltafdb_rr_windows(args.data, name, args.ltafdb_windows)
+            f = ltafdb_rr_windows(args.data, name, args.ltafdb_windows, args.af_context)
             np.savez_compressed(out / f"ltafdb_{name}.npz", **f)
         print(f"[{time.monotonic() - t0:6.0f} s] ltafdb: {len(names)} records", flush=True)
     (out / "features.txt").write_text(

@@ -1,4 +1,4 @@
-"""Train, cross-validate and ship the beat-aware model bundle ``ecgd-rhythm@2.0.0``.
+"""Train, cross-validate and ship the beat-aware model bundle ``ecgd-rhythm@2.1.0``.
 
     .venv/bin/python -m training.beat_data --out runs/features            # features (no TF), ~10 min
     .venv-train/bin/python -m training.train_beats --features runs/features --out runs/beats [--ship]
@@ -31,11 +31,11 @@ import numpy as np
 
 from ecgd.analysis.beat_features import BEAT_FEATURES, RelearnSettings
 from ecgd.analysis.rhythm import RR_FEATURES, rr_between_kept, rr_features
-from training import beat_eval
+from training import beat_data, beat_eval
 from training.labels import ABNORMAL, LABELS
 
 REPO = Path(__file__).resolve().parent.parent
-NAME, VERSION = "ecgd-rhythm", "2.0.0"
+NAME, VERSION = "ecgd-rhythm", "2.1.0"
 AF_RECORDS = ("mitdb/201", "mitdb/203")
 TRAINING_DATA = (
     "MIT-BIH Arrhythmia Database v1.0.0 (doi:10.13026/C2F305), DS1 of de Chazal et al. 2004 (22 records, "
@@ -60,6 +60,8 @@ class BeatTrainConfig:
     class_weight_cap: float = 20.0
     frontends: tuple[str, ...] = ("pcf8591",)  # feature tables trained on
     rr_exclude_v: bool = False  # AF features from the intervals between non-V beats (reference V in training)
+    run_weight: float = 5.0  # sample weight of the V beats in runs of >= 3 (VT), against 1 for the others
+    af_context_s: float = beat_data.AF_CONTEXT_S  # AF decided on the RR of this span ending with the window
 
 
 def patient_folds(rids: list[str], k: int, seed: int) -> list[list[str]]:
@@ -77,32 +79,43 @@ def load_tables(features: Path, rids: list[str], tag: str) -> dict[str, dict[str
     return {r: dict(np.load(features / f"{r.replace('/', '_')}_{tag}.npz")) for r in rids}
 
 
-def beat_xy(tables: dict[str, dict], rids: list[str]) -> tuple[np.ndarray, np.ndarray]:
-    xs, ys = [], []
+def beat_xy(tables: dict[str, dict], rids: list[str], run_weight: float = 1.0):
+    """Beat rows, classes and sample weights: ``run_weight`` for the V beats of a run (≥ 3 consecutive
+    reference V beats), which are rare beside isolated PVCs but what a VT alarm needs, else 1."""
+    xs, ys, ws = [], [], []
     for r in rids:
         t = tables[r]
         ok = (t["beat_y"] >= 0) & np.isfinite(t["beat_x"]).all(axis=1)
         xs.append(t["beat_x"][ok])
         ys.append(t["beat_y"][ok])
-    return np.concatenate(xs), np.concatenate(ys).astype(np.int64)
+        ws.append(np.where(ventricular_run_lengths(t["beat_y"]) >= 3, run_weight, 1.0)[ok])
+    return np.concatenate(xs), np.concatenate(ys).astype(np.int64), np.concatenate(ws)
 
 
-def window_rr(t: dict, exclude_v: bool) -> tuple[np.ndarray, np.ndarray]:
-    """A record's window RR features and their validity; with ``exclude_v`` recomputed from the beat rows
-    (reference positions) without the reference V beats."""
-    if not exclude_v:
-        return t["win_x"], t["win_ok"]
+def ventricular_run_lengths(y: np.ndarray) -> np.ndarray:
+    """For each beat, the length of the run of consecutive V beats (class 2) it belongs to (0: not V)."""
+    is_v = np.asarray(y) == 2
+    edges = np.diff(np.concatenate(([0], is_v.astype(np.int8), [0])))
+    starts, stops = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
+    out = np.zeros(is_v.size, dtype=np.int64)
+    for a, b in zip(starts, stops, strict=True):
+        out[a:b] = b - a
+    return out
+
+
+def window_rr(t: dict, exclude_v: bool, context_s: float) -> tuple[np.ndarray, np.ndarray]:
+    """A record's window RR features and their validity, from the beat rows (reference positions) of the
+    ``context_s`` ending with each window (and the beat before them), as the daemon decides AF; with
+    ``exclude_v`` the intervals next to reference V beats are left out."""
     xs, oks = [], []
     zero = np.zeros(len(RR_FEATURES), dtype=np.float32)
-    for k in range(t["win_y"].size):
-        idx = np.flatnonzero(t["beat_win"] == k)
-        if idx.size and idx[0] > 0:
-            idx = np.concatenate(([idx[0] - 1], idx))
-        r = (
-            rr_features(rr_between_kept(t["beat_seq"][idx], t["beat_y"][idx] == 2, 360.0))
-            if idx.size
-            else None
-        )
+    seq = t["beat_seq"]
+    stops = t["win_start"] + round(beat_data.WINDOW_S * beat_data.FS)
+    for stop in stops:
+        lo, hi = np.searchsorted(seq, [stop - round(context_s * beat_data.FS), stop])
+        lo = max(lo - 1, 0)
+        drop = t["beat_y"][lo:hi] == 2 if exclude_v else np.zeros(hi - lo, bool)
+        r = rr_features(rr_between_kept(seq[lo:hi], drop, beat_data.FS)) if hi - lo > 1 else None
         xs.append(r if r is not None else zero)
         oks.append(r is not None)
     return np.array(xs, dtype=np.float32), np.array(oks)
@@ -113,12 +126,13 @@ def af_xy(
     rids: list[str],
     ltaf: dict[str, dict],
     lnames: list[str],
-    exclude_v: bool = False,
+    exclude_v: bool,
+    context_s: float,
 ):
     xs, ys = [], []
     for r in rids:
         t = tables[r]
-        wx, wok = window_rr(t, exclude_v)
+        wx, wok = window_rr(t, exclude_v, context_s)
         ok = wok & (t["win_y"] >= 0)
         xs.append(wx[ok])
         ys.append((t["win_y"][ok] == LABELS.index("AF")).astype(np.float32))
@@ -142,23 +156,30 @@ def _mlp(n_in: int, hidden: tuple[int, ...], n_out: int, seed: int):
     return keras.Model(inp, out)
 
 
-def fit_beat(x: np.ndarray, y: np.ndarray, cfg: BeatTrainConfig, seed: int):
-    """The beat MLP (N, S, V), classes weighted by their inverse frequency (capped)."""
+def fit_beat(x: np.ndarray, y: np.ndarray, w: np.ndarray, cfg: BeatTrainConfig, seed: int):
+    """The beat MLP (N, S, V), classes weighted by their inverse frequency (capped), times ``w``."""
     counts = np.bincount(y, minlength=3).astype(np.float64)
-    w = np.minimum(counts.sum() / (3 * np.maximum(counts, 1)), cfg.class_weight_cap)
-    weights = {i: float(w[i]) for i in range(3)}
-    return _fit(x, y, cfg.hidden, 3, "sparse_categorical_crossentropy", cfg.beat_epochs, weights, cfg, seed)
+    cw = np.minimum(counts.sum() / (3 * np.maximum(counts, 1)), cfg.class_weight_cap)
+    return _fit(x, y, cfg.hidden, 3, "sparse_categorical_crossentropy", cfg.beat_epochs, cw[y] * w, cfg, seed)
 
 
 def fit_af(x: np.ndarray, y: np.ndarray, cfg: BeatTrainConfig, seed: int):
     """The AF MLP (P(AF)), both classes weighted to half the loss."""
     pos = max(float(y.mean()), 1e-3)
-    weights = {0: 0.5 / (1 - pos), 1: 0.5 / pos}
+    weights = np.where(y > 0.5, 0.5 / pos, 0.5 / (1 - pos))
     return _fit(x, y, cfg.af_hidden, 1, "binary_crossentropy", cfg.af_epochs, weights, cfg, seed)
 
 
 def _fit(
-    x, y, hidden, n_out: int, loss: str, epochs: int, class_weight: dict, cfg: BeatTrainConfig, seed: int
+    x,
+    y,
+    hidden,
+    n_out: int,
+    loss: str,
+    epochs: int,
+    sample_weight: np.ndarray,
+    cfg: BeatTrainConfig,
+    seed: int,
 ):
     """Standardise, build and train one MLP; returns it with the standardisation (mean, std)."""
     import keras
@@ -169,11 +190,11 @@ def _fit(
     model.fit(
         (x - mean) / std,
         y,
+        sample_weight=sample_weight,
         batch_size=cfg.batch_size,
         epochs=epochs,
         verbose=0,
         shuffle=True,
-        class_weight=class_weight,
     )
     return model, mean, std
 
@@ -192,7 +213,14 @@ def to_tflite(model, path: Path) -> int:
 
 
 def export_bundle(
-    out: Path, beat, af, thr: dict[str, float], evaluation: dict, command: str, exclude_v: bool = False
+    out: Path,
+    beat,
+    af,
+    thr: dict[str, float],
+    evaluation: dict,
+    command: str,
+    exclude_v: bool = False,
+    context_s: float | None = None,
 ) -> Path:
     """``default.tflite`` (beats), ``default-af.tflite`` and ``default.json`` in ``out``."""
     out.mkdir(parents=True, exist_ok=True)
@@ -225,6 +253,7 @@ def export_bundle(
         },
         "af_threshold": thr["AF"],
         "af_rr_exclude_v": exclude_v,
+        **({} if context_s is None else {"af_context_seconds": context_s}),
         "beat_thresholds": {"S": thr["S"], "V": thr["V"]},
         "relearn": dataclasses.asdict(RelearnSettings()),
         "provenance": {
@@ -241,14 +270,14 @@ def export_bundle(
 THRESHOLD_GRID = {
     "S": (0.5, 0.6, 0.7, 0.8, 0.9, 0.95),
     "V": (0.5, 0.6, 0.7, 0.8, 0.9, 0.95),
-    "AF": (0.3, 0.5, 0.7, 0.85),
+    "AF": (0.3, 0.5, 0.7, 0.85, 0.9, 0.95, 0.98),
 }
 
 
-def oof_tables(tables: dict[str, dict], rid: str, beat, af, exclude_v: bool = False) -> dict:
+def oof_tables(tables: dict[str, dict], rid: str, beat, af, exclude_v: bool, context_s: float) -> dict:
     """One held-out record's beat probabilities and window AF probabilities from its feature table."""
     t = dict(tables[rid])
-    t["win_x"], t["win_ok"] = window_rr(t, exclude_v)
+    t["win_x"], t["win_ok"] = window_rr(t, exclude_v, context_s)
     ok = np.isfinite(t["beat_x"]).all(axis=1)
     pb = np.zeros((ok.size, 3), dtype=np.float32)
     if ok.any():
@@ -301,6 +330,10 @@ def run(args: argparse.Namespace) -> int:
     if args.folds:
         cfg.folds = args.folds
     cfg.rr_exclude_v = args.rr_exclude_v
+    if args.af_context:
+        cfg.af_context_s = args.af_context
+    if args.run_weight:
+        cfg.run_weight = args.run_weight
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     features = Path(args.features)
@@ -325,6 +358,14 @@ def run(args: argparse.Namespace) -> int:
     lnames = sorted(p.stem[len("ltafdb_") :] for p in features.glob("ltafdb_*.npz"))
     tables = {tag: load_tables(features, rids, tag) for tag in cfg.frontends}
     ltaf = {n: dict(np.load(features / f"ltafdb_{n}.npz")) for n in lnames}
+    for n, t in ltaf.items():
+        made = float(t.get("context_s", beat_data.WINDOW_S))
+        if made != cfg.af_context_s:
+            raise SystemExit(
+                f"{features}/ltafdb_{n}.npz holds RR features of {made:g}-s spans, this run wants "
+                f"{cfg.af_context_s:g} s: rerun python -m training.beat_data --af-context "
+                f"{cfg.af_context_s:g}"
+            )
     folds = patient_folds(rids, cfg.folds, cfg.seed)
     lfolds = [lnames[k :: cfg.folds] for k in range(cfg.folds)]
     (out / "config.json").write_text(json.dumps({"command": command, **dataclasses.asdict(cfg)}, indent=1))
@@ -335,13 +376,15 @@ def run(args: argparse.Namespace) -> int:
     for k in [] if args.no_cv else range(cfg.folds):
         train = [r for r in rids if r not in folds[k]]
         ltrain = [n for n in lnames if n not in lfolds[k]]
-        bx, by = _cat([beat_xy(tables[t], train) for t in cfg.frontends])
-        ax, ay = _cat([af_xy(tables[t], train, ltaf, ltrain, cfg.rr_exclude_v) for t in cfg.frontends])
-        beat = fit_beat(bx, by, cfg, cfg.seed + 1 + k)
+        bx, by, bw = _cat([beat_xy(tables[t], train, cfg.run_weight) for t in cfg.frontends])
+        ax, ay = _cat(
+            [af_xy(tables[t], train, ltaf, ltrain, cfg.rr_exclude_v, cfg.af_context_s) for t in cfg.frontends]
+        )
+        beat = fit_beat(bx, by, bw, cfg, cfg.seed + 1 + k)
         af = fit_af(ax, ay, cfg, cfg.seed + 1 + k)
         models.append((beat, af))
         for r in folds[k]:
-            oof[r] = oof_tables(tables["pcf8591"], r, beat, af, cfg.rr_exclude_v)
+            oof[r] = oof_tables(tables["pcf8591"], r, beat, af, cfg.rr_exclude_v, cfg.af_context_s)
         for n in lfolds[k]:  # AF on held-out LTAFDB patients' RR series
             t = ltaf[n]
             kx, kok = ("x_nov", "ok_nov") if cfg.rr_exclude_v else ("x", "ok")
@@ -350,13 +393,19 @@ def run(args: argparse.Namespace) -> int:
             af_ok.append(t[kok])
         log(f"fold {k + 1}: trained on {len(bx)} beats, {len(ax)} RR windows")
     # 2. nested thresholds (each fold's from the other folds' held-out predictions), 3. daemon-path scoring
-    windows, beats_ref, beats_det, fold_thr = [], [], [], []
+    windows, windows_det, beats_ref, beats_det, fold_thr = [], [], [], [], []
     for k in range(len(models)):
         others = [oof[r] for j in range(cfg.folds) if j != k for r in folds[j]]
         thr, f1 = choose_thresholds(others)
         fold_thr.append(thr)
         path = export_bundle(
-            out / f"fold{k + 1}", *models[k], thr, {"protocol": "one CV fold"}, command, cfg.rr_exclude_v
+            out / f"fold{k + 1}",
+            *models[k],
+            thr,
+            {"protocol": "one CV fold"},
+            command,
+            cfg.rr_exclude_v,
+            cfg.af_context_s,
         )
         w, b = beat_eval.score_records(path, args.data, folds[k], "reference")
         windows += w
@@ -368,10 +417,19 @@ def run(args: argparse.Namespace) -> int:
             + " ".join(f"{c} {_p(wm['per_class'][c]['se'])}/{_p(wm['per_class'][c]['ppv'])}" for c in LABELS)
         )
         if not args.no_detector:
-            _, bd = beat_eval.score_records(path, args.data, folds[k], "detector")
+            wd, bd = beat_eval.score_records(path, args.data, folds[k], "detector")
+            windows_det += wd
             beats_det += bd
         (out / "cv_rows.json").write_text(
-            json.dumps({"windows": windows, "beats_reference": beats_ref, "beats_detector": beats_det}) + "\n"
+            json.dumps(
+                {
+                    "windows": windows,
+                    "windows_detector": windows_det,
+                    "beats_reference": beats_ref,
+                    "beats_detector": beats_det,
+                }
+            )
+            + "\n"
         )
     evaluation: dict = {"protocol": "no cross-validation run"}
     final_thr = {"S": 0.5, "V": 0.5, "AF": 0.5}
@@ -417,6 +475,7 @@ def run(args: argparse.Namespace) -> int:
             "per_patient_error": {r: round(v["error"], 4) for r, v in wm["per_patient"].items()},
             "beats_reference": {k: bm[k] for k in ("N", "SVEB", "VEB")},
             "beats_detector": {k: bd[k] for k in ("N", "SVEB", "VEB")} if bd else None,
+            "stream": _stream_summary(windows_det) if windows_det else None,
             "af_ltafdb": afm_nested,
             "anchors": beat_eval.ANCHORS,
         }
@@ -424,11 +483,15 @@ def run(args: argparse.Namespace) -> int:
         _plots(out, wm, evaluation)
     if args.no_final:
         return 0
-    bx, by = _cat([beat_xy(tables[t], rids) for t in cfg.frontends])
-    ax, ay = _cat([af_xy(tables[t], rids, ltaf, lnames, cfg.rr_exclude_v) for t in cfg.frontends])
-    beat = fit_beat(bx, by, cfg, cfg.seed)
+    bx, by, bw = _cat([beat_xy(tables[t], rids, cfg.run_weight) for t in cfg.frontends])
+    ax, ay = _cat(
+        [af_xy(tables[t], rids, ltaf, lnames, cfg.rr_exclude_v, cfg.af_context_s) for t in cfg.frontends]
+    )
+    beat = fit_beat(bx, by, bw, cfg, cfg.seed)
     af = fit_af(ax, ay, cfg, cfg.seed)
-    path = export_bundle(out / "final", beat, af, final_thr, evaluation, command, cfg.rr_exclude_v)
+    path = export_bundle(
+        out / "final", beat, af, final_thr, evaluation, command, cfg.rr_exclude_v, cfg.af_context_s
+    )
     size = json.loads((path.parent / "default.json").read_text())["evaluation"]["model_bytes"]
     log(f"final bundle {path.parent}: {size} bytes, thresholds {final_thr}")
     if args.ship:
@@ -489,8 +552,18 @@ def _plots(out: Path, wm: dict, ev: dict) -> None:
     plt.close(fig)
 
 
+def _stream_summary(rows: list[dict]) -> dict:
+    """Window figures of the daemon's own path (the beat stage's beats, labelled as they come)."""
+    wm = beat_eval.window_metrics(rows)
+    keys = ("windows", "per_class", "macro_f1", "patients", "patients_over_10pct", "patients_over_20pct")
+    return {
+        **{k: wm[k] for k in keys},
+        "per_patient_error": {r: round(v["error"], 4) for r, v in wm["per_patient"].items()},
+    }
+
+
 def _cat(parts):
-    return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+    return tuple(np.concatenate([p[i] for p in parts]) for i in range(len(parts[0])))
 
 
 def _p(x: float | None) -> str:
@@ -508,6 +581,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--af-epochs", type=int)
     p.add_argument("--folds", type=int, help="number of patient folds (default 5)")
     p.add_argument("--rr-exclude-v", action="store_true", help="AF from the RR between non-V beats only")
+    p.add_argument("--af-context", type=float, help="seconds of RR series per AF decision (default 30)")
+    p.add_argument("--run-weight", type=float, help="weight of V beats in runs of >= 3 (default 5)")
     p.add_argument("--no-cv", action="store_true")
     p.add_argument("--no-final", action="store_true")
     p.add_argument("--no-detector", action="store_true", help="score beats with reference positions only")
