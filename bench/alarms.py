@@ -14,7 +14,9 @@ Scored against the reference beat and rhythm annotations:
   the 30 s before. Technical alarms (leads_off, alarms_suspended) are counted, not judged.
 - **episode sensitivity**: reference runs of ≥ 6 V beats at ≥ 100 bpm (vtach or vfib raised or active
   within the run + 2 s), runs of 3-5 V beats (ventricular_run or vtach), RR > 2.5 s outside
-  VF/flutter (pause or asystole, the gap + 1 s), and the (VFL episodes of 207 (vfib, the episode + 5 s).
+  VF/flutter (pause or asystole, the gap + 1 s), the (VFL episodes of 207 (vfib, the episode + 5 s), and
+  (AFIB/(AFL episodes of ≥ 60 s (afib starting from 30 s before the episode to its end; with the delay
+  from the episode's start to the onset, and from its end to the alarm's end).
 - **latency**: a flat baseline with the front end's noise (electrodes on) at 20 random points of DS1
   records (seed 9; the trace returns to its baseline within 0.1 s, no step); constructed coarse VF
   at 10 random points; rate steps (the signal after a point time-compressed or stretched, as if
@@ -185,6 +187,16 @@ def score_record(path: Path, settings, model, stats, episodes_out) -> None:
             continue  # no beat labels inside VF/flutter: that gap is not a pause
         stats[db]["pauses"] += 1
         stats[db]["pause_found"] += active_between(eps, ("pause", "asystole"), a + sec(2.3), b + sec(1))
+    for r, a, b in ref.rhythms:  # AF episodes of at least a minute: found, and how late afib starts / ends
+        if not r.startswith(AF_RHYTHMS) or b - a < sec(60):
+            continue
+        stats[db]["af_eps"] += 1
+        hits = [ep for ep in eps if ep.onset.alarm == "afib" and a - sec(30) <= ep.onset.onset_seq <= b]
+        if hits:
+            stats[db]["af_found"] += 1
+            stats[db]["af_onset_s"] += (max(hits[0].onset.onset_seq, a) - a) / fs
+            last = hits[-1].end.seq if hits[-1].end is not None else mv.size
+            stats[db]["af_end_s"] += (last - b) / fs
     if path.name == "207":
         for r, a, b in ref.rhythms:
             if r.startswith("(VFL"):
@@ -232,6 +244,17 @@ def sensitivity_table(stats) -> str:
         ("(VFL episodes of 207 (vfib)", "vfl", "vfl_found"),
     ):
         rows.append(f"| {label} | " + " | ".join(pct(st[f], st[n]) for st in stats.values()) + " |")
+    rows.append(
+        "| AF episodes ≥ 60 s (afib): found; mean delay of onset / of end after the episode's | "
+        + " | ".join(
+            f"{pct(st['af_found'], st['af_eps'])}; {st['af_onset_s'] / st['af_found']:.0f} s / "
+            f"{st['af_end_s'] / st['af_found']:.0f} s"
+            if st["af_found"]
+            else pct(st["af_found"], st["af_eps"])
+            for st in stats.values()
+        )
+        + " |"
+    )
     return "\n".join(rows)
 
 
