@@ -1,8 +1,9 @@
 """``ecgd alarms``: the daemon's alarm path over a recording, one JSON line per alarm episode.
 
-The recording is cut into the blocks the daemon's worker sees (~0.2 s), each goes through the same
-QRS detector and the same ``AlarmEngine``; the classifier's windows (the daemon's window length and
-hop) give the engine the same quality and AF verdicts, each once its last sample has been fed. With
+The recording is cut into the blocks the daemon's worker sees (~0.2 s; :func:`ecgd.offline.drive`, the
+loop ``ecgd classify`` runs too), each goes through the same QRS detector and the same ``AlarmEngine``;
+the classifier's windows (the daemon's window length and hop) give the engine the same quality and AF
+verdicts, each once its last sample has been fed. With
 ``--frontend pcf8591`` the recording first goes through the AD8232 + 8-bit ADC model, so the result
 is what the monitor would have said.
 """
@@ -11,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -19,16 +19,13 @@ from typing import Any
 import numpy as np
 
 from ecgd.analysis.alarms import AlarmEngine, AlarmEvent, AlarmSettings
-from ecgd.analysis.beat_labels import BeatLabeller, beats_known
-from ecgd.analysis.beats import (  # BLOCK_S: the worker's step
-    BLOCK_S,
-    BeatSettings,
-    BeatTracker,
-    confirmation_delay,
-)
+from ecgd.analysis.beat_labels import BeatLabeller
+from ecgd.analysis.beats import BeatSettings, BeatTracker, confirmation_delay
+from ecgd.analysis.classifier import SKIPPED, UNCLASSIFIED, UNREADABLE, Classification
 from ecgd.analysis.qrs import QrsDetector, QrsSettings
 from ecgd.analysis.quality import QualitySettings, adc_rails_mv
 from ecgd.io.frontend import AnalogFrontEnd
+from ecgd.offline import Fed, Screened, drive
 
 
 def new_engine(
@@ -120,46 +117,31 @@ def replay(
     engine = new_engine(
         fs, alarms, quality, rails_mv, 0, tracker.detector, qrs, id_prefix, labeller is not None
     )
-    block = max(1, round(BLOCK_S * fs))
-    next_window = window_n
-    held: deque[tuple[int, int]] = deque()  # readable windows waiting for their beats' labels
-    for start in range(0, mv.size, block):
-        x = mv[start : start + block]
-        new = tracker.feed(start, x)
-        seqs = np.array([b.seq for b in new], dtype=np.int64)
-        labelled = (
-            None if labeller is None else labeller.feed(start, x, None, seqs, tracker.confirmed_until())
-        )
-        widths = np.array([np.nan if b.width_ms is None else b.width_ms for b in new], dtype=np.float64)
-        off = leads_off(start, start + x.size) if leads_off is not None else None
-        yield from engine.feed(
-            start,
-            x,
-            None,
-            _Beats(seqs, np.array([np.nan if b.rr_ms is None else b.rr_ms for b in new], dtype=np.float64)),
-            off,
-            widths_ms=widths,
-            labelled=labelled,
-        )
-        stop = start + x.size
-        while classify is not None and window_n and next_window <= stop:
-            a = next_window - window_n
-            said = classify(mv[a:next_window])
-            label = "readable" if said is None else said[0]
-            if label == "unreadable":
-                tracker.unreadable(a, next_window)
-            elif label not in ("unclassified", "skipped"):
-                redone = tracker.readable(a, next_window)
-                if redone is not None and labeller is not None:
-                    labeller.replace_from(redone[0], [b.seq for b in redone[1]])
-            if said is None:
-                held.append((a, next_window))
-            else:  # a refusal (noise, missing samples) is heard at once, as in the daemon
-                yield from engine.window(a, next_window, *said)
-            next_window += hop_n
-        while held and beats_known(tracker, labeller, held[0][1]):
-            a, b = held.popleft()
-            yield from engine.window(a, b, *verdict(a, b))
+
+    def judge(a: int, b: int) -> Classification | None:
+        said = classify(mv[a:b])
+        if said is None:
+            return None
+        label, reason = said
+        readable = label not in (UNREADABLE, UNCLASSIFIED, SKIPPED)
+        return Classification(label, None, {} if readable else None, reason, 0, None)
+
+    n = window_n if classify is not None else 0
+    for ev in drive(mv, fs, n, hop_n, judge, tracker, None, labeller, finish=False):
+        if isinstance(ev, Fed):
+            new = ev.beats
+            seqs = np.array([b.seq for b in new], dtype=np.int64)
+            rr = np.array([np.nan if b.rr_ms is None else b.rr_ms for b in new], dtype=np.float64)
+            widths = np.array([np.nan if b.width_ms is None else b.width_ms for b in new], dtype=np.float64)
+            off = leads_off(ev.first, ev.first + ev.x.size) if leads_off is not None else None
+            yield from engine.feed(
+                ev.first, ev.x, None, _Beats(seqs, rr), off, widths_ms=widths, labelled=ev.labelled
+            )
+        elif isinstance(ev, Screened):
+            if ev.verdict is not None:  # a refusal (noise, missing samples) is heard at once, as live
+                yield from engine.window(ev.first, ev.stop, ev.verdict.label, ev.verdict.reason)
+        elif ev.verdict is None:  # a readable window, its beats now labelled
+            yield from engine.window(ev.first, ev.stop, *verdict(ev.first, ev.stop))
 
 
 def episodes(events: Iterator[AlarmEvent]) -> list[Episode]:

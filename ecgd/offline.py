@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -49,6 +50,87 @@ def _without_gaps(rec: Recording, valid: np.ndarray | None) -> Recording:
     return Recording(np.where(valid, rec.mv, 0.0), rec.fs, rec.name, rec.channel_name)
 
 
+@dataclass(frozen=True)
+class Fed:
+    """A block fed to the beat stage (and the labeller): the beats it confirmed and those labelled now.
+    ``x`` is empty for the labeller's flush at a recording's end."""
+
+    first: int
+    x: np.ndarray
+    beats: list[Beat]
+    labelled: LabelledBeats | None
+
+
+@dataclass(frozen=True)
+class Screened:
+    """A window judged as soon as its last sample is in (``verdict`` None: readable, its verdict waits
+    for its labelled beats); ``redone``: the beats from a seq on that the tracker replaced."""
+
+    first: int
+    stop: int
+    verdict: Classification | None
+    redone: tuple[int, list[Beat]] | None
+
+
+@dataclass(frozen=True)
+class Released:
+    """A window, in window order, once the beats before its end are final (and labelled, if it waits)."""
+
+    first: int
+    stop: int
+    verdict: Classification | None
+
+
+def drive(
+    mv: np.ndarray,
+    fs: float,
+    window_n: int,
+    hop_n: int,
+    judge: Callable[[int, int], Classification | None],
+    tracker: BeatTracker,
+    valid: np.ndarray | None = None,
+    labeller: BeatLabeller | None = None,
+    finish: bool = True,
+) -> Iterator[Fed | Screened | Released]:
+    """The daemon worker's loop over a recording, as events: feed ``tracker`` (and ``labeller``) block
+    by block, judge each window once its last sample is in and tell the tracker (unreadable: no beats
+    there; readable: the detector may run again), and release each window once its beats are known.
+    ``finish``: at the end, label the waiting beats without their next beat and release every window
+    still held (a recording's end; the alarm replay stops where the daemon would still be waiting)."""
+    block = max(1, round(BLOCK_S * fs))
+    starts = iter(range(0, mv.size - window_n + 1, hop_n) if window_n else ())
+    start = next(starts, None)
+    held: deque[tuple[int, int, Classification | None]] = deque()
+    for first in range(0, mv.size, block):
+        ok = None if valid is None else valid[first : first + block]
+        x = mv[first : first + block]
+        new = tracker.feed(first, x, ok)
+        labelled = None
+        if labeller is not None:
+            labelled = labeller.feed(first, x, ok, [b.seq for b in new], tracker.confirmed_until())
+        yield Fed(first, x, new, labelled)
+        while start is not None and start + window_n <= tracker.fed_until:
+            c = judge(start, start + window_n)
+            redone = None
+            if c is not None and c.label == UNREADABLE:
+                tracker.unreadable(start, start + window_n)
+            elif c is None or c.probabilities is not None:
+                redone = tracker.readable(start, start + window_n)
+                if redone is not None and labeller is not None:
+                    labeller.replace_from(redone[0], [b.seq for b in redone[1]])
+            yield Screened(start, start + window_n, c, redone)
+            held.append((start, start + window_n, c))
+            start = next(starts, None)
+        while held and beats_known(tracker, labeller, held[0][1], labels=held[0][2] is None):
+            yield Released(*held.popleft())
+    if not finish:
+        return
+    if labeller is not None:
+        yield Fed(mv.size, mv[:0], [], labeller.flush())  # the last beats, labelled without their next beat
+    for h in held:
+        yield Released(*h)
+
+
 def judged_windows(
     mv: np.ndarray,
     fs: float,
@@ -62,56 +144,28 @@ def judged_windows(
     verdict: Callable[[int, int], Classification] | None = None,
     on_labels: Callable[[LabelledBeats], None] | None = None,
 ) -> Iterator[tuple[int, int, Classification, WindowBeats]]:
-    """Feed ``tracker`` (and ``labeller``) block by block as the daemon does; judge each window once its
-    last sample is in and tell the tracker (as the daemon does); yield it with its beat figures once
-    they are final.
+    """Each window of :func:`drive` with its verdict and beat figures, once they are final.
 
     ``judge`` returning None: the window is readable and ``verdict(first, stop)`` draws its verdict
     from the beat labels once they are in (a beat-aware model, as in the daemon).
     ``on_beats(from_seq, beats)``: new beats; ``from_seq`` is not None when they replace the beats
     from that seq on (the detector ran again after an unreadable stretch); ``on_labels``: the beats
     the labeller labelled."""
-    block = max(1, round(BLOCK_S * fs))
-    starts = iter(range(0, mv.size - window_n + 1, hop_n))
-    start = next(starts, None)
-    held: deque[tuple[int, int, Classification | None]] = deque()
-
-    def release(a: int, b: int, c: Classification | None):
-        if c is None:
-            assert verdict is not None
-            c = verdict(a, b)
-        return a, b, c, _figures(tracker, a, b, c)
-
-    for first in range(0, mv.size, block):
-        ok = None if valid is None else valid[first : first + block]
-        x = mv[first : first + block]
-        new = tracker.feed(first, x, ok)
-        if labeller is not None:
-            labelled = labeller.feed(first, x, ok, [b.seq for b in new], tracker.confirmed_until())
-            if on_labels is not None and len(labelled):
-                on_labels(labelled)
-        if on_beats is not None and new:
-            on_beats(None, new)
-        while start is not None and start + window_n <= tracker.fed_until:
-            c = judge(start, start + window_n)
-            if c is not None and c.label == UNREADABLE:
-                tracker.unreadable(start, start + window_n)
-            elif c is None or c.probabilities is not None:
-                redone = tracker.readable(start, start + window_n)
-                if redone is not None and on_beats is not None:
-                    on_beats(*redone)
-                if redone is not None and labeller is not None:
-                    labeller.replace_from(redone[0], [b.seq for b in redone[1]])
-            held.append((start, start + window_n, c))
-            start = next(starts, None)
-        while held and beats_known(tracker, labeller, held[0][1], labels=held[0][2] is None):
-            yield release(*held.popleft())
-    if labeller is not None:
-        labelled = labeller.flush()  # the last beats, labelled without their next beat
-        if on_labels is not None and len(labelled):
-            on_labels(labelled)
-    for h in held:
-        yield release(*h)
+    for ev in drive(mv, fs, window_n, hop_n, judge, tracker, valid, labeller):
+        if isinstance(ev, Fed):
+            if on_labels is not None and ev.labelled is not None and len(ev.labelled):
+                on_labels(ev.labelled)
+            if on_beats is not None and ev.beats:
+                on_beats(None, ev.beats)
+        elif isinstance(ev, Screened):
+            if ev.redone is not None and on_beats is not None:
+                on_beats(*ev.redone)
+        else:
+            c = ev.verdict
+            if c is None:
+                assert verdict is not None
+                c = verdict(ev.first, ev.stop)
+            yield ev.first, ev.stop, c, _figures(tracker, ev.first, ev.stop, c)
 
 
 def _figures(tracker: BeatTracker, a: int, b: int, c: Classification) -> WindowBeats:
