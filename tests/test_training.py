@@ -174,6 +174,12 @@ def test_tiny_beat_model_run_end_to_end(tmp_path: Path) -> None:
     assert model.metadata.beat_thresholds is not None
     assert model.metadata.af_context_s == beat_data.AF_CONTEXT_S
     assert json.loads((out / "config.json").read_text())["run_weight"] == 4.0
+    from training import af_thresholds, screen
+
+    curve = af_thresholds.table(af_thresholds.held_out_probabilities(out, feats)).splitlines()
+    assert len(curve) == 2 + len(af_thresholds.GRID) and curve[2].startswith("| 0.5 |")
+    args = ["--features", str(feats), "--af-context", str(beat_data.AF_CONTEXT_S), "--folds", "2"]
+    assert screen.main([*args, "--epochs", "1", "--name", "tiny"]) == 0
 
 
 def test_ventricular_run_lengths() -> None:
@@ -244,3 +250,11 @@ def test_ltafdb_tables_of_another_context_are_refused(tmp_path: Path) -> None:
                 "60",
             ]
         )
+
+
+def test_worst_patients_names_their_largest_confusions() -> None:
+    from training.beat_eval import worst_patients
+
+    rows = [{"record": "a", "truth": "N", "pred": "V"}] * 3 + [{"record": "a", "truth": "N", "pred": "N"}]
+    rows += [{"record": "b", "truth": "S", "pred": "N"}, {"record": "b", "truth": "S", "pred": "S"}] * 2
+    assert worst_patients(rows, 2) == "a 75 % (N → V 3); b 50 % (S → N 2)"

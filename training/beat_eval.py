@@ -2,6 +2,7 @@
 
     .venv/bin/python -m training.beat_eval ecgd/models/default.tflite --records mitdb/119,svdb/800
     .venv/bin/python -m training.beat_eval --cv runs/b1 --beats detector --out runs/b1/cv_stream.json
+    .venv/bin/python -m training.beat_eval --rows runs/b3/cv_rows.json --beats detector   # no scoring
 
 Windows come from :func:`ecgd.offline.classify_recording` (non-overlapping 10-s windows from sample 0,
 the signal-quality gate on, one :class:`~ecgd.analysis.classifier.WindowClassifier` per record, so the
@@ -180,6 +181,23 @@ def format_report(wm: dict, bm: dict, af: dict | None = None) -> str:
     return "\n".join(lines)
 
 
+def worst_patients(rows: list[dict], n: int = 8) -> str:
+    """The ``n`` patients with the most windows wrong, each with its two largest confusions."""
+    wm = window_metrics(rows)
+    worst = sorted(wm["per_patient"].items(), key=lambda kv: -kv[1]["error"])[:n]
+    parts = []
+    for rid, v in worst:
+        pairs: dict[tuple[str, str], int] = {}
+        for r in rows:
+            if r["record"] == rid and r["pred"] != r["truth"]:
+                pairs[(r["truth"], r["pred"])] = pairs.get((r["truth"], r["pred"]), 0) + 1
+        top = sorted(pairs.items(), key=lambda kv: -kv[1])[:2]
+        parts.append(
+            f"{rid} {100 * v['error']:.0f} % (" + ", ".join(f"{a} → {b} {c}" for (a, b), c in top) + ")"
+        )
+    return "; ".join(parts)
+
+
 def _p(x: float | None) -> str:
     return "–" if x is None else f"{100 * x:.1f}"
 
@@ -194,7 +212,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--records", help="comma-separated ids (default: all 80)")
     p.add_argument("--beats", choices=("reference", "detector"), default="reference")
     p.add_argument("--out", help="write metrics JSON here")
+    p.add_argument(
+        "--rows", type=Path, help="report a train_beats run's cv_rows.json again (no scoring); with --beats"
+    )
     args = p.parse_args(argv)
+    if args.rows is not None:
+        saved = json.loads(args.rows.read_text())
+        windows = saved["windows" if args.beats == "reference" else "windows_detector"]
+        beats = saved["beats_reference" if args.beats == "reference" else "beats_detector"]
+        print(format_report(window_metrics(windows), beat_metrics(beats)))
+        print("\nmost windows wrong: " + worst_patients(windows))
+        return 0
     if (args.model is None) == (args.cv is None):
         p.error("give a model or --cv RUN")
     if args.cv is not None:

@@ -129,6 +129,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--run-weight", type=float, default=1.0)
     p.add_argument("--neighbours", action="store_true")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--folds", type=int, help="patient folds (default 5)")
+    p.add_argument("--epochs", type=int, help="epochs of both models (default: train_beats')")
     p.add_argument("--name", help="the row's name (default: the options)")
     args = p.parse_args(argv)
     name = args.name or (

@@ -1,0 +1,85 @@
+"""How the AF threshold trades sensitivity for false AF: a run's fold bundles on their held-out tables.
+
+    .venv/bin/python -m training.af_thresholds --run runs/b3 --features runs/f60
+
+Each fold's AF graph (TFLite, the daemon's interpreter; no TensorFlow) scores its held-out patients'
+windows: LTAFDB's RR series (Se / Sp per 10-s window), MIT-BIH DS1's windows (the only signal records
+with rhythm annotations here: Se / +P of AF windows, false AF windows) and SVDB's (no rhythm labels:
+AF calls, true or not). Table windows: non-overlapping 10 s, reference beat positions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from training import train_beats
+from training.labels import LABELS
+
+GRID = (0.5, 0.7, 0.85, 0.9, 0.95, 0.98, 0.99)
+
+
+def held_out_probabilities(run: Path, features: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """P(AF) and truth per held-out window: ``"ltafdb"``, ``"mitdb"`` and ``"svdb"`` (truth all False)."""
+    from ecgd.analysis.model import load_model
+
+    cv = json.loads((run / "cv_metrics.json").read_text())
+    context = json.loads((run / "config.json").read_text()).get("af_context_s", 10.0)
+    lnames = sorted(p.stem[len("ltafdb_") :] for p in features.glob("ltafdb_*.npz"))
+    k_folds = len(cv["folds"])
+    out: dict[str, list] = {"ltafdb": [], "mitdb": [], "svdb": []}
+    for k, rids in enumerate(cv["folds"]):
+        graph = load_model(run / f"fold{k + 1}" / "default.tflite").af_graph
+
+        def prob(x: np.ndarray, ok: np.ndarray, graph=graph) -> np.ndarray:
+            p = np.array([float(graph(x[i : i + 1])[0, -1]) for i in range(x.shape[0])])
+            return np.where(ok, p, 0.0)
+
+        for n in lnames[k::k_folds]:
+            t = np.load(features / f"ltafdb_{n}.npz")
+            out["ltafdb"].append((prob(t["x"], t["ok"]), t["af"] == 1))
+        for r in rids:
+            t = dict(np.load(features / f"{r.replace('/', '_')}_pcf8591.npz"))
+            x, ok = train_beats.window_rr(t, False, context)
+            keep = t["win_y"] >= 0
+            out[r.split("/")[0]].append((prob(x, ok)[keep], t["win_y"][keep] == LABELS.index("AF")))
+    return {
+        db: (np.concatenate([p for p, _ in v]), np.concatenate([y for _, y in v])) for db, v in out.items()
+    }
+
+
+def table(probs: dict[str, tuple[np.ndarray, np.ndarray]]) -> str:
+    lp, ly = probs["ltafdb"]
+    mp, my = probs["mitdb"]
+    sp, _ = probs["svdb"]
+    rows = [
+        "| AF threshold | LTAFDB Se / Sp (%) | DS1 AF windows Se / +P (%) | DS1 false AF windows "
+        "| SVDB AF calls |",
+        "|---:|---|---|---:|---:|",
+    ]
+    for thr in GRID:
+        said_l, said_m = lp >= thr, mp >= thr
+        tp, fp = int(np.sum(said_m & my)), int(np.sum(said_m & ~my))
+        rows.append(
+            f"| {thr:g} | {100 * said_l[ly].mean():.1f} / {100 * (~said_l[~ly]).mean():.1f} | "
+            f"{100 * tp / max(int(my.sum()), 1):.1f} / {100 * tp / max(tp + fp, 1):.1f} | "
+            f"{fp} of {int((~my).sum())} | {int(np.sum(sp >= thr))} of {sp.size} |"
+        )
+    return "\n".join(rows)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m training.af_thresholds", description=__doc__.split("\n\n")[0])
+    p.add_argument("--run", type=Path, required=True, help="a training.train_beats run directory")
+    p.add_argument("--features", type=Path, required=True, help="the feature tables it was trained on")
+    args = p.parse_args(argv)
+    print(table(held_out_probabilities(args.run, args.features)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
