@@ -258,3 +258,25 @@ def test_worst_patients_names_their_largest_confusions() -> None:
     rows = [{"record": "a", "truth": "N", "pred": "V"}] * 3 + [{"record": "a", "truth": "N", "pred": "N"}]
     rows += [{"record": "b", "truth": "S", "pred": "N"}, {"record": "b", "truth": "S", "pred": "S"}] * 2
     assert worst_patients(rows, 2) == "a 75 % (N → V 3); b 50 % (S → N 2)"
+
+
+def test_the_af_threshold_can_be_chosen_on_rhythm_labelled_records_only() -> None:
+    """SVDB has no rhythm annotations: with ``rhythm-labelled`` its AF calls do not push the threshold up."""
+    from training.train_beats import choose_thresholds
+
+    def record(pa: list[float], y: list[int], labelled: bool) -> dict:
+        n = len(y)
+        return {
+            "pb": np.tile([1.0, 0.0, 0.0], (n, 1)),
+            "judged": np.ones(n, bool),
+            "win": np.arange(n),
+            "pa": np.array(pa),
+            "win_ok": np.ones(n, bool),
+            "y": np.array(y),
+            "rhythm_labelled": labelled,
+        }
+
+    ds1 = record([0.92, 0.93, 0.1, 0.2], [3, 3, 0, 0], True)
+    svdb = record([0.91] * 10, [0] * 10, False)  # irregular ectopy, or an unannotated AF
+    assert choose_thresholds([ds1, svdb])[0]["AF"] == 0.95
+    assert choose_thresholds([ds1, svdb], "rhythm-labelled")[0]["AF"] == 0.3

@@ -61,6 +61,7 @@ class BeatTrainConfig:
     frontends: tuple[str, ...] = ("pcf8591",)  # feature tables trained on
     rr_exclude_v: bool = False  # AF features from the intervals between non-V beats (reference V in training)
     run_weight: float = 5.0  # sample weight of the V beats in runs of >= 3 (VT), against 1 for the others
+    af_threshold_from: str = "all"  # or "rhythm-labelled": the AF threshold on DS1's windows only
     af_context_s: float = beat_data.AF_CONTEXT_S  # AF decided on the RR of this span ending with the window
 
 
@@ -267,6 +268,7 @@ def export_bundle(
     return out / "default.tflite"
 
 
+RHYTHM_LABELLED = ("mitdb/",)  # records whose rhythm is annotated (SVDB's is not, in this data)
 THRESHOLD_GRID = {
     "S": (0.5, 0.6, 0.7, 0.8, 0.9, 0.95),
     "V": (0.5, 0.6, 0.7, 0.8, 0.9, 0.95),
@@ -283,7 +285,15 @@ def oof_tables(tables: dict[str, dict], rid: str, beat, af, exclude_v: bool, con
     if ok.any():
         pb[ok] = beat[0].predict((t["beat_x"][ok] - beat[1]) / beat[2], batch_size=4096, verbose=0)
     pa = af[0].predict((t["win_x"] - af[1]) / af[2], batch_size=4096, verbose=0)[:, 0]
-    return {"pb": pb, "judged": ok, "win": t["beat_win"], "pa": pa, "win_ok": t["win_ok"], "y": t["win_y"]}
+    return {
+        "pb": pb,
+        "judged": ok,
+        "win": t["beat_win"],
+        "pa": pa,
+        "win_ok": t["win_ok"],
+        "y": t["win_y"],
+        "rhythm_labelled": rid.startswith(RHYTHM_LABELLED),
+    }
 
 
 def window_predictions(o: dict, thr: dict[str, float]) -> np.ndarray:
@@ -299,15 +309,27 @@ def window_predictions(o: dict, thr: dict[str, float]) -> np.ndarray:
     return np.where(af, 3, np.where(any_v, 2, np.where(any_s, 1, 0)))
 
 
-def choose_thresholds(oofs: list[dict]) -> tuple[dict[str, float], float]:
+def choose_thresholds(oofs: list[dict], af_from: str = "all") -> tuple[dict[str, float], float]:
     """The S / V / AF thresholds with the best window macro-F1 over ``oofs`` (ties: the first in the
-    grid, i.e. the lowest)."""
+    grid, i.e. the lowest). With ``af_from="rhythm-labelled"`` the AF threshold is chosen first, by the
+    F1 of AF windows over the records with rhythm annotations only (SVDB has none here, so an AF call
+    there is not known to be false), and S / V then (tried for 2.1.0, not kept: README)."""
+    af_grid = THRESHOLD_GRID["AF"]
+    if af_from == "rhythm-labelled":
+        labelled = [o for o in oofs if o["rhythm_labelled"]]
+        af_truth = np.concatenate([o["y"] for o in labelled]) == LABELS.index("AF")
+
+        def af_f1(ta: float) -> float:
+            said = np.concatenate([o["win_ok"] & (o["pa"] >= ta) for o in labelled])
+            return 2 * np.sum(said & af_truth) / max(np.sum(said) + np.sum(af_truth), 1)
+
+        af_grid = (max(af_grid, key=lambda ta: (af_f1(ta), -ta)),)
     truth = np.concatenate([o["y"] for o in oofs])
     keep = truth >= 0
     best, best_f1 = None, -1.0
     for ts in THRESHOLD_GRID["S"]:
         for tv in THRESHOLD_GRID["V"]:
-            for ta in THRESHOLD_GRID["AF"]:
+            for ta in af_grid:
                 thr = {"S": ts, "V": tv, "AF": ta}
                 pred = np.concatenate([window_predictions(o, thr) for o in oofs])[keep]
                 t = truth[keep]
@@ -334,6 +356,7 @@ def run(args: argparse.Namespace) -> int:
         cfg.af_context_s = args.af_context
     if args.run_weight:
         cfg.run_weight = args.run_weight
+    cfg.af_threshold_from = args.af_threshold_from
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     features = Path(args.features)
@@ -396,7 +419,7 @@ def run(args: argparse.Namespace) -> int:
     windows, windows_det, beats_ref, beats_det, fold_thr = [], [], [], [], []
     for k in range(len(models)):
         others = [oof[r] for j in range(cfg.folds) if j != k for r in folds[j]]
-        thr, f1 = choose_thresholds(others)
+        thr, f1 = choose_thresholds(others, cfg.af_threshold_from)
         fold_thr.append(thr)
         path = export_bundle(
             out / f"fold{k + 1}",
@@ -434,7 +457,7 @@ def run(args: argparse.Namespace) -> int:
     evaluation: dict = {"protocol": "no cross-validation run"}
     final_thr = {"S": 0.5, "V": 0.5, "AF": 0.5}
     if windows:
-        final_thr, _ = choose_thresholds(list(oof.values()))
+        final_thr, _ = choose_thresholds(list(oof.values()), cfg.af_threshold_from)
         wm = beat_eval.window_metrics(windows)
         bm = beat_eval.beat_metrics(beats_ref)
         bd = beat_eval.beat_metrics(beats_det) if beats_det else None
@@ -583,6 +606,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rr-exclude-v", action="store_true", help="AF from the RR between non-V beats only")
     p.add_argument("--af-context", type=float, help="seconds of RR series per AF decision (default 30)")
     p.add_argument("--run-weight", type=float, help="weight of V beats in runs of >= 3 (default 5)")
+    p.add_argument(
+        "--af-threshold-from",
+        choices=("all", "rhythm-labelled"),
+        default="all",
+        help="choose the AF threshold with the S/V ones on all windows (default) or first, on DS1's",
+    )
     p.add_argument("--no-cv", action="store_true")
     p.add_argument("--no-final", action="store_true")
     p.add_argument("--no-detector", action="store_true", help="score beats with reference positions only")
