@@ -36,7 +36,7 @@ def windows(clf: WindowClassifier, x: np.ndarray, beats_s: np.ndarray | None = N
 
 
 def test_bundle_is_the_shipped_version_and_within_budget(model: BeatRhythmModel):
-    assert model.metadata.ident == "ecgd-rhythm@2.0.0"
+    assert model.metadata.ident == "ecgd-rhythm@2.1.0"
     assert model.labels == ("N", "S", "V", "AF")
     assert model.metadata.beat is not None and model.metadata.beat.features == BEAT_FEATURES
     assert model.total_bytes <= 500_000
@@ -89,21 +89,44 @@ def test_a_premature_wide_beat_is_ventricular(model: BeatRhythmModel):
 
 
 def test_irregular_rhythm_is_af_and_regular_is_not(model: BeatRhythmModel):
-    rng = np.random.default_rng(3)
-    rr = rng.uniform(0.45, 1.05, 200)
-    af_beats = 0.5 + np.cumsum(rr)
-    af_beats = af_beats[af_beats < 100]
-    x = synth_ecg(af_beats, np.zeros(af_beats.size, dtype=bool), 101)
-    out = windows(WindowClassifier(model, FS, QualitySettings(), None, 0.0), x, af_beats)
-    assert sum(c.label == "AF" for c in out[1:]) >= 0.8 * (len(out) - 1)
-    assert all("S" not in str(c.beats) for c in out if c.label == "AF")  # no "ectopy" within AF
+    """A constructed, uniformly irregular rhythm (RR 0.45-1.05 s) against a regular one. The AF threshold
+    the CV chose is high (README, Model: 0.98), so such a rhythm is not AF in every window; what must hold
+    is that irregularity, not the beats' shapes, drives P(AF)."""
     reg = np.arange(0.5, 100, 0.85)
     x = synth_ecg(reg, np.zeros(reg.size, dtype=bool), 101)
     out = windows(WindowClassifier(model, FS, QualitySettings(), None, 0.0), x, reg)
     assert not any(c.label == "AF" for c in out)
+    regular_p = max(c.probabilities["AF"] for c in out)
+    assert regular_p < 0.05
     # Known limitation (README): a beat in the first 0.25 s of a window has its P wave cut off and can
     # be called V; here one window starts exactly on a beat.
     assert sum(c.label == "N" for c in out[1:]) >= len(out) - 2
+    af_windows, windows_seen = 0, 0
+    for seed in (3, 4, 5, 6):
+        rr = np.random.default_rng(seed).uniform(0.45, 1.05, 200)
+        af_beats = 0.5 + np.cumsum(rr)
+        af_beats = af_beats[af_beats < 100]
+        x = synth_ecg(af_beats, np.zeros(af_beats.size, dtype=bool), 101)
+        out = windows(WindowClassifier(model, FS, QualitySettings(), None, 0.0), x, af_beats)
+        assert all(c.probabilities["AF"] > max(0.5, 100 * regular_p) for c in out[2:])  # 8+ beats in
+        assert all("S" not in str(c.beats) for c in out if c.label == "AF")  # no "ectopy" within AF
+        af_windows += sum(c.label == "AF" for c in out[1:])
+        windows_seen += len(out) - 1
+    assert af_windows >= 0.5 * windows_seen
+
+
+def test_the_demo_patient_in_atrial_fibrillation_is_af_on_the_daemon_path(model: BeatRhythmModel):
+    """MIT-BIH 201's excerpt (ecgd/demo) starts in AF: its first windows are AF through the stream path
+    (8-bit front end, beats labelled as they come, AF on the RR of the context). In-sample (201 is in the
+    training data): a behaviour check, not a measure of accuracy."""
+    from ecgd.config import BUNDLED_DEMO_RECORD
+    from ecgd.io.frontend import AnalogFrontEnd
+    from ecgd.io.records import read_recording
+    from ecgd.offline import classify_recording
+
+    rec = read_recording(BUNDLED_DEMO_RECORD.with_suffix(""))
+    out = list(classify_recording(rec, model, 10.0, AnalogFrontEnd()))
+    assert sum(w["label"] == "AF" for w in out[:10]) >= 8
 
 
 def test_the_classifier_detects_beats_itself_without_a_beat_stage(model: BeatRhythmModel):
