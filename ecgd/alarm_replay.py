@@ -119,6 +119,8 @@ def replay(
     )
 
     def judge(a: int, b: int) -> Classification | None:
+        """``classify``'s (label, reason) as the driver's verdict: probabilities (empty) mark a window
+        the beat stage may read, as a model's classification does."""
         said = classify(mv[a:b])
         if said is None:
             return None

@@ -95,6 +95,13 @@ def test_tiny_training_run_end_to_end(tmp_path: Path) -> None:
     assert len(said) == 2 and said[0].startswith("fold 3 float32 front end pcf8591: macro-F1 ")
 
 
+def _feature_tables(out: Path, *options: str) -> int:
+    """``python -m training.beat_data`` on the shared data into ``out``."""
+    from training import beat_data
+
+    return beat_data.main(["--data", str(DATA), "--out", str(out), *options])
+
+
 def test_metrics_from_confusion() -> None:
     """EC57-style Se and +P with unreadable windows as misses that are no class's false positive."""
     from training.evaluate import confusion, metrics_from_confusion
@@ -125,23 +132,7 @@ def test_tiny_beat_model_run_end_to_end(tmp_path: Path) -> None:
 
     feats, out = tmp_path / "features", tmp_path / "run"
     records = "mitdb/203,mitdb/119,svdb/800"
-    assert (
-        beat_data.main(
-            [
-                "--data",
-                str(DATA),
-                "--out",
-                str(feats),
-                "--records",
-                records,
-                "--ltafdb",
-                "00,01",
-                "--ltafdb-windows",
-                "200",
-            ]
-        )
-        == 0
-    )
+    assert _feature_tables(feats, "--records", records, "--ltafdb", "00,01", "--ltafdb-windows", "200") == 0
     t = np.load(feats / "mitdb_119_pcf8591.npz")
     assert t["beat_x"].shape[1] == len(beat_data.BEAT_FEATURES) and (t["beat_y"] == 2).sum() > 300
     assert (
@@ -214,26 +205,14 @@ def test_window_rr_takes_the_context_before_each_window_end() -> None:
 
 
 def test_ltafdb_tables_of_another_context_are_refused(tmp_path: Path) -> None:
-    from training import beat_data, train_beats
+    from training import train_beats
 
     if not (DATA / "ltafdb" / "00.atr").exists():
         pytest.skip("LTAFDB annotations not available")
     feats = tmp_path / "f"
     assert (
-        beat_data.main(
-            [
-                "--data",
-                str(DATA),
-                "--out",
-                str(feats),
-                "--no-signals",
-                "--ltafdb",
-                "00",
-                "--ltafdb-windows",
-                "20",
-                "--af-context",
-                "30",
-            ]
+        _feature_tables(
+            feats, "--no-signals", "--ltafdb", "00", "--ltafdb-windows", "20", "--af-context", "30"
         )
         == 0
     )

@@ -1,13 +1,15 @@
-"""Beat and window feature tables for the 2.0 (beat-aware) model, from 80 patients and 84 RR series.
+"""Beat and window feature tables for the 2.x (beat-aware) model, from 80 patients and 84 RR series.
 
-    .venv/bin/python -m training.beat_data --data /work/shared/data --out runs/features
+    .venv/bin/python -m training.beat_data --data /work/shared/data --out runs/f60
 
 Signals: MIT-BIH DS1 (22 records, MLII, 360 Hz) and the MIT-BIH Supraventricular Arrhythmia Database
 (58 records, ECG1, 128 Hz, linearly resampled to 360 Hz first: the AD8232's 40 Hz low-pass follows, so
 nothing above 64 Hz is needed), each passed through the simulated AD8232 + 8-bit PCF8591 chain (and once
 clean), then through :class:`ecgd.analysis.beat_features.BeatAnalyzer` window by window (10 s,
-non-overlapping, from sample 0): the daemon's own code and order, with the reference beat positions.
-RR series: the Long-Term AF Database's 84 beat-annotation files (128 Hz), cut into 10-s windows, through
+non-overlapping, from sample 0): the daemon's own code and order, with the reference beat positions;
+each window keeps its label and start (its AF features are made by ``train_beats.window_rr`` from the
+beat rows, over the span the run asks for). RR series: the Long-Term AF Database's 84 beat-annotation
+files (128 Hz), cut into 10-s windows, the RR of the ``--af-context`` seconds ending with each through
 :func:`ecgd.analysis.rhythm.rr_features`. Deterministic (no randomness).
 """
 
@@ -87,12 +89,13 @@ def load_signal_record(data_dir: str | Path, rid: str) -> SignalRecord:
 
 
 def record_features(rec: SignalRecord, frontend: bool) -> dict[str, np.ndarray]:
-    """Beat rows and window rows of one record through the daemon's beat stage."""
+    """Beat rows (features, class, position, window) and window rows (label, start) of one record
+    through the daemon's beat stage."""
     mv = AnalogFrontEnd().simulate_mv(rec.mv, FS).astype(np.float64) if frontend else rec.mv
     n = round(WINDOW_S * FS)
     analyzer = BeatAnalyzer(FS)
     bx, by, bseq, bwin, blearn = [], [], [], [], []
-    wx, wok, wy, wstart = [], [], [], []
+    wy, wstart = [], []
     ann = rec.ann
     for k, start in enumerate(range(0, mv.size - n + 1, n)):
         lo, hi = np.searchsorted(ann.beat_samples, [start, start + n])
@@ -108,9 +111,6 @@ def record_features(rec: SignalRecord, frontend: bool) -> dict[str, np.ndarray]:
         bseq.append(ann.beat_samples[near])
         bwin.append(np.full(f.seq.size, k, dtype=np.int32))
         blearn.append(np.full(f.seq.size, f.learning))
-        r = rr_features(f.rr_s)
-        wx.append(r if r is not None else np.zeros(len(RR_FEATURES), dtype=np.float32))
-        wok.append(r is not None)
         lab = label_for_window(ann, start, start + n)
         wy.append(-1 if lab is None else LABELS.index(lab))
         wstart.append(start)
@@ -120,8 +120,6 @@ def record_features(rec: SignalRecord, frontend: bool) -> dict[str, np.ndarray]:
         "beat_seq": np.concatenate(bseq).astype(np.int64),
         "beat_win": np.concatenate(bwin),
         "beat_learning": np.concatenate(blearn),
-        "win_x": np.array(wx, dtype=np.float32),
-        "win_ok": np.array(wok),
         "win_y": np.array(wy, dtype=np.int8),
         "win_start": np.array(wstart, dtype=np.int64),
     }

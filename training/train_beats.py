@@ -1,7 +1,7 @@
 """Train, cross-validate and ship the beat-aware model bundle ``ecgd-rhythm@2.1.0``.
 
-    .venv/bin/python -m training.beat_data --out runs/features            # features (no TF), ~10 min
-    .venv-train/bin/python -m training.train_beats --features runs/features --out runs/beats [--ship]
+    .venv/bin/python -m training.beat_data --out runs/f60                 # features (no TF), ~10 min
+    .venv-train/bin/python -m training.train_beats --features runs/f60 --out runs/b2 [--ship]   # ~30 min
 
 1. Patient-wise 5-fold CV over the 80 patients with signals (MIT-BIH DS1 + SVDB; folds by record,
    the two AF records of DS1 in different folds) and, for the AF model, over LTAFDB's 84 patients
@@ -11,7 +11,9 @@
 2. The shipped bundle is trained on everything with the same recipe and seed.
 
 Beat model: standardised :data:`BEAT_FEATURES` -> dense 32 -> dense 32 -> softmax N/S/V, class-balanced
-weights (capped). AF model: standardised :data:`RR_FEATURES` -> dense 16 -> dense 8 -> sigmoid.
+weights (capped), the V beats of runs of >= 3 weighted ``run_weight`` more. AF model: standardised
+:data:`RR_FEATURES` of the RR of the ``af_context_s`` ending with each window -> dense 16 -> dense 8 ->
+sigmoid (balanced). Thresholds by window macro-F1 on held-out predictions (nested).
 Seeds are fixed (fold k: seed + 1 + k).
 """
 
