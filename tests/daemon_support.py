@@ -25,6 +25,22 @@ def log_records(log: Path) -> list[dict]:
     return [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
 
 
+def wait_for_record(log: Path, wanted, limit_s: float) -> bool:
+    """Poll the JSON log until a record satisfies ``wanted`` (a line still being written is skipped):
+    a test that needs a later window's result waits for it, not for a guess of how long it takes."""
+    deadline = time.monotonic() + limit_s
+    while time.monotonic() < deadline:
+        lines = log.read_text().splitlines() if log.exists() else []
+        for line in lines:
+            try:
+                if wanted(json.loads(line)):
+                    return True
+            except json.JSONDecodeError:
+                continue
+        time.sleep(0.2)
+    return False
+
+
 def run_in_main_thread(daemon: Daemon, actions, limit_s: float = 60.0) -> float:
     """Run the daemon's main loop here (signals need the main thread) while ``actions`` runs beside."""
     worker = threading.Thread(target=actions, daemon=True)

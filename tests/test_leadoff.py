@@ -11,7 +11,7 @@ from pathlib import Path
 import gpiod  # the [test] extra installs it: the adapter is tested against the real library
 import numpy as np
 import pytest
-from daemon_support import log_records, run_in_main_thread, write_config
+from daemon_support import log_records, run_in_main_thread, wait_for_record, write_config
 
 from ecgd import config as cfg
 from ecgd.acquisition.leadoff import GpiodLeadOffLines, LeadOffError, LeadOffMonitor, edge_from_gpiod
@@ -173,7 +173,8 @@ def test_daemon_marks_windows_with_an_electrode_off_unreadable_and_reports_the_e
     daemon.i2c.electrodes.detach("LO−", 2.0, after_s=3.0)
 
     def actions():
-        time.sleep(18.7)  # window 6 ends at 16 s; its beats are final up to ~2.4 s later
+        time.sleep(16)  # window 6 ends at 16 s; its record waits for its beats to be final and labelled
+        wait_for_record(log, lambda r: r.get("kind") == "result" and r.get("window_index", -1) >= 6, 20)
         os.kill(os.getpid(), signal.SIGTERM)
 
     run_in_main_thread(daemon, actions)
