@@ -174,8 +174,16 @@ def test_daemon_marks_windows_with_an_electrode_off_unreadable_and_reports_the_e
 
     def actions():
         time.sleep(16)  # window 6 ends at 16 s; its record waits for its beats to be final and labelled
-        wait_for_record(log, lambda r: r.get("kind") == "result" and r.get("window_index", -1) >= 6, 20)
+        seen.append(wait_for_record(log, judged_after_the_episode, 30))
         os.kill(os.getpid(), signal.SIGTERM)
+
+    def judged_after_the_episode(r: dict) -> bool:
+        """A window clear of the off stretch that the model judged: waiting for window 6 alone failed
+        in 3 of 6 full CI runs (never when run alone) with no judged window ≥ 6 by the kill; the
+        failure message now lists every window's verdict and every event."""
+        return r.get("kind") == "result" and r.get("window_index", -1) >= 6 and bool(r.get("probabilities"))
+
+    seen: list[bool] = []
 
     run_in_main_thread(daemon, actions)
     records = log_records(log)
@@ -191,7 +199,9 @@ def test_daemon_marks_windows_with_an_electrode_off_unreadable_and_reports_the_e
         assert by_index[k]["heart_rate_bpm"] is None and by_index[k]["beat_count"] is None
         assert by_index[k]["heart_rate_reason"] == "window unreadable"
     after = [r for k, r in by_index.items() if k >= 6]
-    assert after and all(not (r["reason"] or "").startswith("leads off") for r in after)
+    said = [(r["window_index"], r["label"], r["reason"]) for r in records if r["kind"] == "result"]
+    assert seen == [True] and after, (said, [r for r in records if r["kind"] != "result"])
+    assert all(not (r["reason"] or "").startswith("leads off") for r in after)
     rated = [r for r in after if r["probabilities"]]
     assert rated and all(30 < r["heart_rate_bpm"] < 200 for r in rated if r["heart_rate_bpm"] is not None)
     events = [(r["event"], r["message"]) for r in records if r.get("event", "").startswith("leads_")]
