@@ -239,6 +239,20 @@ def test_worst_patients_names_their_largest_confusions() -> None:
     assert worst_patients(rows, 2) == "a 75 % (N → V 3); b 50 % (S → N 2)"
 
 
+def test_af_is_also_scored_on_the_rhythm_annotated_records_alone() -> None:
+    from training.beat_eval import rhythm_labelled_af
+
+    rows = [{"record": "mitdb/201", "truth": "AF", "pred": "AF"}] * 3
+    rows += [
+        {"record": "mitdb/201", "truth": "AF", "pred": "N"},
+        {"record": "mitdb/100", "truth": "V", "pred": "AF"},
+    ]
+    rows += [{"record": "svdb/859", "truth": "V", "pred": "AF"}] * 5  # no rhythm annotations: left out
+    af = rhythm_labelled_af(rows)
+    assert (af["patients"], af["windows"], af["af_windows"]) == (2, 5, 4)
+    assert (af["se"], af["ppv"]) == (0.75, 0.75)
+
+
 def test_the_af_threshold_can_be_chosen_on_rhythm_labelled_records_only() -> None:
     """SVDB has no rhythm annotations: with ``rhythm-labelled`` its AF calls do not push the threshold up."""
     from training.train_beats import choose_thresholds

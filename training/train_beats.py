@@ -270,7 +270,7 @@ def export_bundle(
     return out / "default.tflite"
 
 
-RHYTHM_LABELLED = ("mitdb/",)  # records whose rhythm is annotated (SVDB's is not, in this data)
+RHYTHM_LABELLED = beat_eval.RHYTHM_LABELLED
 THRESHOLD_GRID = {
     "S": (0.5, 0.6, 0.7, 0.8, 0.9, 0.95),
     "V": (0.5, 0.6, 0.7, 0.8, 0.9, 0.95),
