@@ -25,7 +25,9 @@ Scored against the reference beat and rhythm annotations:
     nice -n 10 .venv/bin/python bench/alarms.py [--data ../shared/data] [--quick] [--daemon]
 
 ``--daemon`` adds the latency on the daemon path: the daemon in real time with the emulated device
-playing a constructed recording (~70 s).
+playing a constructed recording (~70 s). ``--config`` scores other alarm settings (e.g.
+``alarms: {vtach_confidence: 0}``, the VT rule before that setting); ``--onset-log`` lists every
+physiological onset with its judgement, e.g. to read the mean P(V) in the ``vtach`` details.
 """
 
 from __future__ import annotations
@@ -153,7 +155,9 @@ def active_between(eps, names, lo: int, hi: int) -> bool:
     return False
 
 
-def score_record(path: Path, settings, model, stats, episodes_out) -> None:
+def score_record(path: Path, settings, model, stats, episodes_out, onsets_out=None) -> None:
+    """Score one record into ``stats``; its false onsets go to ``episodes_out``, and every onset of a
+    physiological alarm, judged (``true``), to ``onsets_out`` if given."""
     rec, ann = load(path)
     fs = float(rec.fs)
     mv = rec.p_signal[:, 0]
@@ -167,9 +171,12 @@ def score_record(path: Path, settings, model, stats, episodes_out) -> None:
     for ep in eps:
         a = ep.onset.alarm
         stats[db][f"{a}:n"] += 1
-        if a not in TECHNICAL_ALARMS and not judge(ep, ref, s):
+        true = a in TECHNICAL_ALARMS or judge(ep, ref, s)
+        if not true:
             stats[db][f"{a}:false"] += 1
             episodes_out.append({"record": f"{db}/{path.name}", **ep.row()})
+        if onsets_out is not None and a not in TECHNICAL_ALARMS:
+            onsets_out.append({"record": f"{db}/{path.name}", "true": true, **ep.row()})
         if a == "alarms_suspended" and ep.end is not None:
             stats[db]["suspended_s"] += ep.end.seq / fs - ep.onset.onset_seq / fs
     sec = lambda x: round(x * fs)  # noqa: E731
@@ -383,13 +390,19 @@ def main() -> int:
     )
     ap.add_argument("--false-log", type=Path, help="write every false onset as a JSON line here")
     ap.add_argument(
+        "--onset-log", type=Path, help="write every physiological onset, with `true` as judged, as JSON lines"
+    )
+    ap.add_argument(
+        "--config", type=Path, help="an ecgd YAML (e.g. other alarm limits); default: the defaults"
+    )
+    ap.add_argument(
         "--cv",
         type=Path,
         help="a training.train_beats run: each record scored with the fold bundle that never saw its "
         "patient (the shipped model was trained on all of DS1 and SVDB)",
     )
     args = ap.parse_args()
-    settings = cfg.Settings()
+    settings = cfg.load(args.config) if args.config is not None else cfg.Settings()
     if args.daemon_only:
         print("## Latency on the daemon path (real time, emulated device)\n")
         rows = daemon_latency()
@@ -412,6 +425,7 @@ def main() -> int:
     if not args.quick:
         stats["svdb"] = defaultdict(float)
     false_eps: list[dict] = []
+    onsets: list[dict] = []
     paths = [] if args.svdb_only else [args.data / "mitdb" / r for r in DS1]
     if not args.quick:
         paths += sorted({p.with_suffix("") for p in (args.data / "svdb").glob("*.hea")})
@@ -419,11 +433,13 @@ def main() -> int:
         st = stats["mitdb DS1" if p.parent.name == "mitdb" else "svdb"]
         before = sum(v for k, v in st.items() if k.endswith(":false"))
         record_model = fold_models.get(f"{p.parent.name}/{p.name}", model)
-        score_record(p, settings, record_model, {p.parent.name: st}, false_eps)
+        score_record(p, settings, record_model, {p.parent.name: st}, false_eps, onsets)
         after = sum(v for k, v in st.items() if k.endswith(":false"))
         print(f"# {p.parent.name}/{p.name}: {after - before:.0f} false onsets", file=sys.stderr, flush=True)
     if args.false_log:
         args.false_log.write_text("".join(json.dumps(e) + "\n" for e in false_eps))
+    if args.onset_log:
+        args.onset_log.write_text("".join(json.dumps(e) + "\n" for e in onsets))
     print(
         f"## Alarms on the reference databases (through the 8-bit front end; {time.monotonic() - t0:.0f} s)\n"
     )

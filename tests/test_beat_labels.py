@@ -139,24 +139,22 @@ def test_a_waveform_model_cannot_label_beats():
         BeatLabeller(waveform, FS)
 
 
-def labelled(seqs, labels, until):
-    n = len(seqs)
-    return LabelledBeats(
-        np.asarray(seqs, np.int64),
-        np.asarray(labels),
-        np.full((n, 3), 0.3, np.float32),
-        np.zeros(n, bool),
-        until,
-    )
+def labelled(seqs, labels, until, p_v: float = 0.9):
+    """Labelled beats as the labeller hands them over; a V beat with P(V) ``p_v``."""
+    labels = np.asarray(labels)
+    probs = np.tile(np.array([0.9, 0.05, 0.05], np.float32), (labels.size, 1))
+    probs[labels == "V"] = (1.0 - p_v, 0.0, p_v)
+    return LabelledBeats(np.asarray(seqs, np.int64), labels, probs, np.zeros(labels.size, bool), until)
 
 
-def engine_run(labels: str, labelled_beats: bool = True):
+def engine_run(labels: str, labelled_beats: bool = True, p_v: float = 0.9, confidence: float = 0.8):
     """Sinus, 14 wide beats at 150/min, sinus, fed as the daemon feeds the engine; labels trail by 1 s."""
     rr_n, rr_v = round(0.8 * FS), round(0.4 * FS)
     seqs = [round(FS) + i * rr_n for i in range(10)]
     seqs += [seqs[-1] + (i + 1) * rr_v for i in range(14)]
     seqs += [seqs[-1] + (i + 1) * rr_n for i in range(10)]
-    engine = AlarmEngine(FS, AlarmSettings(afib=False), labelled_beats=labelled_beats)
+    settings = AlarmSettings(afib=False, vtach_confidence=confidence)
+    engine = AlarmEngine(FS, settings, labelled_beats=labelled_beats)
     lag = round(FS)
     events, raised = [], {}
     total = seqs[-1] + 3 * round(FS)
@@ -165,7 +163,7 @@ def engine_run(labels: str, labelled_beats: bool = True):
         new = [s for s in seqs if a <= s + 10 < stop]  # the detector reports each beat soon after
         done = [i for i, s in enumerate(seqs) if a <= s + lag < stop]
         beats = type("B", (), {"seq": np.asarray(new, np.int64), "width_ms": np.full(len(new), 180.0)})()
-        lab = labelled([seqs[i] for i in done], [labels[i] for i in done], stop - lag)
+        lab = labelled([seqs[i] for i in done], [labels[i] for i in done], stop - lag, p_v)
         for e in engine.feed(
             a, np.zeros(BLOCK, np.float32) + 0.01 * np.sin(np.arange(a, stop)), None, beats, labelled=lab
         ):
@@ -190,6 +188,21 @@ def test_engine_takes_ventricular_beats_from_labels_not_widths():
     # without labels the width rule calls every wide beat ventricular
     events, _, _ = engine_run("N" * 34, labelled_beats=False)
     assert any(e.alarm == "vtach" and "wide-complex rule" in e.detail for e in events)
+
+
+def test_a_run_the_model_is_unsure_of_is_a_ventricular_run_not_a_vt():
+    """14 beats labelled V at a mean P(V) of 0.6 (aberrant SVT looks so out of sample): low priority."""
+    labels = "N" * 10 + "V" * 14 + "N" * 10
+    events, _, _ = engine_run(labels, p_v=0.6)
+    runs = ("vtach", "ventricular_run")
+    onsets = [e for e in events if e.state == "onset" and e.alarm in runs]
+    assert [e.alarm for e in onsets] == ["ventricular_run"]
+    (end,) = [e for e in events if e.alarm == "ventricular_run" and e.state == "end"]
+    assert end.seq > onsets[0].seq
+    assert not [e for e in events if e.alarm == "vtach"]
+    # the same run with the threshold lowered (alarms.vtach_confidence) is a VT again
+    events, _, _ = engine_run(labels, p_v=0.6, confidence=0.5)
+    assert [e.alarm for e in events if e.state == "onset" and e.alarm in runs] == ["ventricular_run", "vtach"]
 
 
 @pytest.mark.parametrize(

@@ -87,6 +87,13 @@ class AlarmSettings:
         60,
         300,
     )
+    vtach_confidence: float = _opt(
+        0.8,
+        "with beat labels: the mean P(V) the beat model gives the run's V beats must reach this for a "
+        "vtach (a run the model labels V only just, e.g. aberrant SVT, stays a ventricular_run)",
+        0,
+        1,
+    )
     ventricular_run: bool = _opt(True, "alarm `ventricular_run` (low): 3 … vtach_beats−1 ventricular beats")
     bradycardia: bool = _opt(True, "alarm `bradycardia` (medium)")
     brady_bpm: float = _opt(50.0, "heart rate below this (bpm) for rate_delay_seconds: bradycardia", 20, 200)
@@ -173,6 +180,7 @@ class LabelledLike(Protocol):
 
     seq: np.ndarray  # the beats labelled now, in time order
     labels: np.ndarray  # N / S / V / Q
+    probs: np.ndarray  # [beats, 3]: P(N), P(S), P(V) (NaN for a beat not judged)
     until: int  # every beat before this seq has been labelled
 
 
@@ -213,6 +221,7 @@ class _Beat:
     seq: int
     ventricular: bool
     rr_ok: bool = True  # False: the beat stage measured no RR to it (a gap or an unreadable stretch)
+    p_v: float = 1.0  # the beat model's P(V) (a labelled beat); the wide-complex rule is sure
 
 
 class AlarmEngine:
@@ -271,6 +280,7 @@ class AlarmEngine:
         self._vf_last: vf.VfMeasure | None = None
         self._run: list[int] = []  # seqs of the current run, from its first V beat to its last
         self._run_v = 0  # V beats in it
+        self._run_p_v = 0.0  # the sum of their P(V)
         self._consecutive_v = 0  # V beats at its end, one after the other
         self._gap_beat: int | None = None  # a beat not labelled V after the run's last V beat
         self._label_horizon = first_seq  # labelled_beats: every beat before this has its label
@@ -505,12 +515,13 @@ class AlarmEngine:
         if labelled is None or len(labelled.seq) == 0:
             return []
         out = []
-        for s, label in zip(
-            np.asarray(labelled.seq).tolist(), np.asarray(labelled.labels).tolist(), strict=True
+        p_v = np.asarray(labelled.probs)[:, 2].tolist()
+        for s, label, p in zip(
+            np.asarray(labelled.seq).tolist(), np.asarray(labelled.labels).tolist(), p_v, strict=True
         ):
             if self._last_labelled is not None and s <= self._last_labelled:
                 continue
-            out.append(_Beat(int(s), label == "V"))
+            out.append(_Beat(int(s), label == "V", p_v=p))
             self._last_labelled = int(s)
         return out
 
@@ -679,7 +690,11 @@ class AlarmEngine:
         end it), and it is a VT once ``vtach_beats`` of its beats are labelled V: inside a run the beat
         model's prematurity cues fade (each beat is "on time" for the run), and out of sample it labels
         every other VT beat or the run's tail N (patient-wise CV on DS1: 1 of 7 VT runs as six V labels
-        in a row). ``ventricular_run`` keeps to consecutive V beats."""
+        in a row). A VT also needs the model to be sure of its V beats (mean P(V) of the run's V beats at
+        least ``vtach_confidence``; with 2.1.0's fold bundles the VT runs of DS1 and SVDB had 0.88 or
+        more, while runs of aberrant or fusion beats labelled V only just had 0.6-0.8); a run it is
+        unsure of is reported as a ``ventricular_run``. ``ventricular_run`` keeps to consecutive V
+        beats."""
         s = self.settings
         events: list[AlarmEvent] = []
         max_rr = 60.0 / s.vtach_rate_bpm * self.fs * 1.0001
@@ -693,6 +708,7 @@ class AlarmEngine:
                     self._consecutive_v = 0
                 self._run.append(beat.seq)
                 self._run_v += 1
+                self._run_p_v += beat.p_v
                 self._consecutive_v += 1
             elif (
                 not beat.ventricular and self._run and fast and self.labelled_beats and self._gap_beat is None
@@ -715,6 +731,7 @@ class AlarmEngine:
         first = beat is not None and beat.ventricular
         self._run = [beat.seq] if first and beat is not None else []
         self._run_v = self._consecutive_v = int(first)
+        self._run_p_v = beat.p_v if first and beat is not None else 0.0
         self._gap_beat = None
 
     def _run_alarms(self, at: int) -> list[AlarmEvent]:
@@ -725,7 +742,8 @@ class AlarmEngine:
         n = len(self._run)
         rate = 60.0 * (n - 1) * self.fs / (self._run[-1] - self._run[0]) if n > 1 else 0.0
         events: list[AlarmEvent] = []
-        if self._run_v >= s.vtach_beats and self._on("vtach") and "vtach" not in self.active:
+        confident = self._run_v > 0 and self._run_p_v / self._run_v >= s.vtach_confidence
+        if self._run_v >= s.vtach_beats and confident and self._on("vtach") and "vtach" not in self.active:
             if "ventricular_run" in self.active:
                 events.append(self._end("ventricular_run", at, n, "became a ventricular tachycardia"))
             v = "" if self._run_v == n else f" ({self._run_v} labelled V)"
@@ -735,11 +753,12 @@ class AlarmEngine:
                     at,
                     round(rate, 1),
                     s.vtach_rate_bpm,
-                    f"{n} ventricular beats{v} at {rate:.0f} bpm{self._rule()}",
+                    f"{n} ventricular beats{v} at {rate:.0f} bpm{self._rule(self._run_p_v / self._run_v)}",
                 )
             )
         elif (
-            3 <= self._consecutive_v < s.vtach_beats
+            self._consecutive_v >= 3
+            and (self._consecutive_v < s.vtach_beats or not confident)
             and "vtach" not in self.active
             and self._on("ventricular_run")
             and "ventricular_run" not in self.active
@@ -764,9 +783,10 @@ class AlarmEngine:
             return [self._end("ventricular_run", at, n, f"run over ({n} beats): a non-ventricular beat")]
         return []
 
-    def _rule(self) -> str:
+    def _rule(self, mean_p_v: float | None = None) -> str:
         if self.labelled_beats:
-            return " (beats labelled V by the beat classifier)"
+            sure = "" if mean_p_v is None else f", mean P(V) {mean_p_v:.2f}"
+            return f" (beats labelled V by the beat classifier{sure})"
         return f" (wide-complex rule: QRS ≥ {self.settings.vtach_width_ms:g} ms; beats not classified)"
 
     def _run_over(self, at: int, why: str) -> list[AlarmEvent]:
