@@ -691,10 +691,9 @@ class AlarmEngine:
         model's prematurity cues fade (each beat is "on time" for the run), and out of sample it labels
         every other VT beat or the run's tail N (patient-wise CV on DS1: 1 of 7 VT runs as six V labels
         in a row). A VT also needs the model to be sure of its V beats (mean P(V) of the run's V beats at
-        least ``vtach_confidence``; with 2.1.0's fold bundles the VT runs of DS1 and SVDB had 0.88 or
-        more, while runs of aberrant or fusion beats labelled V only just had 0.6-0.8); a run it is
-        unsure of is reported as a ``ventricular_run``. ``ventricular_run`` keeps to consecutive V
-        beats."""
+        least ``vtach_confidence``; with 2.1.0's fold bundles the true vtach onsets of DS1 and SVDB had
+        0.86 or more, the false ones of aberrant APCs (207) and fusion beats (208) 0.60-0.70); a run it
+        is unsure of is reported as a ``ventricular_run``, which keeps to consecutive V beats."""
         s = self.settings
         events: list[AlarmEvent] = []
         max_rr = 60.0 / s.vtach_rate_bpm * self.fs * 1.0001
