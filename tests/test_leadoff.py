@@ -178,9 +178,8 @@ def test_daemon_marks_windows_with_an_electrode_off_unreadable_and_reports_the_e
         os.kill(os.getpid(), signal.SIGTERM)
 
     def judged_after_the_episode(r: dict) -> bool:
-        """A window clear of the off stretch that the model judged: waiting for window 6 alone failed
-        in 3 of 6 full CI runs (never when run alone) with no judged window ≥ 6 by the kill; the
-        failure message now lists every window's verdict and every event."""
+        """A window clear of the off stretch that the model judged (any record of window ≥ 6 would also
+        take a refused one, and end the wait before the windows the test is about)."""
         return r.get("kind") == "result" and r.get("window_index", -1) >= 6 and bool(r.get("probabilities"))
 
     seen: list[bool] = []

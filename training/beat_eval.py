@@ -189,15 +189,14 @@ def rhythm_labelled_af(rows: list[dict]) -> dict:
     N/S/V by construction (no rhythm annotations), so an AF call there counts as false even where the
     patient may be in AF; this figure is the one the reference can vouch for."""
     kept = [r for r in rows if r["record"].startswith(RHYTHM_LABELLED)]
-    tp = sum(r["truth"] == "AF" and r["pred"] == "AF" for r in kept)
-    fn = sum(r["truth"] == "AF" and r["pred"] != "AF" for r in kept)
-    fp = sum(r["truth"] != "AF" and r["pred"] == "AF" for r in kept)
+    wm = window_metrics(kept)
+    af = wm["per_class"]["AF"]
     return {
-        "patients": len({r["record"] for r in kept}),
+        "patients": wm["patients"],
         "windows": len(kept),
-        "af_windows": tp + fn,
-        "se": tp / (tp + fn) if tp + fn else None,
-        "ppv": tp / (tp + fp) if tp + fp else None,
+        "af_windows": af["n"],
+        "se": af["se"],
+        "ppv": af["ppv"],
     }
 
 

@@ -606,7 +606,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--af-epochs", type=int)
     p.add_argument("--folds", type=int, help="number of patient folds (default 5)")
     p.add_argument("--rr-exclude-v", action="store_true", help="AF from the RR between non-V beats only")
-    p.add_argument("--af-context", type=float, help="seconds of RR series per AF decision (default 30)")
+    p.add_argument(
+        "--af-context",
+        type=float,
+        help=f"seconds of RR series per AF decision (default {beat_data.AF_CONTEXT_S:g})",
+    )
     p.add_argument("--run-weight", type=float, help="weight of V beats in runs of >= 3 (default 5)")
     p.add_argument(
         "--af-threshold-from",

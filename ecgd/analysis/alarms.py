@@ -741,7 +741,8 @@ class AlarmEngine:
         n = len(self._run)
         rate = 60.0 * (n - 1) * self.fs / (self._run[-1] - self._run[0]) if n > 1 else 0.0
         events: list[AlarmEvent] = []
-        confident = self._run_v > 0 and self._run_p_v / self._run_v >= s.vtach_confidence
+        mean_p_v = self._run_p_v / self._run_v if self._run_v else 0.0
+        confident = mean_p_v >= s.vtach_confidence
         if self._run_v >= s.vtach_beats and confident and self._on("vtach") and "vtach" not in self.active:
             if "ventricular_run" in self.active:
                 events.append(self._end("ventricular_run", at, n, "became a ventricular tachycardia"))
@@ -752,7 +753,7 @@ class AlarmEngine:
                     at,
                     round(rate, 1),
                     s.vtach_rate_bpm,
-                    f"{n} ventricular beats{v} at {rate:.0f} bpm{self._rule(self._run_p_v / self._run_v)}",
+                    f"{n} ventricular beats{v} at {rate:.0f} bpm{self._rule(mean_p_v)}",
                 )
             )
         elif (
