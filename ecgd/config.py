@@ -325,6 +325,10 @@ RELEARN_HELP = {
     "cluster_corr": "beats this alike (QRS correlation) are one morphology when finding the dominant beat",
     "adapt_rate": "after learning, each beat that matches the template moves it by this share",
     "pool_beats": "at most this many beats are kept for learning",
+    "change_fraction": "after learning, when this share of the last `change_beats` beats is one alike "
+    "morphology unlike the template, on time and slower than `change_max_bpm`, it becomes the template",
+    "change_beats": "how many recent beats the dominant-beat change is judged over (0: never on its own)",
+    "change_max_bpm": "a new dominant beat faster than this is not taken over (a VT stays abnormal)",
 }
 STAGE_HELP = {"quality": QUALITY_HELP, "relearn": RELEARN_HELP}
 

@@ -139,3 +139,51 @@ def test_leaving_out_ventricular_beats_keeps_the_rhythm_and_drops_the_ectopy():
     assert everything is not None and regular is not None
     assert everything[R["cv"]] > 0.2 > 0.02 > regular[R["cv"]]
     assert rr_between_kept(seq[:1], is_v[:1], FS).size == 0
+
+
+def _narrow_then(rest_times: np.ndarray, rest_wide: np.ndarray, seconds: float = 150.0):
+    """60 s of narrow sinus beats at 75 bpm, then ``rest_times`` (s, from 60 s) with ``rest_wide``."""
+    first = np.arange(0.5, 60, 0.8)
+    times = np.concatenate((first, rest_times))
+    wide = np.concatenate((np.zeros(first.size, dtype=bool), rest_wide))
+    return synth_ecg(times, wide, seconds), times, wide
+
+
+def test_a_lasting_change_of_the_dominant_beat_is_taken_over():
+    """Every beat turns wide for good at the same, slow rate (a new conduction pattern, a moved
+    electrode): after about a minute the template is the new beat, so it is this patient's normal."""
+    rest = np.arange(60.3, 149, 0.8)
+    x, times, _ = _narrow_then(rest, np.ones(rest.size, dtype=bool))
+    an = BeatAnalyzer(FS, RelearnSettings(learn_seconds=30))
+    out = run_windows(an, x, times)
+    assert an.template.changes == 1
+    last = np.concatenate([f.x for f in out[-3:]])
+    assert np.all(last[:, F["corr_qrs"]] > 0.97)
+    assert np.all(np.abs(last[:, F["width_ratio"]] - 1) < 0.15)
+    off = BeatAnalyzer(FS, RelearnSettings(learn_seconds=30, change_beats=0))
+    last_off = np.concatenate([f.x for f in run_windows(off, x, times)[-3:]])
+    assert off.template.changes == 0 and np.median(last_off[:, F["width_ratio"]]) > 1.5
+
+
+def test_a_sustained_fast_wide_rhythm_is_not_taken_over():
+    """Wide beats at 150 bpm for 90 s (a VT): too fast to be a new dominant beat; they stay abnormal."""
+    rest = np.arange(60.3, 149, 0.4)
+    x, times, _ = _narrow_then(rest, np.ones(rest.size, dtype=bool))
+    an = BeatAnalyzer(FS, RelearnSettings(learn_seconds=30))
+    out = run_windows(an, x, times)
+    assert an.template.changes == 0
+    assert np.median(out[-1].x[:, F["width_ratio"]]) > 1.5
+
+
+def test_ventricular_bigeminy_after_learning_is_not_taken_over():
+    """Every other beat a premature wide beat: half the beats, premature, so the narrow beat stays."""
+    rest, wide, t = [], [], 60.3
+    for i in range(110):
+        rest.append(t)
+        wide.append(i % 2 == 1)
+        t += 0.5 if i % 2 == 0 else 1.1
+    x, times, _ = _narrow_then(np.array(rest), np.array(wide), t + 1)
+    an = BeatAnalyzer(FS, RelearnSettings(learn_seconds=30))
+    last = run_windows(an, x, times)[-1].x
+    assert an.template.changes == 0
+    assert last[:, F["width_ratio"]].min() < 1.15 and last[:, F["width_ratio"]].max() > 1.5

@@ -50,6 +50,9 @@ class RelearnSettings:
     cluster_corr: float = 0.9  # beats this alike (QRS correlation) form one cluster
     adapt_rate: float = 0.03  # after learning, each matching beat moves the template this much
     pool_beats: int = 240  # at most this many beats are kept for learning
+    change_fraction: float = 0.6  # this share of the recent beats alike and unlike the template: relearn
+    change_beats: int = 60  # ... judged over this many recent beats (0: never relearn on its own)
+    change_max_bpm: float = 100.0  # ... only when that new dominant beat comes slower than this
 
     def problems(self) -> list[str]:
         """Every out-of-range field as ``'<field>: why'`` (the config loader reports them all at once)."""
@@ -64,6 +67,12 @@ class RelearnSettings:
             found.append(f"adapt_rate: {self.adapt_rate!r} is not between 0 and 0.5")
         if not 10 <= self.pool_beats <= 2000:
             found.append(f"pool_beats: {self.pool_beats!r} is not between 10 and 2000")
+        if not 0.5 < self.change_fraction <= 1.0:
+            found.append(f"change_fraction: {self.change_fraction!r} is not above 0.5 and at most 1")
+        if not (self.change_beats == 0 or 20 <= self.change_beats <= 2000):
+            found.append(f"change_beats: {self.change_beats!r} is neither 0 (off) nor between 20 and 2000")
+        if not 30.0 <= self.change_max_bpm <= 300.0:
+            found.append(f"change_max_bpm: {self.change_max_bpm!r} is not between 30 and 300")
         return found
 
 
@@ -79,8 +88,11 @@ class PatientTemplate:
     energy: float = 0.0
     rr_s: float = 0.0
     learned_s: float = 0.0
+    changes: int = 0  # how often the dominant beat changed after learning and was taken over
     _pool: list[np.ndarray] = field(default_factory=list)
     _pool_rr: list[float] = field(default_factory=list)
+    _recent: list[tuple[np.ndarray, bool, float, float]] = field(default_factory=list)
+    _since_check: int = 0
 
     @property
     def ready(self) -> bool:
@@ -102,6 +114,8 @@ class PatientTemplate:
         )
         self._pool.clear()
         self._pool_rr.clear()
+        self._recent.clear()
+        self._since_check = 0
 
     def learn(self, segments: np.ndarray, pre_rr_s: np.ndarray, span_s: float) -> None:
         """Add beats to the learning pool and rebuild the template from its dominant cluster."""
@@ -114,11 +128,19 @@ class PatientTemplate:
         if len(self._pool) >= s.min_beats:
             self._set(*_dominant(np.array(self._pool), np.array(self._pool_rr), self.fs, s.cluster_corr))
 
-    def follow(self, segments: np.ndarray, corr: np.ndarray, width_ratio: np.ndarray, rr_s: np.ndarray):
+    def follow(
+        self,
+        segments: np.ndarray,
+        corr: np.ndarray,
+        width_ratio: np.ndarray,
+        rr_s: np.ndarray,
+        prematurity: np.ndarray,
+    ) -> bool:
         """After learning: move slowly towards beats that match the template (not the model's labels, so
-        a misclassification cannot drag the template away)."""
+        a misclassification cannot drag the template away). Returns True when the dominant beat has
+        changed and the template was taken over by it (see :meth:`_changed`)."""
         if self.wave is None:
-            return
+            return False
         a = self.settings.adapt_rate
         match = (corr >= self.settings.cluster_corr) & (np.abs(width_ratio - 1) < 0.25)
         for seg, rr in zip(segments[match], rr_s[match], strict=True):
@@ -126,12 +148,47 @@ class PatientTemplate:
             if 0.25 < rr < 3.0:
                 self.rr_s = (1 - a) * self.rr_s + a * rr
         if match.any():
-            self.width, self.amp, self.energy = _shape(self.wave[None, :], self.fs)
-            self.width, self.amp, self.energy = (
-                float(self.width[0]),
-                float(self.amp[0]),
-                float(self.energy[0]),
-            )
+            self._reshape()
+        return self._changed(segments, match, rr_s, prematurity)
+
+    def _changed(self, segments: np.ndarray, match: np.ndarray, rr_s: np.ndarray, prem: np.ndarray) -> bool:
+        """Take over a new dominant beat: when ``change_fraction`` of the last ``change_beats`` beats are
+        one alike cluster that does not match the template, comes on time (not premature) and slower
+        than ``change_max_bpm``. A patient's QRS can change for good (posture, a drifting electrode, a new
+        conduction pattern, a template learned in noise); a template that only follows beats like itself
+        would then call every beat abnormal for the rest of the stay. Ectopy does not qualify: ventricular
+        bigeminy is half the beats and premature; a VT is faster than ``change_max_bpm``."""
+        s = self.settings
+        if s.change_beats == 0:
+            return False
+        self._recent += list(zip(segments, match.tolist(), rr_s.tolist(), prem.tolist(), strict=True))
+        del self._recent[: -s.change_beats]
+        self._since_check += segments.shape[0]
+        if len(self._recent) < s.change_beats or self._since_check < s.change_beats // 4:
+            return False
+        self._since_check = 0
+        matched = np.array([m for _, m, _, _ in self._recent])
+        if matched.mean() > 1.0 - s.change_fraction:
+            return False
+        seg = np.array([g for g, _, _, _ in self._recent])
+        members = _largest_cluster(seg, self.fs, s.cluster_corr) & ~matched
+        if members.sum() < s.change_fraction * len(self._recent):
+            return False
+        rr = np.array([r for _, _, r, _ in self._recent])[members]
+        prem_m = np.array([p for _, _, _, p in self._recent])[members]
+        rr = rr[(rr > 0.25) & (rr < 3.0)]
+        if rr.size == 0 or np.median(rr) < 60.0 / s.change_max_bpm or np.median(prem_m) < 0.9:
+            return False
+        self.wave = np.median(seg[members], axis=0)
+        self.rr_s = float(np.median(rr))
+        self._reshape()
+        self._recent.clear()
+        self.changes += 1
+        return True
+
+    def _reshape(self) -> None:
+        w, amp, e = _shape(self.wave[None, :], self.fs)
+        self.width, self.amp, self.energy = float(w[0]), float(amp[0]), float(e[0])
 
     def _set(self, wave: np.ndarray, rr_s: float) -> None:
         self.wave = wave
@@ -222,7 +279,13 @@ class BeatAnalyzer:
                 t.learn(segments[fresh], np.nan_to_num(pre[fresh], nan=0.0), self._span(seqs[fresh]))
             elif t.ready:
                 cq, wr = feats[fresh, BEAT_FEATURES.index("corr_qrs")], feats[fresh, 9]
-                t.follow(segments[fresh], np.nan_to_num(cq), np.nan_to_num(wr), np.nan_to_num(pre[fresh]))
+                t.follow(
+                    segments[fresh],
+                    np.nan_to_num(cq),
+                    np.nan_to_num(wr),
+                    np.nan_to_num(pre[fresh]),
+                    feats[fresh, BEAT_FEATURES.index("rr_pre_local")],
+                )
             self._updated_to = int(seqs[fresh].max())
         self._hist = np.concatenate((before, seqs))[-2 * LOCAL_RR :]
         return BeatFeatures(seqs.astype(np.int64), feats, rr_win.astype(np.float32), learning)
@@ -324,15 +387,26 @@ def _shape(seg: np.ndarray, fs: float) -> tuple[np.ndarray, np.ndarray, np.ndarr
     return width, q.max(axis=1) - q.min(axis=1), np.sum(qc * qc, axis=1)
 
 
-def _dominant(seg: np.ndarray, pre_rr: np.ndarray, fs: float, corr: float) -> tuple[np.ndarray, float]:
-    """The dominant beat: mean of the largest cluster of alike QRS complexes; when a second cluster is
-    nearly as large (bigeminy), the one with the narrower QRS and the longer preceding RR."""
+def _alike(seg: np.ndarray, fs: float, corr: float) -> np.ndarray:
+    """[beats, beats] True where two beats' QRS complexes correlate at least ``corr``."""
     pre = round(PRE_S * fs)
     q0, q1 = (pre + round(s * fs) for s in QRS_S)
     q = seg[:, q0:q1]
     q = q - q.mean(axis=1, keepdims=True)
     q = q / np.maximum(np.linalg.norm(q, axis=1, keepdims=True), 1e-9)
-    alike = (q @ q.T) >= corr
+    return (q @ q.T) >= corr
+
+
+def _largest_cluster(seg: np.ndarray, fs: float, corr: float) -> np.ndarray:
+    """The beats alike the beat that has the most alike beats."""
+    alike = _alike(seg, fs, corr)
+    return alike[int(np.argmax(alike.sum(axis=1)))]
+
+
+def _dominant(seg: np.ndarray, pre_rr: np.ndarray, fs: float, corr: float) -> tuple[np.ndarray, float]:
+    """The dominant beat: mean of the largest cluster of alike QRS complexes; when a second cluster is
+    nearly as large (bigeminy), the one with the narrower QRS and the longer preceding RR."""
+    alike = _alike(seg, fs, corr)
     left = np.ones(len(seg), dtype=bool)
     clusters = []
     for _ in range(3):
