@@ -75,14 +75,17 @@ def test_wide_premature_beat_stands_out_from_a_narrow_template():
     assert pvc[F["corr_qrs"]] < allx[i - 2, F["corr_qrs"]]
 
 
+def bigeminy(start_s: float, n: int) -> tuple[np.ndarray, np.ndarray, float]:
+    """``n`` beat times from ``start_s``, every other one a wide beat 0.5 s after a narrow one (pause 1.1 s),
+    their wide flags, and the time after the last."""
+    times = start_s + np.concatenate(([0.0], np.cumsum(np.where(np.arange(n - 1) % 2 == 0, 0.5, 1.1))))
+    end = float(times[-1] + (0.5 if (n - 1) % 2 == 0 else 1.1))
+    return times, np.arange(n) % 2 == 1, end
+
+
 def test_bigeminy_template_is_the_narrow_beat():
     """Half the beats ventricular: the dominant-beat choice takes the narrow, non-premature cluster."""
-    times, wide, t = [], [], 0.5
-    for i in range(80):
-        times.append(t)
-        wide.append(i % 2 == 1)
-        t += 0.5 if i % 2 == 0 else 1.1
-    times_a, wide_a = np.array(times), np.array(wide)
+    times_a, wide_a, t = bigeminy(0.5, 80)
     x = synth_ecg(times_a, wide_a, t + 1)
     an = BeatAnalyzer(FS)
     out = run_windows(an, x, times_a)
@@ -177,12 +180,8 @@ def test_a_sustained_fast_wide_rhythm_is_not_taken_over():
 
 def test_ventricular_bigeminy_after_learning_is_not_taken_over():
     """Every other beat a premature wide beat: half the beats, premature, so the narrow beat stays."""
-    rest, wide, t = [], [], 60.3
-    for i in range(110):
-        rest.append(t)
-        wide.append(i % 2 == 1)
-        t += 0.5 if i % 2 == 0 else 1.1
-    x, times, _ = _narrow_then(np.array(rest), np.array(wide), t + 1)
+    rest, wide, t = bigeminy(60.3, 110)
+    x, times, _ = _narrow_then(rest, wide, t + 1)
     an = BeatAnalyzer(FS, RelearnSettings(learn_seconds=30))
     last = run_windows(an, x, times)[-1].x
     assert an.template.changes == 0
