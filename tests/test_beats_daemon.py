@@ -15,10 +15,9 @@ import numpy as np
 import pytest
 import wfdb
 from conftest import DEMO_RECORD
-from daemon_support import log_records, write_config
+from daemon_support import PacedClock, log_records, write_config
 
 from ecgd import config as cfg
-from ecgd.acquisition.clock import SimulatedClock
 from ecgd.daemon import Daemon
 from ecgd.harness import journal_cursor, read_journal
 from ecgd.notify import Notifier
@@ -27,22 +26,6 @@ from ecgd.outputs.results import MESSAGE_IDS
 ALARMS_FIRST = r"STATUS=(?:[A-Z][A-Z ]* \d+ s · )*"  # active alarms lead STATUS=, then HR
 
 RATE = 360
-
-
-class PacedClock(SimulatedClock):
-    """Simulated time that runs at most ``speed`` times real time: the sampler's sleeps take a
-    little real time, so the worker (20 ms a window for the beat-aware model) keeps up with the
-    windows as it does on the real clock, while the test still runs 90 s of signal in seconds."""
-
-    def __init__(self, speed: float = 20.0) -> None:
-        super().__init__()
-        self.speed = speed
-
-    def sleep_until(self, deadline_ns: int) -> None:
-        ahead = deadline_ns - self.monotonic_ns()
-        if ahead > 0:
-            time.sleep(ahead / 1e9 / self.speed)
-        super().sleep_until(deadline_ns)
 
 
 def reference_beats() -> np.ndarray:

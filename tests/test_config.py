@@ -197,6 +197,24 @@ def test_quality_thresholds_out_of_range_are_refused():
     )
 
 
+@pytest.mark.parametrize(
+    "key, value, shown, allowed",
+    [
+        ("change_fraction", "0.5", "0.5", "above 0.5"),
+        ("change_beats", "10", "10", "0 (off)"),
+        ("change_max_bpm", "400", "400.0", "between 30 and 300"),
+    ],
+)
+def test_relearn_change_settings_out_of_range_are_refused(key, value, shown, allowed):
+    (problem,) = problems_of(f"relearn:\n  {key}: {value}\n")
+    assert problem.startswith(f"relearn.{key}: {shown}") and allowed in problem, problem
+
+
+def test_relearn_change_can_be_turned_off():
+    off = cfg.parse("relearn:\n  change_beats: 0\n  change_fraction: 1\n").relearn
+    assert off.change_beats == 0 and off.change_fraction == 1.0
+
+
 # --- files ----------------------------------------------------------------------------------------
 
 

@@ -6,11 +6,13 @@ import os
 import signal
 import time
 
-from daemon_support import log_records, run_in_main_thread, write_config
+import numpy as np
+from daemon_support import PacedClock, log_records, run_in_main_thread, write_config
 
 from ecgd import config as cfg
 from ecgd.cli import main
 from ecgd.daemon import Daemon
+from ecgd.io import synthetic as syn
 from ecgd.notify import Notifier
 
 
@@ -42,6 +44,43 @@ def test_relearn_signal_restarts_learning_and_results_say_so(daemon_env):
     relearned = results[first_false + after.index(True)]
     assert "still learning this patient's dominant beat" in relearned["message"]
     assert all(set(r["beat_labels"]) <= set("NSVQ") for r in results)
+
+
+def test_a_lasting_change_of_the_dominant_beat_is_announced_once(daemon_env):
+    """Narrow beats, then every beat wide for good at the same rate (a new bundle branch block): the
+    template follows, one lifecycle record says so with both QRS widths, and the later beats are N."""
+    tmp, _listener = daemon_env
+    conf, log = tmp / "c.yaml", tmp / "r.jsonl"
+    np.save(
+        tmp / "rec.npy",
+        np.concatenate((syn.regular(360.0, 40, 75), syn.regular(360.0, 140, 75, width_ms=150))),
+    )
+    write_config(
+        conf,
+        log,
+        emulated={"recording": str(tmp / "rec.npy"), "recording_rate_hz": 360.0},
+        relearn={"learn_seconds": 20.0},
+        windows={"hop_seconds": 10.0},
+        sampling={"realtime_priority": 0},  # on the simulated clock the sampler never sleeps
+    )
+    daemon = Daemon(cfg.load(conf), clock=PacedClock(), notifier=Notifier())
+    daemon.start()
+
+    def stop_when_done():
+        deadline = time.monotonic() + 60.0
+        while daemon.results < 14 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        daemon.request_stop()
+
+    run_in_main_thread(daemon, stop_when_done, limit_s=90.0)
+    records = log_records(log)
+    (changed,) = [r for r in records if r.get("event") == "template_changed"]
+    assert changed["kind"] == "lifecycle" and changed["template_changes"] == 1
+    assert changed["qrs_width_ms"] > 1.3 * changed["previous_qrs_width_ms"], changed
+    assert 40 * 360 < changed["seq"] < 130 * 360  # after the change, within the 60 beats it is judged over
+    results = [r for r in records if r["kind"] == "result" and r.get("beat_labels")]
+    late = [r for r in results if r["first_seq"] > changed["seq"] + 10 * 360]
+    assert late and all(set(r["beat_labels"]) <= {"N"} for r in late), [r["beat_labels"] for r in late]
 
 
 def test_relearn_without_a_daemon_says_so(capsys):
