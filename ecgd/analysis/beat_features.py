@@ -76,6 +76,30 @@ class RelearnSettings:
         return found
 
 
+@dataclass(frozen=True)
+class _RecentBeats:
+    """Recent beats as parallel arrays: segments, whether each matched the template, pre-RR (s) and
+    prematurity (pre-RR / local RR)."""
+
+    seg: np.ndarray
+    match: np.ndarray
+    rr: np.ndarray
+    prem: np.ndarray
+
+    def then(self, newer: _RecentBeats, keep: int) -> _RecentBeats:
+        """These beats followed by ``newer``, the last ``keep`` of them."""
+        pairs = (
+            (self.seg, newer.seg),
+            (self.match, newer.match),
+            (self.rr, newer.rr),
+            (self.prem, newer.prem),
+        )
+        return _RecentBeats(*(np.concatenate(pair) for pair in pairs)).last(keep)
+
+    def last(self, keep: int) -> _RecentBeats:
+        return _RecentBeats(self.seg[-keep:], self.match[-keep:], self.rr[-keep:], self.prem[-keep:])
+
+
 @dataclass
 class PatientTemplate:
     """The patient's dominant beat (segment around the fiducial), its QRS width, amplitude and RR."""
@@ -91,7 +115,7 @@ class PatientTemplate:
     changes: int = 0  # how often the dominant beat changed after learning and was taken over
     _pool: list[np.ndarray] = field(default_factory=list)
     _pool_rr: list[float] = field(default_factory=list)
-    _recent: list[tuple[np.ndarray, bool, float, float]] = field(default_factory=list)
+    _recent: _RecentBeats | None = None  # the last change_beats beats after learning (see _changed)
     _since_check: int = 0
 
     @property
@@ -114,7 +138,7 @@ class PatientTemplate:
         )
         self._pool.clear()
         self._pool_rr.clear()
-        self._recent.clear()
+        self._recent = None
         self._since_check = 0
 
     def learn(self, segments: np.ndarray, pre_rr_s: np.ndarray, span_s: float) -> None:
@@ -161,28 +185,26 @@ class PatientTemplate:
         s = self.settings
         if s.change_beats == 0:
             return False
-        self._recent += list(zip(segments, match.tolist(), rr_s.tolist(), prem.tolist(), strict=True))
-        del self._recent[: -s.change_beats]
+        new = _RecentBeats(segments, match, rr_s, prem)
+        r = new.last(s.change_beats) if self._recent is None else self._recent.then(new, s.change_beats)
+        self._recent = r
         self._since_check += segments.shape[0]
-        if len(self._recent) < s.change_beats or self._since_check < s.change_beats // 4:
+        if len(r.match) < s.change_beats or self._since_check < s.change_beats // 4:
             return False
         self._since_check = 0
-        matched = np.array([m for _, m, _, _ in self._recent])
-        if matched.mean() > 1.0 - s.change_fraction:
+        if r.match.mean() > 1.0 - s.change_fraction:
             return False
-        seg = np.array([g for g, _, _, _ in self._recent])
-        members = _largest_cluster(seg, self.fs, s.cluster_corr) & ~matched
-        if members.sum() < s.change_fraction * len(self._recent):
+        members = _largest_cluster(r.seg, self.fs, s.cluster_corr) & ~r.match
+        if members.sum() < s.change_fraction * len(r.match):
             return False
-        rr = np.array([r for _, _, r, _ in self._recent])[members]
-        prem_m = np.array([p for _, _, _, p in self._recent])[members]
+        rr = r.rr[members]
         rr = rr[(rr > 0.25) & (rr < 3.0)]
-        if rr.size == 0 or np.median(rr) < 60.0 / s.change_max_bpm or np.median(prem_m) < 0.9:
+        if rr.size == 0 or np.median(rr) < 60.0 / s.change_max_bpm or np.median(r.prem[members]) < 0.9:
             return False
-        self.wave = np.median(seg[members], axis=0)
+        self.wave = np.median(r.seg[members], axis=0)
         self.rr_s = float(np.median(rr))
         self._reshape()
-        self._recent.clear()
+        self._recent = None
         self.changes += 1
         return True
 
