@@ -329,6 +329,8 @@ RELEARN_HELP = {
     "morphology unlike the template, on time and slower than `change_max_bpm`, it becomes the template",
     "change_beats": "how many recent beats the dominant-beat change is judged over (0: never on its own)",
     "change_max_bpm": "a new dominant beat faster than this is not taken over (a VT stays abnormal)",
+    "former_templates": "dominant beats replaced by such a change stay this patient's normal beats: each "
+    "beat is judged against the one it is most like (intermittent conduction; 0: forget them)",
 }
 STAGE_HELP = {"quality": QUALITY_HELP, "relearn": RELEARN_HELP}
 

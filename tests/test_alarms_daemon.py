@@ -71,7 +71,7 @@ def test_asystole_and_vtach_through_the_daemon_with_journald_fields_and_status(d
     vt_on = next(r for r in alarms(records, "vtach") if r["alarm_state"] == "onset")
     assert (
         vt_on["value"] == pytest.approx(160, abs=10)
-        and "labelled V by the beat classifier" in vt_on["detail"]
+        and "labelled V, or P(V) ≥ 0.5, by the beat classifier" in vt_on["detail"]
     )
     # the same records in journald, with the alarm's MESSAGE_ID and the crit priority for the onset
     entries = read_journal(f"ECG_ALARM_ID={asy_on['alarm_id']}")

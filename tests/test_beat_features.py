@@ -168,6 +168,29 @@ def test_a_lasting_change_of_the_dominant_beat_is_taken_over():
     assert off.template.changes == 0 and np.median(last_off[:, F["width_ratio"]]) > 1.5
 
 
+def test_a_replaced_dominant_beat_stays_this_patients_normal_beat():
+    """Intermittent conduction (pre-excitation, bundle branch block): narrow, then wide for 70 s (taken
+    over), then narrow again. The narrow beats are judged against the replaced template at once, not as
+    foreign beats for the minute a change takes; with ``former_templates: 0`` they are foreign."""
+    wide_s = np.arange(60.3, 130, 0.8)
+    narrow_s = np.arange(wide_s[-1] + 0.8, 150, 0.8)  # 25 beats: too few for a change back
+    rest = np.concatenate((wide_s, narrow_s))
+    is_wide = np.concatenate((np.ones(wide_s.size, dtype=bool), np.zeros(narrow_s.size, dtype=bool)))
+    x, times, _ = _narrow_then(rest, is_wide, 150.0)
+    back = slice(14, 15)  # 140-150 s: narrow beats 10-20 s after the return
+    for kept, like in ((2, True), (0, False)):
+        an = BeatAnalyzer(FS, RelearnSettings(learn_seconds=30, former_templates=kept))
+        out = run_windows(an, x, times)
+        assert an.template.changes == 1 and len(an.template.formers) == kept // 2
+        after = np.concatenate([f.x for f in out[back]])
+        normal = np.all(after[:, F["corr_qrs"]] > 0.97) and np.all(
+            np.abs(after[:, F["width_ratio"]] - 1) < 0.15
+        )
+        assert normal == like, (kept, after[:, [F["corr_qrs"], F["width_ratio"]]])
+        if kept:  # the wide beat is still the template; the narrow one is known beside it
+            assert an.template.width > 1.5 * an.template.formers[0][1]
+
+
 def test_a_sustained_fast_wide_rhythm_is_not_taken_over():
     """Wide beats at 150 bpm for 90 s (a VT): too fast to be a new dominant beat; they stay abnormal."""
     rest = np.arange(60.3, 149, 0.4)

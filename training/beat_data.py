@@ -16,6 +16,7 @@ files (128 Hz), cut into 10-s windows, the RR of the ``--af-context`` seconds en
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 import time
 from dataclasses import dataclass
@@ -23,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ecgd.analysis.beat_features import BEAT_FEATURES, BeatAnalyzer
+from ecgd.analysis.beat_features import BEAT_FEATURES, BeatAnalyzer, RelearnSettings
 from ecgd.analysis.rhythm import RR_FEATURES, rr_between_kept, rr_features
 from ecgd.io.frontend import AnalogFrontEnd
 from ecgd.io.records import read_recording
@@ -88,12 +89,14 @@ def load_signal_record(data_dir: str | Path, rid: str) -> SignalRecord:
     return SignalRecord(rid, mv, from_lists(samples, a.symbol, a.aux_note))
 
 
-def record_features(rec: SignalRecord, frontend: bool) -> dict[str, np.ndarray]:
+def record_features(
+    rec: SignalRecord, frontend: bool, relearn: RelearnSettings | None = None
+) -> dict[str, np.ndarray]:
     """Beat rows (features, class, position, window) and window rows (label, start) of one record
-    through the daemon's beat stage."""
+    through the daemon's beat stage (with the daemon's default ``relearn`` settings unless given)."""
     mv = AnalogFrontEnd().simulate_mv(rec.mv, FS).astype(np.float64) if frontend else rec.mv
     n = round(WINDOW_S * FS)
-    analyzer = BeatAnalyzer(FS)
+    analyzer = BeatAnalyzer(FS, relearn)
     bx, by, bseq, bwin, blearn = [], [], [], [], []
     wy, wstart = [], []
     ann = rec.ann
@@ -171,6 +174,21 @@ def ltafdb_rr_windows(
     }
 
 
+def relearn_settings(pairs: list[str]) -> RelearnSettings:
+    """``RelearnSettings`` with ``KEY=VALUE`` overrides, checked as the config loader checks them."""
+    fields = {f.name: f.type for f in dataclasses.fields(RelearnSettings)}
+    values = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or key not in fields:
+            raise SystemExit(f"--relearn {pair!r}: expected KEY=VALUE with KEY one of {', '.join(fields)}")
+        values[key] = int(value) if fields[key] in (int, "int") else float(value)
+    settings = RelearnSettings(**values)
+    if settings.problems():
+        raise SystemExit("--relearn: " + "; ".join(settings.problems()))
+    return settings
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m training.beat_data", description=__doc__.split("\n\n")[0])
     p.add_argument("--data", default="/work/shared/data")
@@ -182,7 +200,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--ltafdb-windows", type=int, default=1500, help="at most this many windows per record")
     p.add_argument("--af-context", type=float, default=AF_CONTEXT_S, help="seconds of RR per AF decision")
     p.add_argument("--frontends", default="pcf8591", help="pcf8591 and/or clean, comma-separated")
+    p.add_argument(
+        "--relearn",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a relearn setting other than the daemon's default, e.g. former_templates=0 (repeatable)",
+    )
     args = p.parse_args(argv)
+    relearn = relearn_settings(args.relearn)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     rids = args.records.split(",") if args.records else signal_records(args.data)
@@ -192,7 +218,7 @@ def main(argv: list[str] | None = None) -> int:
     for rid in rids:
         rec = load_signal_record(args.data, rid)
         for tag in args.frontends.split(","):
-            f = record_features(rec, tag == "pcf8591")
+            f = record_features(rec, tag == "pcf8591", relearn)
             np.savez_compressed(out / f"{rid.replace('/', '_')}_{tag}.npz", **f)
         print(f"[{time.monotonic() - t0:6.0f} s] {rid}: {f['beat_y'].size} beats", flush=True)
     if not args.no_ltafdb:

@@ -94,6 +94,14 @@ class AlarmSettings:
         0,
         1,
     )
+    ventricular_probability: float = _opt(
+        0.5,
+        "with beat labels: a beat counts as ventricular for vtach and ventricular_run when the beat "
+        "model labels it V or gives it at least this P(V) (the V label's own threshold is chosen for "
+        "window labels; a missed VT costs more than a false one)",
+        0.05,
+        1,
+    )
     ventricular_run: bool = _opt(True, "alarm `ventricular_run` (low): 3 … vtach_beats−1 ventricular beats")
     bradycardia: bool = _opt(True, "alarm `bradycardia` (medium)")
     brady_bpm: float = _opt(50.0, "heart rate below this (bpm) for rate_delay_seconds: bradycardia", 20, 200)
@@ -521,7 +529,8 @@ class AlarmEngine:
         ):
             if self._last_labelled is not None and s <= self._last_labelled:
                 continue
-            out.append(_Beat(int(s), label == "V", p_v=p))
+            ventricular = label == "V" or (p == p and p >= self.settings.ventricular_probability)
+            out.append(_Beat(int(s), ventricular, p_v=p))
             self._last_labelled = int(s)
         return out
 
@@ -746,7 +755,7 @@ class AlarmEngine:
         if self._run_v >= s.vtach_beats and confident and self._on("vtach") and "vtach" not in self.active:
             if "ventricular_run" in self.active:
                 events.append(self._end("ventricular_run", at, n, "became a ventricular tachycardia"))
-            v = "" if self._run_v == n else f" ({self._run_v} labelled V)"
+            v = "" if self._run_v == n else f" ({self._run_v} ventricular)"
             events.append(
                 self._onset(
                     "vtach",
@@ -786,7 +795,8 @@ class AlarmEngine:
     def _rule(self, mean_p_v: float | None = None) -> str:
         if self.labelled_beats:
             sure = "" if mean_p_v is None else f", mean P(V) {mean_p_v:.2f}"
-            return f" (beats labelled V by the beat classifier{sure})"
+            p = self.settings.ventricular_probability
+            return f" (beats labelled V, or P(V) ≥ {p:g}, by the beat classifier{sure})"
         return f" (wide-complex rule: QRS ≥ {self.settings.vtach_width_ms:g} ms; beats not classified)"
 
     def _run_over(self, at: int, why: str) -> list[AlarmEvent]:

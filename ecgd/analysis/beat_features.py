@@ -5,7 +5,9 @@ pause) and by its shape compared with this patient's dominant beat (correlation,
 energy), never by absolute width or amplitude: a patient whose every beat is wide (bundle branch block)
 has a wide template, so their beats are normal *for them*. :class:`PatientTemplate` learns the dominant
 beat during the first ``learn_seconds`` of beats (the largest cluster of alike beats, the narrowest when
-two are large, as in bigeminy) and then follows it slowly with beats that match it.
+two are large, as in bigeminy) and then follows it slowly with beats that match it. A lasting change of
+the dominant beat is taken over, and the replaced beats stay known as this patient's (``formers``): a
+beat is judged against whichever of them it is most like.
 
 :class:`BeatAnalyzer` is the stateful stage fed one window at a time (overlapping windows are fine: a
 beat updates the state once). The daemon and the offline commands (and the training code) use the same
@@ -38,6 +40,7 @@ QRS_S = (-0.10, 0.12)
 P_S = (-0.25, -0.08)
 REFINE_S = 0.05  # the fiducial is the largest deflection within this of the given position
 MAX_LAG_S = 0.014
+MORPHOLOGY = slice(6, 13)  # corr_qrs … resid_rel: the columns judged against a template
 LOCAL_RR = 16
 
 
@@ -53,6 +56,7 @@ class RelearnSettings:
     change_fraction: float = 0.6  # this share of the recent beats alike and unlike the template: relearn
     change_beats: int = 60  # ... judged over this many recent beats (0: never relearn on its own)
     change_max_bpm: float = 100.0  # ... only when that new dominant beat comes slower than this
+    former_templates: int = 2  # dominant beats replaced by a change stay known as this patient's (0: none)
 
     def problems(self) -> list[str]:
         """Every out-of-range field as ``'<field>: why'`` (the config loader reports them all at once)."""
@@ -73,6 +77,8 @@ class RelearnSettings:
             found.append(f"change_beats: {self.change_beats!r} is neither 0 (off) nor between 20 and 2000")
         if not 30.0 <= self.change_max_bpm <= 300.0:
             found.append(f"change_max_bpm: {self.change_max_bpm!r} is not between 30 and 300")
+        if not 0 <= self.former_templates <= 8:
+            found.append(f"former_templates: {self.former_templates!r} is not between 0 and 8")
         return found
 
 
@@ -115,6 +121,7 @@ class PatientTemplate:
     changes: int = 0  # how often the dominant beat changed after learning and was taken over
     _pool: list[np.ndarray] = field(default_factory=list)
     _pool_rr: list[float] = field(default_factory=list)
+    formers: list[tuple[np.ndarray, float, float, float]] = field(default_factory=list)  # replaced shapes
     _recent: _RecentBeats | None = None  # the last change_beats beats after learning (see _changed)
     _since_check: int = 0
 
@@ -138,6 +145,7 @@ class PatientTemplate:
         )
         self._pool.clear()
         self._pool_rr.clear()
+        self.formers.clear()
         self._recent = None
         self._since_check = 0
 
@@ -201,6 +209,9 @@ class PatientTemplate:
         rr = rr[(rr > 0.25) & (rr < 3.0)]
         if rr.size == 0 or np.median(rr) < 60.0 / s.change_max_bpm or np.median(r.prem[members]) < 0.9:
             return False
+        if s.former_templates:
+            self.formers.insert(0, (self.wave, self.width, self.amp, self.energy))
+            del self.formers[s.former_templates :]
         self.wave = np.median(r.seg[members], axis=0)
         self.rr_s = float(np.median(rr))
         self._reshape()
@@ -295,12 +306,12 @@ class BeatAnalyzer:
             t.learn(segments[fresh], np.nan_to_num(pre[fresh], nan=0.0), self._span(seqs[fresh]))
             self._updated_to = int(seqs[fresh].max()) if fresh.any() else self._updated_to
             fresh = np.zeros(nb, dtype=bool)
-        feats = self._features(segments, pre, post, local)
+        feats, current = self._features(segments, pre, post, local)
         if fresh.any():
             if t.learning:
                 t.learn(segments[fresh], np.nan_to_num(pre[fresh], nan=0.0), self._span(seqs[fresh]))
             elif t.ready:
-                cq, wr = feats[fresh, BEAT_FEATURES.index("corr_qrs")], feats[fresh, 9]
+                cq, wr = current[fresh, 0], current[fresh, 3]  # against the current template
                 t.follow(
                     segments[fresh],
                     np.nan_to_num(cq),
@@ -325,12 +336,18 @@ class BeatAnalyzer:
         seg = x[idx] if rel.size else np.zeros((0, self._offsets.size))
         return seg - np.median(seg, axis=1, keepdims=True)
 
-    def _features(self, seg: np.ndarray, pre: np.ndarray, post: np.ndarray, local: np.ndarray) -> np.ndarray:
+    def _features(
+        self, seg: np.ndarray, pre: np.ndarray, post: np.ndarray, local: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The beats' features, and their morphology columns against the current template alone (what
+        the template follows). The morphology is judged against the known dominant beat each beat is
+        most like (the current template, or one a lasting change replaced: intermittent conduction such
+        as intermittent pre-excitation or bundle branch block alternates between two normal beats)."""
         t = self.template
         nb = seg.shape[0]
         out = np.full((nb, len(BEAT_FEATURES)), np.nan, dtype=np.float32)
         if nb == 0 or not t.ready:
-            return out
+            return out, out[:, MORPHOLOGY]
         assert t.wave is not None
         base = t.rr_s if t.rr_s > 0 else np.nan
         local = np.where(np.isnan(local), base, local)
@@ -343,10 +360,26 @@ class BeatAnalyzer:
         out[:, 3] = has_post
         out[:, 4] = pre_f / base if base == base else 1.0
         out[:, 5] = local
+        current = self._morphology(seg, t.wave, t.width, t.amp, t.energy)
+        best = current.copy()
+        for shape in t.formers:
+            other = self._morphology(seg, *shape)
+            better = other[:, 0] > best[:, 0]
+            best[better] = other[better]
+        out[:, MORPHOLOGY] = best
+        out = np.nan_to_num(out, nan=1.0, posinf=10.0, neginf=-10.0)
+        return out, np.nan_to_num(current, nan=1.0, posinf=10.0, neginf=-10.0)
+
+    def _morphology(
+        self, seg: np.ndarray, wave: np.ndarray, width: float, amp: float, energy: float
+    ) -> np.ndarray:
+        """The 7 morphology features (``corr_qrs`` … ``resid_rel``) of the beats against one template."""
+        nb = seg.shape[0]
+        out = np.empty((nb, 7), dtype=np.float64)
         q0, q1 = (self._pre + round(s * self.fs) for s in QRS_S)
         p0, p1 = (self._pre + round(s * self.fs) for s in P_S)
         lag = self._lag
-        tq = t.wave[q0:q1]
+        tq = wave[q0:q1]
         # every lag at once: [beats, lags, QRS samples] views of the segments (lags -lag..+lag)
         views = np.lib.stride_tricks.sliding_window_view(seg[:, q0 - lag : q1 + lag], q1 - q0, axis=1)
         a = views - views.mean(axis=2, keepdims=True)
@@ -354,19 +387,19 @@ class BeatAnalyzer:
         den = np.sqrt(np.sum(a * a, axis=2) * np.sum(b * b))
         corr = np.where(den > 1e-12, (a @ b) / np.maximum(den, 1e-12), 0.0)
         best_i = np.argmax(corr, axis=1)
-        out[:, 6] = corr[np.arange(nb), best_i]
+        out[:, 0] = corr[np.arange(nb), best_i]
         best_lag = best_i - lag
         cols = (np.arange(seg.shape[1])[None, :] + best_lag[:, None]) % seg.shape[1]  # np.roll(s, -lag)
         aligned = seg[np.arange(nb)[:, None], cols]
-        out[:, 7] = _corr_rows(aligned, t.wave)
-        out[:, 8] = _corr_rows(aligned[:, p0:p1], t.wave[p0:p1])
-        w, a, e = _shape(aligned, self.fs)
-        out[:, 9] = w / max(t.width, 1.0)
-        out[:, 10] = a / max(t.amp, 1e-3)
-        out[:, 11] = np.log2(np.maximum(e, 1e-9) / max(t.energy, 1e-9))
+        out[:, 1] = _corr_rows(aligned, wave)
+        out[:, 2] = _corr_rows(aligned[:, p0:p1], wave[p0:p1])
+        w, a_, e = _shape(aligned, self.fs)
+        out[:, 3] = w / max(width, 1.0)
+        out[:, 4] = a_ / max(amp, 1e-3)
+        out[:, 5] = np.log2(np.maximum(e, 1e-9) / max(energy, 1e-9))
         d = aligned[:, q0:q1] - tq[None, :]
-        out[:, 12] = np.sqrt(np.mean(d**2, axis=1)) / max(float(np.sqrt(np.mean(tq**2))), 1e-3)
-        return np.nan_to_num(out, nan=1.0, posinf=10.0, neginf=-10.0)
+        out[:, 6] = np.sqrt(np.mean(d**2, axis=1)) / max(float(np.sqrt(np.mean(tq**2))), 1e-3)
+        return out
 
 
 def _refine(x: np.ndarray, rel: np.ndarray, half: int) -> np.ndarray:
