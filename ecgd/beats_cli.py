@@ -10,6 +10,7 @@ Exit codes as ``ecgd classify``: 78 bad config, 66 no such recording, 65 unreada
 from __future__ import annotations
 
 import argparse
+import sys
 
 from ecgd.commands import EX_CANTCREAT, EX_CONFIG, EX_DATAERR, CommandError
 
@@ -28,6 +29,7 @@ def run_beats(args: argparse.Namespace) -> int:
         model = load_model(settings.model_path, settings.metadata_path)
     except ModelError as exc:
         raise CommandError(str(exc), EX_CONFIG) from None
+    changes: list = []
     try:
         beats = beats_of_recording(
             rec,
@@ -39,6 +41,7 @@ def run_beats(args: argparse.Namespace) -> int:
             b.tracker,
             model,
             settings.relearn,
+            changes,
         )
     except ValueError as exc:  # too short, a rate the detector cannot use, ...
         raise CommandError(f"{rec.name}: {exc}", EX_DATAERR) from None
@@ -51,4 +54,11 @@ def run_beats(args: argparse.Namespace) -> int:
             raise CommandError(
                 f"cannot write annotations to {args.wfdb_annotations}: {exc}", EX_CANTCREAT
             ) from None
+    for c in changes:  # as the daemon's lifecycle record; stdout stays one beat per line
+        print(
+            f"ecgd beats: at sample {c.seq} ({c.seq / rec.fs:.1f} s) the patient's dominant beat changed "
+            f"for good and became the template (QRS width {c.previous_qrs_width_ms:.0f} -> "
+            f"{c.qrs_width_ms:.0f} ms)",
+            file=sys.stderr,
+        )
     return print_json_lines(beats)

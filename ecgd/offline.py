@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from ecgd.analysis.beat_features import RelearnSettings
-from ecgd.analysis.beat_labels import BeatLabeller, LabelledBeats, beats_known
+from ecgd.analysis.beat_labels import BeatLabeller, LabelledBeats, TemplateChange, beats_known
 from ecgd.analysis.beats import BLOCK_S, Beat, BeatSettings, BeatTracker, WindowBeats
 from ecgd.analysis.classifier import UNCLASSIFIED, UNREADABLE, Classification, WindowClassifier
 from ecgd.analysis.model import Model
@@ -253,11 +253,14 @@ def beats_of_recording(
     beats: BeatSettings | None = None,
     model: Model | None = None,
     relearn: RelearnSettings | None = None,
+    template_changes: list[TemplateChange] | None = None,
 ) -> list[dict[str, Any]]:
     """Every beat the daemon would count: detected, and inside at least one window the quality gate
     passed (an unreadable stretch has no beats). ``rr_ms`` is null for the first beat, after a gap
     and after a stretch whose beats were left out. With a beat-aware ``model`` each beat has the
-    ``label`` the daemon's labeller gives it (N/S/V/Q), in the daemon's order."""
+    ``label`` the daemon's labeller gives it (N/S/V/Q), in the daemon's order, and the times the
+    patient's dominant beat changed for good (the daemon's ``template_changed`` records) are appended
+    to ``template_changes``."""
     fs = rec.fs
     window_n = round(window_seconds * fs)
     hop_n = max(1, round(hop_seconds * fs))
@@ -300,6 +303,8 @@ def beats_of_recording(
     tail = n - window_n
     if tail % hop_n:  # the hops missed the recording's last samples: one more window ends at its end
         judge(tail, n)
+    if labeller is not None and template_changes is not None:
+        template_changes.extend(labeller.template_changes)
     found.sort(key=lambda b: b.seq)
     seqs = np.array([b.seq for b in found], dtype=np.int64)
     keep = np.zeros(seqs.size, bool)

@@ -59,8 +59,7 @@ class _BeatStage:
     frontend: AnalogFrontEnd
     labeller: BeatLabeller | None  # a beat-aware model's: N/S/V/Q per beat, for the ventricular alarms
     model: Model
-    template_changes: int = 0  # the labeller's template changes already reported
-    template_width_ms: float | None = None  # the template's QRS width when last looked at
+    template_changes: int = 0  # how many of the labeller's template changes were reported
 
 
 @dataclass(frozen=True)
@@ -178,33 +177,31 @@ class Worker:
                     seqs = [b.seq for b in new]
                     labelled = stage.labeller.feed(start, mv, block.valid, seqs, beats.confirmed_until())
                     self.host.record_beats(labelled.seq.tolist(), labelled.labels.tolist())
-                    self._report_template_change(stage, labelled.seq)
+                    self._report_template_changes(stage)
                 else:
                     self.host.record_beats([b.seq for b in new], ["Q"] * len(new))
                 self._alarm_feed(start, mv, block.valid, new, labelled)
         leads_off = bool(self.host.leads.off_now()) if self.host.leads is not None else False
         self.live = beats.live(leads_off=leads_off, unreadable=self._last_unreadable)
 
-    def _report_template_change(self, stage: _BeatStage, seqs: np.ndarray) -> None:
-        """One lifecycle record when the patient's dominant beat changed for good and became the template
-        (``PatientTemplate._changed``): from then on beats are judged against a new shape, which a
-        clinician should know of (a new bundle branch block looks exactly like this)."""
+    def _report_template_changes(self, stage: _BeatStage) -> None:
+        """One lifecycle record each time the patient's dominant beat changed for good and became the
+        template (``PatientTemplate._changed``): from then on beats are judged against a new shape, which
+        a clinician should know of (a new bundle branch block looks exactly like this)."""
         assert stage.labeller is not None
-        template = stage.labeller.analyzer.template
-        width_ms = 1000.0 * template.width / template.fs if template.ready else None
-        previous = stage.template_width_ms
-        if template.changes > stage.template_changes and width_ms is not None:
-            before = "unknown" if previous is None else f"{previous:.0f} ms"
+        changes = stage.labeller.template_changes
+        for number, change in enumerate(changes[stage.template_changes :], start=stage.template_changes + 1):
             self.host.lifecycle(
-                f"the patient's dominant beat changed for good and is the template now "
-                f"(QRS width {before} -> {width_ms:.0f} ms); beats are judged against it from here",
+                f"the patient's dominant beat changed for good and is the template now (QRS width "
+                f"{change.previous_qrs_width_ms:.0f} -> {change.qrs_width_ms:.0f} ms); beats are judged "
+                "against it from here",
                 event="template_changed",
-                template_changes=template.changes,
-                qrs_width_ms=round(width_ms, 1),
-                previous_qrs_width_ms=None if previous is None else round(previous, 1),
-                seq=int(seqs[-1]) if seqs.size else None,
+                template_changes=number,
+                qrs_width_ms=round(change.qrs_width_ms, 1),
+                previous_qrs_width_ms=round(change.previous_qrs_width_ms, 1),
+                seq=change.seq,
             )
-        stage.template_changes, stage.template_width_ms = template.changes, width_ms
+        stage.template_changes = len(changes)
 
     def _hold(
         self,
@@ -238,6 +235,7 @@ class Worker:
         if final and labeller is not None:  # this beat stage ends: its last beats, without a next one
             flushed = labeller.flush()
             self.host.record_beats(flushed.seq.tolist(), flushed.labels.tolist())
+            self._report_template_changes(stage)
         while held and (final or beats_known(beats, labeller, held[0].window.stop_seq, held[0].by_labels)):
             h = held.popleft()
             w, c = h.window, h.c

@@ -96,3 +96,33 @@ def test_errors_have_the_classify_exit_codes(tmp_path):
     blocked.write_text("")
     proc = ecgd("beats", str(DEMO), "--wfdb-annotations", str(blocked))
     assert proc.returncode == 73 and "cannot write annotations" in proc.stderr
+
+
+def test_a_change_of_the_dominant_beat_is_said_on_stderr(tmp_path):
+    """As the daemon's `template_changed` record: narrow beats, then wide ones for good at the same rate."""
+    from ecgd.io import synthetic as syn
+
+    np.save(
+        tmp_path / "x.npy",
+        np.concatenate((syn.regular(360.0, 40, 75), syn.regular(360.0, 90, 75, width_ms=150))),
+    )
+    (tmp_path / "c.yaml").write_text("relearn:\n  learn_seconds: 20\n")
+    args = (
+        str(tmp_path / "x.npy"),
+        "--fs",
+        "360",
+        "--frontend",
+        "pcf8591",
+        "--config",
+        str(tmp_path / "c.yaml"),
+    )
+    proc = ecgd("beats", *args)
+    assert proc.returncode == 0, proc.stderr
+    (line,) = [ln for ln in proc.stderr.splitlines() if "dominant beat changed" in ln]
+    sample = int(line.split("at sample ")[1].split()[0])
+    assert 40 * 360 < sample < 110 * 360 and "became the template (QRS width" in line
+    labels = [json.loads(r)["label"] for r in proc.stdout.splitlines()]
+    assert labels[-20:] == ["N"] * 20  # judged against the new template; stdout is still beats only
+    (tmp_path / "off.yaml").write_text("relearn:\n  learn_seconds: 20\n  change_beats: 0\n")
+    off = ecgd("beats", *args[:-1], str(tmp_path / "off.yaml"))
+    assert off.returncode == 0 and "dominant beat changed" not in off.stderr

@@ -30,6 +30,15 @@ MAX_GAP_S = 0.05  # missing samples around a beat are bridged (linearly) up to t
 
 
 @dataclass(frozen=True)
+class TemplateChange:
+    """The patient's dominant beat changed for good and became the template (``PatientTemplate``)."""
+
+    seq: int  # the newest beat judged when it was taken over
+    qrs_width_ms: float  # the new template's QRS width
+    previous_qrs_width_ms: float  # the replaced one's
+
+
+@dataclass(frozen=True)
 class LabelledBeats:
     """Labelled beats in time order: the beat stage's positions, labels and the model's probabilities."""
 
@@ -107,6 +116,7 @@ class BeatLabeller:
         self._pending: list[int] = []
         self._until = first_seq  # beats before this are labelled
         self._done = LabelledBeats.empty(first_seq)  # labelled beats of the last keep_s
+        self.template_changes: list[TemplateChange] = []  # every takeover, oldest first (kept: a few a day)
 
     @property
     def until(self) -> int:
@@ -234,9 +244,14 @@ class BeatLabeller:
         hi = min(end, int(seqs[-1]) + self._after)
         inside = seqs[seqs >= self._x0 + self._before // 2]  # a beat whose signal is gone is not judged
         if inside.size and hi > lo:
+            template = self.analyzer.template
+            changes, width = template.changes, template.width
             f = self.analyzer.analyse(
                 lo, self._bridged(lo, hi), inside, history_before=int(inside[0]) - round(0.1 * self.fs)
             )
+            if template.changes > changes:
+                ms = 1000.0 / self.fs
+                self.template_changes.append(TemplateChange(int(inside[-1]), template.width * ms, width * ms))
             learning = f.learning
             judged = ~np.isnan(f.x).any(axis=1)
             row_labels = np.full(f.seq.size, "Q", "<U1")
