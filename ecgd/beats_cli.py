@@ -10,14 +10,13 @@ Exit codes as ``ecgd classify``: 78 bad config, 66 no such recording, 65 unreada
 from __future__ import annotations
 
 import argparse
-import sys
 
 from ecgd.commands import EX_CANTCREAT, EX_CONFIG, EX_DATAERR, CommandError
 
 
 def run_beats(args: argparse.Namespace) -> int:
     from ecgd.analysis.model import ModelError, load_model
-    from ecgd.commands import load_settings, open_recording, print_json_lines
+    from ecgd.commands import load_settings, open_recording, print_json_lines, say_template_changes
     from ecgd.io.annotations import Annotation, annotation_path, write_annotations
     from ecgd.offline import beats_of_recording
 
@@ -54,11 +53,6 @@ def run_beats(args: argparse.Namespace) -> int:
             raise CommandError(
                 f"cannot write annotations to {args.wfdb_annotations}: {exc}", EX_CANTCREAT
             ) from None
-    for c in changes:  # as the daemon's lifecycle record; stdout stays one beat per line
-        print(
-            f"ecgd beats: at sample {c.seq} ({c.seq / rec.fs:.1f} s) the patient's dominant beat changed "
-            f"for good and became the template (QRS width {c.previous_qrs_width_ms:.0f} -> "
-            f"{c.qrs_width_ms:.0f} ms)",
-            file=sys.stderr,
-        )
-    return print_json_lines(beats)
+    code = print_json_lines(beats)
+    say_template_changes("ecgd beats", changes, rec.fs)
+    return code

@@ -177,7 +177,14 @@ def _check_config(path: Path) -> int:
 
 
 def _classify(args: argparse.Namespace) -> int:
-    from ecgd.commands import CommandError, load_settings, open_model, open_recording, print_json_lines
+    from ecgd.commands import (
+        CommandError,
+        load_settings,
+        open_model,
+        open_recording,
+        print_json_lines,
+        say_template_changes,
+    )
     from ecgd.offline import classify_recording
 
     settings = load_settings(args.config)
@@ -188,8 +195,11 @@ def _classify(args: argparse.Namespace) -> int:
         raise CommandError("--hop must be positive", EX_DATAERR)
     frontend = settings.analog_frontend if args.frontend == "pcf8591" else None
     b = settings.beats
-    return print_json_lines(
+    changes: list = []
+    code = print_json_lines(
         classify_recording(
-            rec, model, hop, frontend, settings.quality, b.qrs, b.tracker, relearn=settings.relearn
+            rec, model, hop, frontend, settings.quality, b.qrs, b.tracker, None, settings.relearn, changes
         )
     )
+    say_template_changes("ecgd classify", changes, rec.fs)
+    return code

@@ -58,6 +58,18 @@ def open_recording(record: str, channel: int, fs: float | None) -> Recording:
         raise CommandError(str(exc), EX_DATAERR) from None
 
 
+def say_template_changes(command: str, changes: Iterable, fs: float) -> None:
+    """Each time the patient's dominant beat changed for good (``TemplateChange``), on stderr: the
+    daemon's ``template_changed`` record, while stdout stays one JSON object a line."""
+    for c in changes:
+        print(
+            f"{command}: at sample {c.seq} ({c.seq / fs:.1f} s) the patient's dominant beat changed for "
+            f"good and became the template (QRS width {c.previous_qrs_width_ms:.0f} -> "
+            f"{c.qrs_width_ms:.0f} ms)",
+            file=sys.stderr,
+        )
+
+
 def print_json_lines(rows: Iterable[dict]) -> int:
     """One JSON object a line on stdout; a reader that goes away (``| head``) ends us quietly."""
     try:

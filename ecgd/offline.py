@@ -188,11 +188,13 @@ def classify_recording(
     beats: BeatSettings | None = None,
     beat_positions: np.ndarray | None = None,
     relearn: RelearnSettings | None = None,
+    template_changes: list[TemplateChange] | None = None,
 ) -> Iterator[dict[str, Any]]:
     """One dict per window. A beat-aware model judges the beat stage's beats as they come (the daemon's
     :class:`BeatLabeller`) and each window from its labelled beats; with ``beat_positions`` (sample
     numbers, sorted: e.g. the reference annotations, for evaluation) it judges those instead, window by
-    window. Its windows also carry ``beat_seq``, ``beat_labels`` (N/S/V/Q per beat) and ``learning``."""
+    window. Its windows also carry ``beat_seq``, ``beat_labels`` (N/S/V/Q per beat) and ``learning``;
+    the stream's template changes are appended to ``template_changes`` once the last window is out."""
     fs = rec.fs
     window_n = round(model.metadata.window_seconds * fs)
     hop_n = max(1, round(hop_seconds * fs))
@@ -241,6 +243,8 @@ def classify_recording(
             out["beat_labels"] = str(c.beats)
             out["learning"] = c.learning
         yield out
+    if labeller is not None and template_changes is not None:
+        template_changes.extend(labeller.template_changes)
 
 
 def beats_of_recording(

@@ -98,7 +98,8 @@ def test_errors_have_the_classify_exit_codes(tmp_path):
     assert proc.returncode == 73 and "cannot write annotations" in proc.stderr
 
 
-def test_a_change_of_the_dominant_beat_is_said_on_stderr(tmp_path):
+@pytest.mark.parametrize("command", ["beats", "classify"])
+def test_a_change_of_the_dominant_beat_is_said_on_stderr(tmp_path, command):
     """As the daemon's `template_changed` record: narrow beats, then wide ones for good at the same rate."""
     from ecgd.io import synthetic as syn
 
@@ -116,13 +117,15 @@ def test_a_change_of_the_dominant_beat_is_said_on_stderr(tmp_path):
         "--config",
         str(tmp_path / "c.yaml"),
     )
-    proc = ecgd("beats", *args)
+    proc = ecgd(command, *args)
     assert proc.returncode == 0, proc.stderr
     (line,) = [ln for ln in proc.stderr.splitlines() if "dominant beat changed" in ln]
     sample = int(line.split("at sample ")[1].split()[0])
-    assert 40 * 360 < sample < 110 * 360 and "became the template (QRS width" in line
-    labels = [json.loads(r)["label"] for r in proc.stdout.splitlines()]
-    assert labels[-20:] == ["N"] * 20  # judged against the new template; stdout is still beats only
+    assert line.startswith(f"ecgd {command}: ") and "became the template (QRS width" in line
+    assert 40 * 360 < sample < 110 * 360
+    rows = [json.loads(r) for r in proc.stdout.splitlines()]  # stdout is still one JSON object a line
+    last = rows[-20:] if command == "beats" else rows[-3:]
+    assert all(r["label"] == "N" for r in last), last  # judged against the new template
     (tmp_path / "off.yaml").write_text("relearn:\n  learn_seconds: 20\n  change_beats: 0\n")
-    off = ecgd("beats", *args[:-1], str(tmp_path / "off.yaml"))
+    off = ecgd(command, *args[:-1], str(tmp_path / "off.yaml"))
     assert off.returncode == 0 and "dominant beat changed" not in off.stderr
