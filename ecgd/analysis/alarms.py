@@ -695,12 +695,14 @@ class AlarmEngine:
         """Runs of ventricular beats among ``new`` (in order); a run with no beat for ``_RUN_GAP_S``
         before ``horizon`` (where the beats, or their labels, are complete) is over.
 
-        With beat labels a fast run may hold single beats not labelled V between V beats (two in a row
-        end it), and it is a VT once ``vtach_beats`` of its beats are labelled V: inside a run the beat
+        With beat labels a beat is ventricular when the model labels it V or gives it P(V) of at least
+        ``ventricular_probability`` (``_take_labelled``: the V label's threshold is chosen for windows).
+        A fast run may hold single non-ventricular beats between ventricular ones (two in a row end it),
+        and it is a VT once ``vtach_beats`` of its beats are ventricular: inside a run the beat
         model's prematurity cues fade (each beat is "on time" for the run), and out of sample it labels
         every other VT beat or the run's tail N (patient-wise CV on DS1: 1 of 7 VT runs as six V labels
-        in a row). A VT also needs the model to be sure of its V beats (mean P(V) of the run's V beats at
-        least ``vtach_confidence``; with 2.1.0's fold bundles the true vtach onsets of DS1 and SVDB had
+        in a row). A VT also needs the model to be sure of them (mean P(V) of the run's ventricular beats
+        at least ``vtach_confidence``; with 2.1.0's fold bundles the true vtach onsets of DS1 and SVDB had
         0.86 or more, the false ones of aberrant APCs (207) and fusion beats (208) 0.60-0.70); a run it
         is unsure of is reported as a ``ventricular_run``, which keeps to consecutive V beats."""
         s = self.settings
