@@ -15,6 +15,7 @@ from ecgd.commands import EX_CANTCREAT, EX_CONFIG, EX_DATAERR, CommandError
 
 
 def run_beats(args: argparse.Namespace) -> int:
+    from ecgd.analysis.beat_labels import TemplateChange
     from ecgd.analysis.model import ModelError, load_model
     from ecgd.commands import load_settings, open_recording, print_json_lines, say_template_changes
     from ecgd.io.annotations import Annotation, annotation_path, write_annotations
@@ -28,7 +29,7 @@ def run_beats(args: argparse.Namespace) -> int:
         model = load_model(settings.model_path, settings.metadata_path)
     except ModelError as exc:
         raise CommandError(str(exc), EX_CONFIG) from None
-    changes: list = []
+    changes: list[TemplateChange] = []
     try:
         beats = beats_of_recording(
             rec,

@@ -177,6 +177,7 @@ def _check_config(path: Path) -> int:
 
 
 def _classify(args: argparse.Namespace) -> int:
+    from ecgd.analysis.beat_labels import TemplateChange
     from ecgd.commands import (
         CommandError,
         load_settings,
@@ -195,7 +196,7 @@ def _classify(args: argparse.Namespace) -> int:
         raise CommandError("--hop must be positive", EX_DATAERR)
     frontend = settings.analog_frontend if args.frontend == "pcf8591" else None
     b = settings.beats
-    changes: list = []
+    changes: list[TemplateChange] = []
     code = print_json_lines(
         classify_recording(
             rec, model, hop, frontend, settings.quality, b.qrs, b.tracker, None, settings.relearn, changes

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # the commands import lazily: ``ecgd --help`` stays fast
+    from ecgd.analysis.beat_labels import TemplateChange
     from ecgd.config import Settings
     from ecgd.io.records import Recording
 
@@ -58,16 +59,11 @@ def open_recording(record: str, channel: int, fs: float | None) -> Recording:
         raise CommandError(str(exc), EX_DATAERR) from None
 
 
-def say_template_changes(command: str, changes: Iterable, fs: float) -> None:
-    """Each time the patient's dominant beat changed for good (``TemplateChange``), on stderr: the
-    daemon's ``template_changed`` record, while stdout stays one JSON object a line."""
+def say_template_changes(command: str, changes: Iterable[TemplateChange], fs: float) -> None:
+    """Each time the patient's dominant beat changed for good, on stderr: the daemon's
+    ``template_changed`` record, while stdout stays one JSON object a line."""
     for c in changes:
-        print(
-            f"{command}: at sample {c.seq} ({c.seq / fs:.1f} s) the patient's dominant beat changed for "
-            f"good and became the template (QRS width {c.previous_qrs_width_ms:.0f} -> "
-            f"{c.qrs_width_ms:.0f} ms)",
-            file=sys.stderr,
-        )
+        print(f"{command}: at sample {c.seq} ({c.seq / fs:.1f} s) {c.describe()}", file=sys.stderr)
 
 
 def print_json_lines(rows: Iterable[dict]) -> int:

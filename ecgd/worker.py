@@ -192,9 +192,7 @@ class Worker:
         changes = stage.labeller.template_changes
         for number, change in enumerate(changes[stage.template_changes :], start=stage.template_changes + 1):
             self.host.lifecycle(
-                f"the patient's dominant beat changed for good and is the template now (QRS width "
-                f"{change.previous_qrs_width_ms:.0f} -> {change.qrs_width_ms:.0f} ms); beats are judged "
-                "against it from here",
+                f"{change.describe()}; beats are judged against it from here",
                 event="template_changed",
                 template_changes=number,
                 qrs_width_ms=round(change.qrs_width_ms, 1),

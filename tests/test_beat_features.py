@@ -188,7 +188,7 @@ def test_a_replaced_dominant_beat_stays_this_patients_normal_beat():
         )
         assert normal == like, (kept, after[:, [F["corr_qrs"], F["width_ratio"]]])
         if kept:  # the wide beat is still the template; the narrow one is known beside it
-            assert an.template.width > 1.5 * an.template.formers[0][1]
+            assert an.template.width > 1.5 * an.template.formers[0].width
 
 
 def test_a_sustained_fast_wide_rhythm_is_not_taken_over():

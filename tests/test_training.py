@@ -273,3 +273,16 @@ def test_the_af_threshold_can_be_chosen_on_rhythm_labelled_records_only() -> Non
     svdb = record([0.91] * 10, [0] * 10, False)  # irregular ectopy, or an unannotated AF
     assert choose_thresholds([ds1, svdb])[0]["AF"] == 0.95
     assert choose_thresholds([ds1, svdb], "rhythm-labelled")[0]["AF"] == 0.3
+
+
+def test_beat_data_relearn_overrides_go_through_the_config_loader() -> None:
+    from training import beat_data
+
+    s = beat_data.relearn_settings(["former_templates=0", "change_beats=120"])
+    assert (s.former_templates, s.change_beats, s.learn_seconds) == (0, 120, 60.0)
+    with pytest.raises(SystemExit, match=r"relearn\.change_beats: 5"):
+        beat_data.relearn_settings(["change_beats=5"])
+    with pytest.raises(SystemExit, match=r"did you mean relearn\.former_templates"):
+        beat_data.relearn_settings(["former_template=1"])
+    with pytest.raises(SystemExit, match="expected KEY=VALUE"):
+        beat_data.relearn_settings(["former_templates"])

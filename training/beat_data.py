@@ -16,7 +16,6 @@ files (128 Hz), cut into 10-s windows, the RR of the ``--af-context`` seconds en
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import sys
 import time
 from dataclasses import dataclass
@@ -24,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ecgd import config as cfg
 from ecgd.analysis.beat_features import BEAT_FEATURES, BeatAnalyzer, RelearnSettings
 from ecgd.analysis.rhythm import RR_FEATURES, rr_between_kept, rr_features
 from ecgd.io.frontend import AnalogFrontEnd
@@ -175,18 +175,18 @@ def ltafdb_rr_windows(
 
 
 def relearn_settings(pairs: list[str]) -> RelearnSettings:
-    """``RelearnSettings`` with ``KEY=VALUE`` overrides, checked as the config loader checks them."""
-    fields = {f.name: f.type for f in dataclasses.fields(RelearnSettings)}
-    values = {}
+    """``RelearnSettings`` with ``KEY=VALUE`` overrides, read by the daemon's config loader (the same
+    types, ranges and messages as a ``relearn:`` section of the YAML)."""
+    lines = ["relearn:"]
     for pair in pairs:
         key, sep, value = pair.partition("=")
-        if not sep or key not in fields:
-            raise SystemExit(f"--relearn {pair!r}: expected KEY=VALUE with KEY one of {', '.join(fields)}")
-        values[key] = int(value) if fields[key] in (int, "int") else float(value)
-    settings = RelearnSettings(**values)
-    if settings.problems():
-        raise SystemExit("--relearn: " + "; ".join(settings.problems()))
-    return settings
+        if not sep or not key:
+            raise SystemExit(f"--relearn {pair!r}: expected KEY=VALUE")
+        lines.append(f"  {key}: {value}")
+    try:
+        return cfg.parse("\n".join(lines) + "\n", "--relearn").relearn
+    except cfg.ConfigError as exc:
+        raise SystemExit(str(exc)) from None
 
 
 def main(argv: list[str] | None = None) -> int:

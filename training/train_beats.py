@@ -1,7 +1,7 @@
 """Train, cross-validate and ship the beat-aware model bundle ``ecgd-rhythm@2.2.0``.
 
-    .venv/bin/python -m training.beat_data --out runs/f60                 # features (no TF), ~10 min
-    .venv-train/bin/python -m training.train_beats --features runs/f60 --out runs/b2 [--ship]   # ~30 min
+    .venv/bin/python -m training.beat_data --out runs/f60                 # features (no TF), ~2 min
+    .venv-train/bin/python -m training.train_beats --features runs/f60 --out runs/b5 [--ship]   # ~12 min
 
 1. Patient-wise 5-fold CV over the 80 patients with signals (MIT-BIH DS1 + SVDB; folds by record,
    the two AF records of DS1 in different folds) and, for the AF model, over LTAFDB's 84 patients

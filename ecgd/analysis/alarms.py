@@ -529,7 +529,7 @@ class AlarmEngine:
         ):
             if self._last_labelled is not None and s <= self._last_labelled:
                 continue
-            ventricular = label == "V" or (p == p and p >= self.settings.ventricular_probability)
+            ventricular = label == "V" or (not math.isnan(p) and p >= self.settings.ventricular_probability)
             out.append(_Beat(int(s), ventricular, p_v=p))
             self._last_labelled = int(s)
         return out
@@ -757,14 +757,14 @@ class AlarmEngine:
         if self._run_v >= s.vtach_beats and confident and self._on("vtach") and "vtach" not in self.active:
             if "ventricular_run" in self.active:
                 events.append(self._end("ventricular_run", at, n, "became a ventricular tachycardia"))
-            v = "" if self._run_v == n else f" ({self._run_v} ventricular)"
+            beats = f"{n} ventricular beats" if self._run_v == n else f"{n} beats ({self._run_v} ventricular)"
             events.append(
                 self._onset(
                     "vtach",
                     at,
                     round(rate, 1),
                     s.vtach_rate_bpm,
-                    f"{n} ventricular beats{v} at {rate:.0f} bpm{self._rule(mean_p_v)}",
+                    f"{beats} at {rate:.0f} bpm{self._rule(mean_p_v)}",
                 )
             )
         elif (

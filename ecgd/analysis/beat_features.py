@@ -17,6 +17,7 @@ class, so features online and offline are the same numbers. Pure numpy on blocks
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 
@@ -82,6 +83,16 @@ class RelearnSettings:
         return found
 
 
+class TemplateShape(NamedTuple):
+    """A dominant beat as the morphology features use it: its segment, QRS width (samples), amplitude
+    and energy."""
+
+    wave: np.ndarray
+    width: float
+    amp: float
+    energy: float
+
+
 @dataclass(frozen=True)
 class _RecentBeats:
     """Recent beats as parallel arrays: segments, whether each matched the template, pre-RR (s) and
@@ -121,7 +132,7 @@ class PatientTemplate:
     changes: int = 0  # how often the dominant beat changed after learning and was taken over
     _pool: list[np.ndarray] = field(default_factory=list)
     _pool_rr: list[float] = field(default_factory=list)
-    formers: list[tuple[np.ndarray, float, float, float]] = field(default_factory=list)  # replaced shapes
+    formers: list[TemplateShape] = field(default_factory=list)  # replaced by a change, newest first
     _recent: _RecentBeats | None = None  # the last change_beats beats after learning (see _changed)
     _since_check: int = 0
 
@@ -167,12 +178,12 @@ class PatientTemplate:
         width_ratio: np.ndarray,
         rr_s: np.ndarray,
         prematurity: np.ndarray,
-    ) -> bool:
+    ) -> None:
         """After learning: move slowly towards beats that match the template (not the model's labels, so
-        a misclassification cannot drag the template away). Returns True when the dominant beat has
-        changed and the template was taken over by it (see :meth:`_changed`)."""
+        a misclassification cannot drag the template away); a lasting change of the dominant beat is
+        taken over (:meth:`_changed`, counted in ``changes``)."""
         if self.wave is None:
-            return False
+            return
         a = self.settings.adapt_rate
         match = (corr >= self.settings.cluster_corr) & (np.abs(width_ratio - 1) < 0.25)
         for seg, rr in zip(segments[match], rr_s[match], strict=True):
@@ -181,7 +192,7 @@ class PatientTemplate:
                 self.rr_s = (1 - a) * self.rr_s + a * rr
         if match.any():
             self._reshape()
-        return self._changed(segments, match, rr_s, prematurity)
+        self._changed(segments, match, rr_s, prematurity)
 
     def _changed(self, segments: np.ndarray, match: np.ndarray, rr_s: np.ndarray, prem: np.ndarray) -> bool:
         """Take over a new dominant beat: when ``change_fraction`` of the last ``change_beats`` beats are
@@ -210,7 +221,7 @@ class PatientTemplate:
         if rr.size == 0 or np.median(rr) < 60.0 / s.change_max_bpm or np.median(r.prem[members]) < 0.9:
             return False
         if s.former_templates:
-            self.formers.insert(0, (self.wave, self.width, self.amp, self.energy))
+            self.formers.insert(0, TemplateShape(self.wave, self.width, self.amp, self.energy))
             del self.formers[s.former_templates :]
         self.wave = np.median(r.seg[members], axis=0)
         self.rr_s = float(np.median(rr))

@@ -37,6 +37,13 @@ class TemplateChange:
     qrs_width_ms: float  # the new template's QRS width
     previous_qrs_width_ms: float  # the replaced one's
 
+    def describe(self) -> str:
+        """One wording for the daemon's record and the offline commands' line."""
+        return (
+            f"the patient's dominant beat changed for good and became the template (QRS width "
+            f"{self.previous_qrs_width_ms:.0f} -> {self.qrs_width_ms:.0f} ms)"
+        )
+
 
 @dataclass(frozen=True)
 class LabelledBeats:
