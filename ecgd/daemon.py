@@ -26,6 +26,7 @@ from ecgd.acquisition.ring import SampleRing
 from ecgd.acquisition.sampler import SampleGrid, Sampler, SamplerEvent
 from ecgd.acquisition.sources.emulated import EmulatedI2c, EmulatedLeadOffLines, emulated_device
 from ecgd.acquisition.sources.pcf8591 import Pcf8591
+from ecgd.analysis.beat_model import BeatRhythmMetadata
 from ecgd.analysis.classifier import WindowClassifier
 from ecgd.analysis.model import Model, ModelError, load_model
 from ecgd.analysis.quality import adc_rails_mv
@@ -233,6 +234,7 @@ class Daemon:
             sampler_policy=self.sampler.policy,
         )
         self.worker.announce_alarms_off(settings)
+        self._say_relearn_differences(settings, m)
         self.notifier.ready(self._status())
 
     def request_stop(self) -> None:
@@ -422,6 +424,20 @@ class Daemon:
     def lifecycle(self, message: str, **fields) -> None:
         self.dispatcher.submit(event_record("lifecycle", message, INFO, self.clock.wall_ns(), **fields))
 
+    def _say_relearn_differences(self, settings: cfg.Settings, model: Model) -> None:
+        """Once at start (and on a reload of the model or the relearn settings): a warning when the
+        configured relearn settings are not those the beat model was trained with."""
+        meta = model.metadata
+        found = meta.relearn_differences(settings.relearn) if isinstance(meta, BeatRhythmMetadata) else []
+        if found:
+            message = (
+                f"relearn settings differ from those model {model.metadata.ident} was trained with: "
+                + ", ".join(found)
+                + "; its beat labels were not validated with them"
+            )
+            wall, event = self.clock.wall_ns(), "relearn_untrained"
+            self.dispatcher.submit(event_record("lifecycle", message, WARNING, wall, event=event))
+
     def reload(self) -> None:
         """SIGHUP: apply a valid new config without losing samples; keep the old one otherwise."""
         self.notifier.reloading()
@@ -466,6 +482,8 @@ class Daemon:
             self._pipeline = pipeline  # a new classifier: it learns the patient from scratch
         else:
             self.request_relearn()  # a reload starts the learning again either way
+        if pipeline is not None and ("relearn" in changed or "model" in changed):
+            self._say_relearn_differences(new, pipeline.model)
         what = ", ".join(changed) or "nothing changed"
         self.lifecycle(
             f"configuration reloaded ({what})" + ("; sampler restarted" if restarted else ""),

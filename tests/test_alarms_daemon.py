@@ -138,6 +138,7 @@ def test_reload_changes_a_limit_live_and_an_alarm_off_is_said_once(daemon_env):
     run_in_main_thread(daemon, stop_after(10.0, reload))
     records = log_records(log)
     said = [r for r in records if r.get("event") == "alarms_off"]
+    assert not [r for r in records if r.get("event") == "relearn_untrained"]  # the trained relearn settings
     assert len(said) == 1 and said[0]["alarms"] == ["afib"] and "afib" in said[0]["message"]
     reloaded = next(i for i, r in enumerate(records) if r.get("event") == "reloaded")
     brady = alarms(records, "bradycardia")

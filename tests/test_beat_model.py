@@ -45,6 +45,16 @@ def test_bundle_is_the_shipped_version_and_within_budget(model: BeatRhythmModel)
     assert np.allclose(p[0], p[69])
 
 
+def test_relearn_settings_other_than_the_trained_ones_are_named(model: BeatRhythmModel):
+    """The bundle records the relearn settings of its training tables; the daemon names each one that
+    the configuration changes (a different rule moves the morphology features the graph learned)."""
+    meta = model.metadata
+    assert meta.trained_relearn is not None and meta.trained_relearn["former_templates"] == 2
+    assert meta.relearn_differences(RelearnSettings()) == []
+    differ = meta.relearn_differences(RelearnSettings(former_templates=0, learn_seconds=30.0))
+    assert differ == ["learn_seconds 30.0 (trained with 60.0)", "former_templates 0 (trained with 2)"]
+
+
 def test_a_bundle_for_other_features_is_refused(tmp_path: Path):
     for name in ("default.tflite", "default-af.tflite"):
         shutil.copyfile(BUNDLED_MODEL.parent / name, tmp_path / name)

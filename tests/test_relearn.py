@@ -44,6 +44,8 @@ def test_relearn_signal_restarts_learning_and_results_say_so(daemon_env):
     relearned = results[first_false + after.index(True)]
     assert "still learning this patient's dominant beat" in relearned["message"]
     assert all(set(r["beat_labels"]) <= set("NSVQ") for r in results)
+    (untrained,) = [r for r in records if r.get("event") == "relearn_untrained"]  # said once, at start
+    assert untrained["priority"] == 4 and "learn_seconds 12.0 (trained with 60.0)" in untrained["message"]
 
 
 def test_a_lasting_change_of_the_dominant_beat_is_announced_once(daemon_env):

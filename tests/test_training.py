@@ -132,7 +132,18 @@ def test_tiny_beat_model_run_end_to_end(tmp_path: Path) -> None:
 
     feats, out = tmp_path / "features", tmp_path / "run"
     records = "mitdb/203,mitdb/119,svdb/800"
-    assert _feature_tables(feats, "--records", records, "--ltafdb", "00,01", "--ltafdb-windows", "200") == 0
+    made = _feature_tables(
+        feats,
+        "--records",
+        records,
+        "--ltafdb",
+        "00,01",
+        "--ltafdb-windows",
+        "200",
+        "--relearn",
+        "former_templates=1",
+    )
+    assert made == 0
     t = np.load(feats / "mitdb_119_pcf8591.npz")
     assert t["beat_x"].shape[1] == len(beat_data.BEAT_FEATURES) and (t["beat_y"] == 2).sum() > 300
     assert (
@@ -164,6 +175,12 @@ def test_tiny_beat_model_run_end_to_end(tmp_path: Path) -> None:
     assert isinstance(model, BeatRhythmModel) and model.total_bytes < 500_000
     assert model.metadata.beat_thresholds is not None
     assert model.metadata.af_context_s == beat_data.AF_CONTEXT_S
+    assert (
+        model.metadata.trained_relearn is not None and model.metadata.trained_relearn["former_templates"] == 1
+    )
+    from training.beat_eval import trained_relearn
+
+    assert trained_relearn(out / "fold1" / "default.tflite").former_templates == 1  # CV scored with them
     assert json.loads((out / "config.json").read_text())["run_weight"] == 4.0
     from training import af_thresholds, screen
 
@@ -273,6 +290,15 @@ def test_the_af_threshold_can_be_chosen_on_rhythm_labelled_records_only() -> Non
     svdb = record([0.91] * 10, [0] * 10, False)  # irregular ectopy, or an unannotated AF
     assert choose_thresholds([ds1, svdb])[0]["AF"] == 0.95
     assert choose_thresholds([ds1, svdb], "rhythm-labelled")[0]["AF"] == 0.3
+
+
+def test_tables_say_the_relearn_settings_they_were_made_with(tmp_path: Path) -> None:
+    from training import beat_data
+
+    with pytest.raises(SystemExit, match=r"made by an older training\.beat_data"):
+        beat_data.tables_relearn(tmp_path)
+    beat_data.write_tables_info(tmp_path, beat_data.relearn_settings(["change_beats=90"]), ["--out", "x"])
+    assert beat_data.tables_relearn(tmp_path)["change_beats"] == 90
 
 
 def test_beat_data_relearn_overrides_go_through_the_config_loader() -> None:

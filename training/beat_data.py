@@ -16,6 +16,8 @@ files (128 Hz), cut into 10-s windows, the RR of the ``--af-context`` seconds en
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import json
 import sys
 import time
 from dataclasses import dataclass
@@ -46,6 +48,7 @@ FS = 360
 WINDOW_S = 10.0
 BEAT_CLASSES: tuple[str, ...] = ("N", "S", "V")
 AF_CONTEXT_S = 60.0  # the default span of RR series per AF decision (training.train_beats --af-context)
+TABLES_INFO = "tables.json"  # beside the tables: the settings they were made with
 
 
 def svdb_records(data_dir: str | Path) -> tuple[str, ...]:
@@ -174,6 +177,25 @@ def ltafdb_rr_windows(
     }
 
 
+def write_tables_info(out: Path, relearn: RelearnSettings, argv: list[str]) -> None:
+    """``tables.json``: the relearn settings the beat rows were made with, so the model trained on them
+    records those (not the daemon's defaults) in its metadata."""
+    info = {"relearn": dataclasses.asdict(relearn), "command": ["python", "-m", "training.beat_data", *argv]}
+    (out / TABLES_INFO).write_text(json.dumps(info, indent=1) + "\n")
+
+
+def tables_relearn(features: Path) -> dict:
+    """The relearn settings the tables in ``features`` were made with (from ``tables.json``)."""
+    path = Path(features) / TABLES_INFO
+    try:
+        return dict(json.loads(path.read_text())["relearn"])
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise SystemExit(
+            f"{path}: cannot read the tables' relearn settings ({exc}); the tables were made by an older "
+            "training.beat_data: make them again"
+        ) from None
+
+
 def relearn_settings(pairs: list[str]) -> RelearnSettings:
     """``RelearnSettings`` with ``KEY=VALUE`` overrides, read by the daemon's config loader (the same
     types, ranges and messages as a ``relearn:`` section of the YAML)."""
@@ -211,6 +233,7 @@ def main(argv: list[str] | None = None) -> int:
     relearn = relearn_settings(args.relearn)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    write_tables_info(out, relearn, sys.argv[1:] if argv is None else argv)
     rids = args.records.split(",") if args.records else signal_records(args.data)
     if args.no_signals:
         rids = []

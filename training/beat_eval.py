@@ -17,6 +17,7 @@ Needs no TensorFlow.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from collections.abc import Iterable, Sequence
@@ -24,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ecgd.analysis.beat_features import RelearnSettings
 from training.evaluate import confusion, metrics_from_confusion
 from training.labels import LABELS, label_for_window
 
@@ -35,10 +37,22 @@ ANCHORS = {
 }
 
 
+def trained_relearn(model_path: str | Path) -> RelearnSettings:
+    """The relearn settings in the metadata beside a bundle's ``.tflite`` (the daemon's defaults for a
+    bundle that does not record them)."""
+    meta = json.loads(Path(model_path).with_suffix(".json").read_text())
+    known = {f.name for f in dataclasses.fields(RelearnSettings)}
+    return RelearnSettings(**{k: v for k, v in meta.get("relearn", {}).items() if k in known})
+
+
 def score_records(
-    model_path: str | Path, data_dir: str | Path, rids: Sequence[str], beats: str = "reference"
+    model_path: str | Path,
+    data_dir: str | Path,
+    rids: Sequence[str],
+    beats: str = "reference",
 ) -> tuple[list[dict], list[dict]]:
-    """Window rows and per-record beat confusion rows for ``rids`` through the daemon's path."""
+    """Window rows and per-record beat confusion rows for ``rids`` through the daemon's path, with the
+    relearn settings the bundle was trained with (its metadata's ``relearn``)."""
     from ecgd.analysis.model import load_model
     from ecgd.io.frontend import AnalogFrontEnd
     from ecgd.io.records import Recording
@@ -46,6 +60,7 @@ def score_records(
     from training.beat_data import FS, beat_class, load_signal_record
 
     model = load_model(model_path)
+    relearn = trained_relearn(model_path)
     windows, beat_rows = [], []
     for rid in rids:
         rec = load_signal_record(data_dir, rid)
@@ -53,7 +68,8 @@ def score_records(
         ref = ann.beat_samples if beats == "reference" else None
         recording = Recording(rec.mv, FS, rid, "ECG")
         found_seq, found_lab = [], []
-        for w in classify_recording(recording, model, 10.0, AnalogFrontEnd(), beat_positions=ref):
+        frontend = AnalogFrontEnd()
+        for w in classify_recording(recording, model, 10.0, frontend, beat_positions=ref, relearn=relearn):
             if w.get("beat_seq") is not None:
                 found_seq.append(np.asarray(w["beat_seq"], dtype=np.int64))
                 found_lab.append(np.asarray(list(w["beat_labels"])))

@@ -224,8 +224,10 @@ def export_bundle(
     command: str,
     exclude_v: bool = False,
     context_s: float | None = None,
+    relearn: dict | None = None,
 ) -> Path:
-    """``default.tflite`` (beats), ``default-af.tflite`` and ``default.json`` in ``out``."""
+    """``default.tflite`` (beats), ``default-af.tflite`` and ``default.json`` in ``out``; ``relearn`` is
+    what the tables were made with (the daemon's defaults if not given)."""
     out.mkdir(parents=True, exist_ok=True)
     (bm, bmean, bstd), (am, amean, astd) = beat, af
     b_bytes = to_tflite(bm, out / "default.tflite")
@@ -258,7 +260,7 @@ def export_bundle(
         "af_rr_exclude_v": exclude_v,
         **({} if context_s is None else {"af_context_seconds": context_s}),
         "beat_thresholds": {"S": thr["S"], "V": thr["V"]},
-        "relearn": dataclasses.asdict(RelearnSettings()),
+        "relearn": dataclasses.asdict(RelearnSettings()) if relearn is None else relearn,
         "provenance": {
             "training_data": TRAINING_DATA,
             "code": "training/beat_data.py, training/train_beats.py",
@@ -362,6 +364,7 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     features = Path(args.features)
+    relearn = beat_data.tables_relearn(features)
     command = " ".join(
         shlex.quote(a) for a in [".venv-train/bin/python", "-m", "training.train_beats", *sys.argv[1:]]
     )
@@ -431,6 +434,7 @@ def run(args: argparse.Namespace) -> int:
             command,
             cfg.rr_exclude_v,
             cfg.af_context_s,
+            relearn,
         )
         w, b = beat_eval.score_records(path, args.data, folds[k], "reference")
         windows += w
@@ -515,7 +519,7 @@ def run(args: argparse.Namespace) -> int:
     beat = fit_beat(bx, by, bw, cfg, cfg.seed)
     af = fit_af(ax, ay, cfg, cfg.seed)
     path = export_bundle(
-        out / "final", beat, af, final_thr, evaluation, command, cfg.rr_exclude_v, cfg.af_context_s
+        out / "final", beat, af, final_thr, evaluation, command, cfg.rr_exclude_v, cfg.af_context_s, relearn
     )
     size = json.loads((path.parent / "default.json").read_text())["evaluation"]["model_bytes"]
     log(f"final bundle {path.parent}: {size} bytes, thresholds {final_thr}")

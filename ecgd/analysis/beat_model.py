@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ecgd.analysis.beat_features import BEAT_FEATURES
+from ecgd.analysis.beat_features import BEAT_FEATURES, RelearnSettings
 from ecgd.analysis.model import (
     MetadataFacts,
     ModelError,
@@ -52,6 +52,18 @@ class BeatRhythmMetadata(ModelMetadata):
     beat_thresholds: dict[str, float] | None = None  # a beat is S / V when its probability ≥ this
     af_rr_exclude_v: bool = False  # AF features from the RR intervals between non-V beats only
     af_context_s: float | None = None  # seconds of RR ending with the window per AF decision (None: window)
+    trained_relearn: dict[str, Any] | None = None  # the relearn settings of the tables it learned from
+
+    def relearn_differences(self, running: RelearnSettings) -> list[str]:
+        """Each relearn setting that differs from the one the graphs were trained with, as
+        ``'name VALUE (trained with VALUE)'``: the beat features then follow another rule than the model
+        learned (a changed ``former_templates`` moves ``corr_qrs`` and its neighbours)."""
+        now = asdict(running)
+        return [
+            f"{k} {now[k]!r} (trained with {v!r})"
+            for k, v in (self.trained_relearn or {}).items()
+            if k in now and now[k] != v
+        ]
 
 
 def parse_metadata(path: Path, raw: dict[str, Any], base: ModelMetadata) -> BeatRhythmMetadata:
@@ -110,6 +122,7 @@ def parse_metadata(path: Path, raw: dict[str, Any], base: ModelMetadata) -> Beat
         beat_thresholds=raw.get("beat_thresholds"),
         af_rr_exclude_v=bool(raw.get("af_rr_exclude_v", False)),
         af_context_s=None if ctx is None else float(ctx),
+        trained_relearn=relearn if isinstance(relearn := raw.get("relearn"), dict) else None,
     )
 
 
