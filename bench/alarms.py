@@ -27,7 +27,8 @@ Scored against the reference beat and rhythm annotations:
 ``--daemon`` adds the latency on the daemon path: the daemon in real time with the emulated device
 playing a constructed recording (~70 s). ``--config`` scores other alarm settings (e.g.
 ``alarms: {vtach_confidence: 0}``, the VT rule before that setting); ``--onset-log`` lists every
-physiological onset with its judgement, e.g. to read the mean P(V) in the ``vtach`` details.
+physiological onset with its judgement, e.g. to read the mean P(V) in the ``vtach`` details;
+``--missed-log`` every reference VT run, short ventricular run and pause that no alarm found.
 """
 
 from __future__ import annotations
@@ -155,9 +156,10 @@ def active_between(eps, names, lo: int, hi: int) -> bool:
     return False
 
 
-def score_record(path: Path, settings, model, stats, episodes_out, onsets_out=None) -> None:
-    """Score one record into ``stats``; its false onsets go to ``episodes_out``, and every onset of a
-    physiological alarm, judged (``true``), to ``onsets_out`` if given."""
+def score_record(path: Path, settings, model, stats, episodes_out, onsets_out=None, missed_out=None) -> None:
+    """Score one record into ``stats``; its false onsets go to ``episodes_out``, every onset of a
+    physiological alarm, judged (``true``), to ``onsets_out`` and every reference episode no alarm
+    found to ``missed_out`` if given."""
     rec, ann = load(path)
     fs = float(rec.fs)
     mv = rec.p_signal[:, 0]
@@ -180,20 +182,27 @@ def score_record(path: Path, settings, model, stats, episodes_out, onsets_out=No
         if a == "alarms_suspended" and ep.end is not None:
             stats[db]["suspended_s"] += ep.end.seq / fs - ep.onset.onset_seq / fs
     sec = lambda x: round(x * fs)  # noqa: E731
+
+    def count(kind: str, found: bool, first: int, last: int, **what) -> None:
+        stats[db][kind] += 1
+        stats[db][f"{kind}:found"] += found
+        if not found and missed_out is not None:
+            missed_out.append(
+                {"record": f"{db}/{path.name}", "episode": kind, "first": first, "last": last, **what}
+            )
+
     for first, last, k, rate in ref.runs:
         if k >= s.vtach_beats and rate >= s.vtach_rate_bpm:
-            stats[db]["vt_runs"] += 1
-            stats[db]["vt_found"] += active_between(eps, ("vtach", "vfib"), first, last + sec(2))
+            found = active_between(eps, ("vtach", "vfib"), first, last + sec(2))
+            count("vt_runs", found, first, last, beats=k, rate_bpm=round(rate, 1))
         elif 3 <= k < s.vtach_beats:
-            stats[db]["v_runs"] += 1
-            stats[db]["v_found"] += active_between(
-                eps, ("ventricular_run", "vtach", "vfib"), first, last + sec(2)
-            )
+            found = active_between(eps, ("ventricular_run", "vtach", "vfib"), first, last + sec(2))
+            count("v_runs", found, first, last, beats=k, rate_bpm=round(rate, 1))
     for a, b in ref.long_rr:
         if ref.rhythm_near(VT_RHYTHMS, a, b):
             continue  # no beat labels inside VF/flutter: that gap is not a pause
-        stats[db]["pauses"] += 1
-        stats[db]["pause_found"] += active_between(eps, ("pause", "asystole"), a + sec(2.3), b + sec(1))
+        found = active_between(eps, ("pause", "asystole"), a + sec(2.3), b + sec(1))
+        count("pauses", found, a, b, rr_s=round((b - a) / fs, 3))
     for r, a, b in ref.rhythms:  # AF episodes of at least a minute: found, and how late afib starts / ends
         if not r.startswith(AF_RHYTHMS) or b - a < sec(60):
             continue
@@ -245,9 +254,9 @@ def false_alarm_table(stats) -> str:
 def sensitivity_table(stats) -> str:
     rows = ["| episodes | " + " | ".join(stats) + " |", "|---|" + "---|" * len(stats)]
     for label, n, f in (
-        ("VT runs ≥ 6 V beats ≥ 100 bpm (vtach/vfib)", "vt_runs", "vt_found"),
-        ("ventricular runs of 3-5 V beats", "v_runs", "v_found"),
-        ("pauses: RR > 2.5 s (pause/asystole)", "pauses", "pause_found"),
+        ("VT runs ≥ 6 V beats ≥ 100 bpm (vtach/vfib)", "vt_runs", "vt_runs:found"),
+        ("ventricular runs of 3-5 V beats", "v_runs", "v_runs:found"),
+        ("pauses: RR > 2.5 s (pause/asystole)", "pauses", "pauses:found"),
         ("(VFL episodes of 207 (vfib)", "vfl", "vfl_found"),
     ):
         rows.append(f"| {label} | " + " | ".join(pct(st[f], st[n]) for st in stats.values()) + " |")
@@ -393,6 +402,9 @@ def main() -> int:
         "--onset-log", type=Path, help="write every physiological onset, with `true` as judged, as JSON lines"
     )
     ap.add_argument(
+        "--missed-log", type=Path, help="write every reference VT run, short run and pause no alarm found"
+    )
+    ap.add_argument(
         "--config", type=Path, help="an ecgd YAML (e.g. other alarm limits); default: the defaults"
     )
     ap.add_argument(
@@ -426,6 +438,7 @@ def main() -> int:
         stats["svdb"] = defaultdict(float)
     false_eps: list[dict] = []
     onsets: list[dict] = []
+    missed: list[dict] = []
     paths = [] if args.svdb_only else [args.data / "mitdb" / r for r in DS1]
     if not args.quick:
         paths += sorted({p.with_suffix("") for p in (args.data / "svdb").glob("*.hea")})
@@ -433,13 +446,15 @@ def main() -> int:
         st = stats["mitdb DS1" if p.parent.name == "mitdb" else "svdb"]
         before = sum(v for k, v in st.items() if k.endswith(":false"))
         record_model = fold_models.get(f"{p.parent.name}/{p.name}", model)
-        score_record(p, settings, record_model, {p.parent.name: st}, false_eps, onsets)
+        score_record(p, settings, record_model, {p.parent.name: st}, false_eps, onsets, missed)
         after = sum(v for k, v in st.items() if k.endswith(":false"))
         print(f"# {p.parent.name}/{p.name}: {after - before:.0f} false onsets", file=sys.stderr, flush=True)
     if args.false_log:
         args.false_log.write_text("".join(json.dumps(e) + "\n" for e in false_eps))
     if args.onset_log:
         args.onset_log.write_text("".join(json.dumps(e) + "\n" for e in onsets))
+    if args.missed_log:
+        args.missed_log.write_text("".join(json.dumps(e) + "\n" for e in missed))
     print(
         f"## Alarms on the reference databases (through the 8-bit front end; {time.monotonic() - t0:.0f} s)\n"
     )
