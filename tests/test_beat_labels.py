@@ -155,11 +155,14 @@ def engine_run(
     p_v: float = 0.9,
     confidence: float = 0.8,
     ventricular_p: float = 0.5,
+    run_rr_s: tuple[float, ...] = (0.4,),
 ):
-    """Sinus, 14 wide beats at 150/min, sinus, fed as the daemon feeds the engine; labels trail by 1 s."""
-    rr_n, rr_v = round(0.8 * FS), round(0.4 * FS)
+    """Sinus, 14 wide beats at 150/min (or RR cycling through ``run_rr_s``), sinus, fed as the daemon
+    feeds the engine; labels trail by 1 s."""
+    rr_n = round(0.8 * FS)
     seqs = [round(FS) + i * rr_n for i in range(10)]
-    seqs += [seqs[-1] + (i + 1) * rr_v for i in range(14)]
+    for i in range(14):
+        seqs.append(seqs[-1] + round(run_rr_s[i % len(run_rr_s)] * FS))
     seqs += [seqs[-1] + (i + 1) * rr_n for i in range(10)]
     settings = AlarmSettings(afib=False, vtach_confidence=confidence, ventricular_probability=ventricular_p)
     engine = AlarmEngine(FS, settings, labelled_beats=labelled_beats)
@@ -246,3 +249,24 @@ def test_a_fast_run_tolerates_single_beats_not_labelled_v(run, vtach):
         ), onset.detail  # the beats the model missed are counted in the run, and said so
         (end,) = [e for e in events if e.alarm == "vtach" and e.state == "end"]
         assert end.detail.startswith(f"run over ({len(run.rstrip('N'))} beats)")
+
+
+@pytest.mark.parametrize(
+    ("run_rr_s", "vtach"),
+    [
+        ((0.47, 0.65), True),  # RR alternating 470 / 650 ms: 108 bpm on average (DS1 223's VT)
+        ((0.55, 0.75), False),  # 92 bpm on average: neither a VT nor a ventricular run
+        ((0.7,), False),  # 86 bpm: an accelerated idioventricular rhythm, not a VT
+    ],
+)
+def test_a_run_is_judged_by_its_mean_rate_not_each_interval(run_rr_s, vtach):
+    """A VT whose RR alternates around the limit (every other interval slower than 100 bpm) is a VT:
+    monitors take the rate of the run, and a run goes on while each RR is within 1.25 × the VT interval."""
+    events, _, _ = engine_run("N" * 10 + "V" * 14 + "N" * 10, run_rr_s=run_rr_s)
+    onsets = [e for e in events if e.state == "onset" and e.alarm in ("vtach", "ventricular_run")]
+    assert ("vtach" in {e.alarm for e in onsets}) == vtach, [e.detail for e in onsets]
+    if vtach:
+        (vt,) = [e for e in onsets if e.alarm == "vtach"]
+        assert vt.value == pytest.approx(60 / np.mean(run_rr_s), abs=4)
+    else:
+        assert not onsets

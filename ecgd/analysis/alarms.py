@@ -44,6 +44,7 @@ _VF_WINDOW_S = 4.0
 _VF_BAND_HZ = (2.5, 9.0)  # 150-540 oscillations a minute: flutter and coarse fibrillation
 _VF_END_HOLD_S = 5.0  # VF comes and goes below the limit: one episode, not a flood
 _RUN_GAP_S = 1.5  # no beat this long after a ventricular beat: the run is over
+_RUN_RR_SLACK = 1.25  # a run's beats follow each other within this × the VT interval; its mean rate decides
 _LEADS_ON_HOLD_S = 1.0  # the output must stay off the rails this long before leads count as on again
 _MISSING_MAX = 0.5  # more of the last second missing than this: nothing can be judged
 _NOISE_PREFIXES = ("gross noise", "implausible amplitude", "no QRS complexes found")
@@ -697,7 +698,11 @@ class AlarmEngine:
 
         With beat labels a beat is ventricular when the model labels it V or gives it P(V) of at least
         ``ventricular_probability`` (``_take_labelled``: the V label's threshold is chosen for windows).
-        A fast run may hold single non-ventricular beats between ventricular ones (two in a row end it),
+        A run is judged by its mean rate, as monitors do: a V beat goes on with it within
+        ``_RUN_RR_SLACK`` × the VT interval (a VT whose RR alternates around the limit, DS1 223's, is one),
+        and both alarms need the run's mean rate at ``vtach_rate_bpm``.
+        A run may hold single non-ventricular beats at the VT rate between ventricular ones (two in a
+        row end it),
         and it is a VT once ``vtach_beats`` of its beats are ventricular: inside a run the beat
         model's prematurity cues fade (each beat is "on time" for the run), and out of sample it labels
         every other VT beat or the run's tail N (patient-wise CV on DS1: 1 of 7 VT runs as six V labels
@@ -707,11 +712,13 @@ class AlarmEngine:
         is unsure of is reported as a ``ventricular_run``, which keeps to consecutive V beats."""
         s = self.settings
         events: list[AlarmEvent] = []
-        max_rr = 60.0 / s.vtach_rate_bpm * self.fs * 1.0001
+        vt_rr = 60.0 / s.vtach_rate_bpm * self.fs
         for beat in new:
             last = self._gap_beat if self._gap_beat is not None else (self._run[-1] if self._run else None)
-            fast = last is not None and beat.seq - last <= max_rr
-            if beat.ventricular and self._run and fast:
+            rr = beat.seq - last if last is not None else None
+            on_time = rr is not None and rr <= vt_rr * _RUN_RR_SLACK  # a V beat goes on with the run
+            fast = rr is not None and rr <= vt_rr * 1.0001  # a beat not V must be at the VT rate itself
+            if beat.ventricular and self._run and on_time:
                 if self._gap_beat is not None:
                     self._run.append(self._gap_beat)
                     self._gap_beat = None
@@ -727,7 +734,8 @@ class AlarmEngine:
                 events += self._short_run_over(beat.seq)
                 continue
             else:
-                why = "the rate fell" if self._run and not fast else "a non-ventricular beat"
+                slow = not (on_time if beat.ventricular else fast)
+                why = "the rate fell" if self._run and slow else "a non-ventricular beat"
                 events += self._run_over(beat.seq if self._gap_beat is None else self._gap_beat, why)
                 self._start_run(beat)
                 continue
@@ -751,6 +759,8 @@ class AlarmEngine:
             return []  # no VT on top of VF: it supersedes
         n = len(self._run)
         rate = 60.0 * (n - 1) * self.fs / (self._run[-1] - self._run[0]) if n > 1 else 0.0
+        if rate < s.vtach_rate_bpm * 0.9999:
+            return []  # the run's mean rate: not (yet) fast enough for either alarm
         events: list[AlarmEvent] = []
         mean_p_v = self._run_p_v / self._run_v if self._run_v else 0.0
         confident = mean_p_v >= s.vtach_confidence
