@@ -431,7 +431,7 @@ class Daemon:
         found = meta.relearn_differences(settings.relearn) if isinstance(meta, BeatRhythmMetadata) else []
         if found:
             message = (
-                f"relearn settings differ from those model {model.metadata.ident} was trained with: "
+                f"relearn settings differ from those model {meta.ident} was trained with: "
                 + ", ".join(found)
                 + "; its beat labels were not validated with them"
             )

@@ -49,10 +49,20 @@ def test_relearn_settings_other_than_the_trained_ones_are_named(model: BeatRhyth
     """The bundle records the relearn settings of its training tables; the daemon names each one that
     the configuration changes (a different rule moves the morphology features the graph learned)."""
     meta = model.metadata
-    assert meta.trained_relearn is not None and meta.trained_relearn["former_templates"] == 2
+    assert meta.trained_relearn == RelearnSettings()  # 2.2.0 was trained on the default tables
     assert meta.relearn_differences(RelearnSettings()) == []
     differ = meta.relearn_differences(RelearnSettings(former_templates=0, learn_seconds=30.0))
     assert differ == ["learn_seconds 30.0 (trained with 60.0)", "former_templates 0 (trained with 2)"]
+
+
+def test_a_bundle_with_bad_relearn_settings_is_refused(tmp_path: Path):
+    for name in ("default.tflite", "default-af.tflite"):
+        shutil.copyfile(BUNDLED_MODEL.parent / name, tmp_path / name)
+    meta = json.loads(BUNDLED_MODEL.with_suffix(".json").read_text())
+    meta["relearn"]["former_templates"] = 99
+    (tmp_path / "default.json").write_text(json.dumps(meta))
+    with pytest.raises(ModelError, match=r"'relearn': former_templates: 99"):
+        load_model(tmp_path / "default.tflite")
 
 
 def test_a_bundle_for_other_features_is_refused(tmp_path: Path):

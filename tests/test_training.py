@@ -175,12 +175,9 @@ def test_tiny_beat_model_run_end_to_end(tmp_path: Path) -> None:
     assert isinstance(model, BeatRhythmModel) and model.total_bytes < 500_000
     assert model.metadata.beat_thresholds is not None
     assert model.metadata.af_context_s == beat_data.AF_CONTEXT_S
-    assert (
-        model.metadata.trained_relearn is not None and model.metadata.trained_relearn["former_templates"] == 1
-    )
-    from training.beat_eval import trained_relearn
-
-    assert trained_relearn(out / "fold1" / "default.tflite").former_templates == 1  # CV scored with them
+    assert model.metadata.trained_relearn is not None and model.metadata.trained_relearn.former_templates == 1
+    fold = load_model(out / "fold1" / "default.tflite")  # beat_eval scores each fold with its own settings
+    assert fold.metadata.trained_relearn is not None and fold.metadata.trained_relearn.former_templates == 1
     assert json.loads((out / "config.json").read_text())["run_weight"] == 4.0
     from training import af_thresholds, screen
 

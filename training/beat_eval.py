@@ -17,7 +17,6 @@ Needs no TensorFlow.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import sys
 from collections.abc import Iterable, Sequence
@@ -25,7 +24,6 @@ from pathlib import Path
 
 import numpy as np
 
-from ecgd.analysis.beat_features import RelearnSettings
 from training.evaluate import confusion, metrics_from_confusion
 from training.labels import LABELS, label_for_window
 
@@ -37,14 +35,6 @@ ANCHORS = {
 }
 
 
-def trained_relearn(model_path: str | Path) -> RelearnSettings:
-    """The relearn settings in the metadata beside a bundle's ``.tflite`` (the daemon's defaults for a
-    bundle that does not record them)."""
-    meta = json.loads(Path(model_path).with_suffix(".json").read_text())
-    known = {f.name for f in dataclasses.fields(RelearnSettings)}
-    return RelearnSettings(**{k: v for k, v in meta.get("relearn", {}).items() if k in known})
-
-
 def score_records(
     model_path: str | Path,
     data_dir: str | Path,
@@ -52,7 +42,7 @@ def score_records(
     beats: str = "reference",
 ) -> tuple[list[dict], list[dict]]:
     """Window rows and per-record beat confusion rows for ``rids`` through the daemon's path, with the
-    relearn settings the bundle was trained with (its metadata's ``relearn``)."""
+    relearn settings the bundle was trained with (its metadata's ``relearn``; the defaults if absent)."""
     from ecgd.analysis.model import load_model
     from ecgd.io.frontend import AnalogFrontEnd
     from ecgd.io.records import Recording
@@ -60,7 +50,7 @@ def score_records(
     from training.beat_data import FS, beat_class, load_signal_record
 
     model = load_model(model_path)
-    relearn = trained_relearn(model_path)
+    relearn = getattr(model.metadata, "trained_relearn", None)
     windows, beat_rows = [], []
     for rid in rids:
         rec = load_signal_record(data_dir, rid)

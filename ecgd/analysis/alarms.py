@@ -79,7 +79,9 @@ class AlarmSettings:
     vfib_min_amplitude_mv: float = _opt(0.2, "VF must be coarser than this (5-95 % span, mV)", 0.01, 10)
     vtach: bool = _opt(True, "alarm `vtach` (high): a run of ventricular beats at a fast rate")
     vtach_beats: int = _opt(6, "consecutive ventricular beats that make a VT", 3, 30)
-    vtach_rate_bpm: float = _opt(100.0, "... at least at this rate (bpm; also for ventricular runs)", 60, 300)
+    vtach_rate_bpm: float = _opt(
+        100.0, "... at a mean rate of at least this (bpm, over the run; also for ventricular runs)", 60, 300
+    )
     vtach_width_ms: float = _opt(
         140.0,
         "only without a beat-aware model (no beat labels): a beat at least this wide (the QRS "
@@ -700,10 +702,9 @@ class AlarmEngine:
         ``ventricular_probability`` (``_take_labelled``: the V label's threshold is chosen for windows).
         A run is judged by its mean rate, as monitors do: a V beat goes on with it within
         ``_RUN_RR_SLACK`` × the VT interval (a VT whose RR alternates around the limit, DS1 223's, is one),
-        and both alarms need the run's mean rate at ``vtach_rate_bpm``.
-        A run may hold single non-ventricular beats at the VT rate between ventricular ones (two in a
-        row end it),
-        and it is a VT once ``vtach_beats`` of its beats are ventricular: inside a run the beat
+        and both alarms need the run's mean rate at ``vtach_rate_bpm``. A run may hold single
+        non-ventricular beats that come at the VT rate themselves (two in a row end it), and it is a VT
+        once ``vtach_beats`` of its beats are ventricular: inside a run the beat
         model's prematurity cues fade (each beat is "on time" for the run), and out of sample it labels
         every other VT beat or the run's tail N (patient-wise CV on DS1: 1 of 7 VT runs as six V labels
         in a row). A VT also needs the model to be sure of them (mean P(V) of the run's ventricular beats

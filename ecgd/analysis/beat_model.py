@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -52,18 +52,32 @@ class BeatRhythmMetadata(ModelMetadata):
     beat_thresholds: dict[str, float] | None = None  # a beat is S / V when its probability ≥ this
     af_rr_exclude_v: bool = False  # AF features from the RR intervals between non-V beats only
     af_context_s: float | None = None  # seconds of RR ending with the window per AF decision (None: window)
-    trained_relearn: dict[str, Any] | None = None  # the relearn settings of the tables it learned from
+    trained_relearn: RelearnSettings | None = None  # the relearn settings of the tables it learned from
 
     def relearn_differences(self, running: RelearnSettings) -> list[str]:
         """Each relearn setting that differs from the one the graphs were trained with, as
         ``'name VALUE (trained with VALUE)'``: the beat features then follow another rule than the model
         learned (a changed ``former_templates`` moves ``corr_qrs`` and its neighbours)."""
-        now = asdict(running)
-        return [
-            f"{k} {now[k]!r} (trained with {v!r})"
-            for k, v in (self.trained_relearn or {}).items()
-            if k in now and now[k] != v
-        ]
+        if self.trained_relearn is None:
+            return []
+        now, then = asdict(running), asdict(self.trained_relearn)
+        return [f"{k} {now[k]!r} (trained with {v!r})" for k, v in then.items() if now[k] != v]
+
+
+def _trained_relearn(raw: Any, problems: list[str]) -> RelearnSettings | None:
+    """The metadata's ``relearn`` (absent in older bundles): known fields only, each in range."""
+    if raw is None:
+        return None
+    known = {f.name for f in fields(RelearnSettings)}
+    try:
+        settings = RelearnSettings(**{k: v for k, v in dict(raw).items() if k in known})
+        found = settings.problems()
+    except (TypeError, ValueError) as exc:
+        found = [repr(exc)]
+    if found:
+        problems.append("'relearn': " + "; ".join(found))
+        return None
+    return settings
 
 
 def parse_metadata(path: Path, raw: dict[str, Any], base: ModelMetadata) -> BeatRhythmMetadata:
@@ -111,6 +125,7 @@ def parse_metadata(path: Path, raw: dict[str, Any], base: ModelMetadata) -> Beat
             f"'af_context_seconds' must be a number from window_seconds ({base.window_seconds:g}) to "
             f"{MAX_AF_CONTEXT_S:g}, got {ctx!r}"
         )
+    relearn = _trained_relearn(raw.get("relearn"), problems)
     if problems:
         raise ModelError(f"{path}: invalid model metadata: " + "; ".join(problems))
     fields = {f: getattr(base, f) for f in base.__dataclass_fields__}
@@ -122,7 +137,7 @@ def parse_metadata(path: Path, raw: dict[str, Any], base: ModelMetadata) -> Beat
         beat_thresholds=raw.get("beat_thresholds"),
         af_rr_exclude_v=bool(raw.get("af_rr_exclude_v", False)),
         af_context_s=None if ctx is None else float(ctx),
-        trained_relearn=relearn if isinstance(relearn := raw.get("relearn"), dict) else None,
+        trained_relearn=relearn,
     )
 
 
