@@ -275,12 +275,13 @@ def beats_of_recording(
     readable: list[tuple[int, int]] = []
     tracker = BeatTracker(fs, qrs, beats, keep_s=window_seconds + hop_seconds + 10.0)
     labeller = None
-    labels: dict[int, str] = {}
+    labels: dict[int, tuple[str, float, float]] = {}  # seq -> label, P(S), P(V)
     if model is not None and getattr(model, "kind", "waveform") == "beats":
         labeller = BeatLabeller(model, fs, relearn)
 
     def on_labels(lb: LabelledBeats) -> None:
-        labels.update(zip(lb.seq.tolist(), lb.labels.tolist(), strict=True))
+        judged = zip(lb.labels.tolist(), lb.probs[:, 1].tolist(), lb.probs[:, 2].tolist(), strict=True)
+        labels.update(zip(lb.seq.tolist(), judged, strict=True))
 
     def judge(a: int, b: int) -> Classification:
         if valid is not None and not valid[a:b].all():  # as classify: a window with gaps is not judged
@@ -326,8 +327,19 @@ def beats_of_recording(
                     "rr_ms": None if rr is None else round(rr, 1),
                     "amplitude_mv": round(beat.amplitude_mv, 3),
                     "width_ms": None if beat.width_ms is None else round(beat.width_ms, 1),
-                    **({"label": labels.get(beat.seq, "Q")} if labeller is not None else {}),
+                    **(_label_fields(labels.get(beat.seq)) if labeller is not None else {}),
                 }
             )
         previous_kept = bool(k)
     return out
+
+
+def _label_fields(judged: tuple[str, float, float] | None) -> dict[str, object]:
+    """A beat's label and the model's P(S), P(V) (null for a beat not judged): the alarm rules count a beat
+    as ventricular from P(V) as well as from the label, so a reader can see why a run was or was not one."""
+    if judged is None:
+        return {"label": "Q", "p_s": None, "p_v": None}
+    label, p_s, p_v = judged
+    if np.isnan(p_v):
+        return {"label": label, "p_s": None, "p_v": None}
+    return {"label": label, "p_s": round(p_s, 3), "p_v": round(p_v, 3)}

@@ -56,6 +56,19 @@ def test_the_annotation_file_reads_back_with_wfdb(beats_run):
     assert set(ann.symbol) <= {"N", "S", "V", "Q"} and "N" in ann.symbol
 
 
+def test_each_label_comes_with_the_probabilities_it_was_read_from(beats_run):
+    rows, _ = beats_run
+    thr = json.loads((REPO / "ecgd" / "models" / "default.json").read_text())["beat_thresholds"]
+    judged = [r for r in rows if r["label"] != "Q"]
+    assert judged and all(r["p_s"] is None and r["p_v"] is None for r in rows if r["label"] == "Q")
+    for r in judged:  # the model's rule: V at P(V) >= its threshold, else S at P(S) >= its threshold
+        assert 0 <= r["p_s"] <= 1 and 0 <= r["p_v"] <= 1
+        want = "V" if r["p_v"] >= thr["V"] else "S" if r["p_s"] >= thr["S"] else "N"
+        near = min(abs(r["p_v"] - thr["V"]), abs(r["p_s"] - thr["S"])) < 1e-3  # rounded to 3 places
+        assert r["label"] == want or near, r
+    assert len({r["p_v"] for r in judged}) > 10  # the model's output, not a constant
+
+
 def test_classify_prints_the_beat_fields_and_its_labels_are_the_beat_stages(beats_run):
     proc = ecgd("classify", str(DEMO), "--frontend", "pcf8591", "--hop", "10")
     assert proc.returncode == 0, proc.stderr
