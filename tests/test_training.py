@@ -164,6 +164,8 @@ def test_tiny_beat_model_run_end_to_end(tmp_path: Path) -> None:
                 "--no-detector",
                 "--run-weight",
                 "4",
+                "--members",
+                "2",
             ]
         )
         == 0
@@ -178,13 +180,34 @@ def test_tiny_beat_model_run_end_to_end(tmp_path: Path) -> None:
     assert model.metadata.trained_relearn is not None and model.metadata.trained_relearn.former_templates == 1
     fold = load_model(out / "fold1" / "default.tflite")  # beat_eval scores each fold with its own settings
     assert fold.metadata.trained_relearn is not None and fold.metadata.trained_relearn.former_templates == 1
-    assert json.loads((out / "config.json").read_text())["run_weight"] == 4.0
+    config = json.loads((out / "config.json").read_text())
+    assert config["run_weight"] == 4.0 and config["members"] == 2
     from training import af_thresholds, screen
 
     curve = af_thresholds.table(af_thresholds.held_out_probabilities(out, feats)).splitlines()
     assert len(curve) == 2 + len(af_thresholds.GRID) and curve[2].startswith("| 0.5 |")
     args = ["--features", str(feats), "--af-context", str(beat_data.AF_CONTEXT_S), "--folds", "2"]
     assert screen.main([*args, "--epochs", "1", "--name", "tiny"]) == 0
+
+
+def test_members_are_averaged_in_one_graph() -> None:
+    """``--members``: several MLPs from their own seeds, one graph whose output is their mean."""
+    pytest.importorskip("tensorflow", reason="training needs the [train] extra (TensorFlow)")
+    import keras
+
+    from training.train_beats import BeatTrainConfig, fit_beat
+
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(300, 13)).astype(np.float32), rng.integers(0, 3, 300)
+    graph, mean, std = fit_beat(x, y, np.ones(300), BeatTrainConfig(members=3, beat_epochs=1), seed=4)
+    subs = [layer for layer in graph.layers if isinstance(layer, keras.Model)]
+    assert len(subs) == 3
+    z = (x - mean) / std
+    each = [m.predict(z, verbose=0) for m in subs]
+    np.testing.assert_allclose(graph.predict(z, verbose=0), np.mean(each, axis=0), rtol=1e-5, atol=1e-6)
+    assert not np.allclose(each[0], each[1])  # their own seeds
+    single, *_ = fit_beat(x, y, np.ones(300), BeatTrainConfig(beat_epochs=1), seed=4)
+    np.testing.assert_allclose(single.predict(z, verbose=0), each[0], rtol=1e-5, atol=1e-6)  # as before
 
 
 def test_ventricular_run_lengths() -> None:

@@ -8,7 +8,9 @@ windows are the tables' (non-overlapping 10 s, reference beat positions), so fig
 not the daemon path's. Prints one table row: window Se / +P per class, macro-F1, patients over 20 %
 wrong, beat-level VEB / SVEB, the share of V beats inside runs of >= 3 found (what a VT alarm needs) and
 AF on LTAFDB's held-out patients. ``--neighbours`` tries the previous and next beat's shape and
-prematurity as extra beat features (table rows shifted; not a feature of the daemon).
+prematurity as extra beat features (table rows shifted; not a feature of the daemon); ``--rr-exclude-v``
+decides AF from the intervals between beats the reference does not call V (``train_beats
+--rr-exclude-v``; the daemon uses its own V labels).
 """
 
 from __future__ import annotations
@@ -36,8 +38,12 @@ def with_neighbours(t: dict) -> dict:
 
 def screen(args: argparse.Namespace) -> dict:
     cfg = train_beats.BeatTrainConfig(
-        seed=args.seed, run_weight=args.run_weight, af_context_s=args.af_context
+        seed=args.seed, run_weight=args.run_weight, af_context_s=args.af_context, members=args.members
     )
+    if args.folds:  # parsed before, but never applied: the tiny test ran 5 folds on 3 patients
+        cfg.folds = args.folds
+    if args.epochs:
+        cfg.beat_epochs = cfg.af_epochs = args.epochs
     features = Path(args.features)
     rids = sorted(p.name[: -len("_pcf8591.npz")].replace("_", "/", 1) for p in features.glob("*_pcf8591.npz"))
     tables = train_beats.load_tables(features, rids, "pcf8591")
@@ -55,15 +61,16 @@ def screen(args: argparse.Namespace) -> dict:
         train = [r for r in rids if r not in folds[k]]
         ltrain = [n for n in lnames if n not in lfolds[k]]
         bx, by, bw = train_beats.beat_xy(tables, train, cfg.run_weight)
-        ax, ay = train_beats.af_xy(tables, train, ltaf, ltrain, False, cfg.af_context_s)
+        ax, ay = train_beats.af_xy(tables, train, ltaf, ltrain, args.rr_exclude_v, cfg.af_context_s)
         beat = train_beats.fit_beat(bx, by, bw, cfg, cfg.seed + 1 + k)
         af = train_beats.fit_af(ax, ay, cfg, cfg.seed + 1 + k)
         for r in folds[k]:
-            oof[r] = train_beats.oof_tables(tables, r, beat, af, False, cfg.af_context_s)
+            oof[r] = train_beats.oof_tables(tables, r, beat, af, args.rr_exclude_v, cfg.af_context_s)
         for n in lfolds[k]:
             t = ltaf[n]
-            p = af[0].predict((t["x"] - af[1]) / af[2], batch_size=8192, verbose=0)[:, 0]
-            ltaf_rows.append((k, p, t["ok"], t["af"]))
+            kx, kok = ("x_nov", "ok_nov") if args.rr_exclude_v else ("x", "ok")
+            p = af[0].predict((t[kx] - af[1]) / af[2], batch_size=8192, verbose=0)[:, 0]
+            ltaf_rows.append((k, p, t[kok], t["af"]))
         print(f"fold {k + 1} trained", file=sys.stderr, flush=True)
     rows, counts, fold_af = [], np.zeros(7, dtype=np.int64), []
     for k in range(cfg.folds):
@@ -128,7 +135,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--af-context", type=float, default=10.0, help="the LTAFDB tables' span (beat_data)")
     p.add_argument("--run-weight", type=float, default=1.0)
     p.add_argument("--neighbours", action="store_true")
+    p.add_argument("--rr-exclude-v", action="store_true", help="AF from the RR between reference non-V beats")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--members", type=int, default=1, help="MLPs averaged in each graph (train_beats)")
     p.add_argument("--folds", type=int, help="patient folds (default 5)")
     p.add_argument("--epochs", type=int, help="epochs of both models (default: train_beats')")
     p.add_argument("--name", help="the row's name (default: the options)")
@@ -136,6 +145,8 @@ def main(argv: list[str] | None = None) -> int:
     name = args.name or (
         f"AF {args.af_context:g} s, run weight {args.run_weight:g}"
         + (", neighbours" if args.neighbours else "")
+        + (", AF RR without V beats" if args.rr_exclude_v else "")
+        + (f", {args.members} members" if args.members > 1 else "")
     )
     print(HEADER)
     print(row(name, screen(args)), flush=True)
