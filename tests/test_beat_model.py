@@ -36,7 +36,7 @@ def windows(clf: WindowClassifier, x: np.ndarray, beats_s: np.ndarray | None = N
 
 
 def test_bundle_is_the_shipped_version_and_within_budget(model: BeatRhythmModel):
-    assert model.metadata.ident == "ecgd-rhythm@2.2.0"
+    assert model.metadata.ident == "ecgd-rhythm@2.3.0"
     assert model.labels == ("N", "S", "V", "AF")
     assert model.metadata.beat is not None and model.metadata.beat.features == BEAT_FEATURES
     assert model.total_bytes <= 500_000
@@ -49,7 +49,7 @@ def test_relearn_settings_other_than_the_trained_ones_are_named(model: BeatRhyth
     """The bundle records the relearn settings of its training tables; the daemon names each one that
     the configuration changes (a different rule moves the morphology features the graph learned)."""
     meta = model.metadata
-    assert meta.trained_relearn == RelearnSettings()  # 2.2.0 was trained on the default tables
+    assert meta.trained_relearn == RelearnSettings()  # 2.3.0 was trained on the default tables
     assert meta.relearn_differences(RelearnSettings()) == []
     differ = meta.relearn_differences(RelearnSettings(former_templates=0, learn_seconds=30.0))
     assert differ == ["learn_seconds 30.0 (trained with 60.0)", "former_templates 0 (trained with 2)"]
@@ -220,3 +220,51 @@ def test_af_is_decided_on_the_rr_series_of_the_context(tmp_path: Path, monkeypat
     seen.clear()
     windows(WindowClassifier(model, FS, QualitySettings(), None, 0.0), x, beats)
     assert all(abs(n - want) <= 1.5 for n in seen[4:]), seen
+
+
+def _sinus_with_pvcs(seconds: float = 120.0) -> tuple[np.ndarray, np.ndarray]:
+    """Sinus at 75 bpm with a premature wide beat (coupling 0.5 s, compensatory pause 1.1 s) every
+    fourth beat after the first minute (the patient's template is learned on sinus beats first)."""
+    rr = np.concatenate((np.full(75, 0.8), np.tile([0.8, 0.8, 0.5, 1.1], 20)))
+    beats = 0.5 + np.concatenate(([0.0], np.cumsum(rr)))
+    beats = beats[beats < seconds - 1]
+    wide = np.zeros(beats.size, dtype=bool)
+    wide[76:] = (np.arange(76, beats.size) - 76) % 4 == 2
+    return beats, wide
+
+
+@pytest.mark.parametrize("exclude", [False, True])
+def test_af_rr_leaves_out_the_intervals_of_v_beats_when_the_model_was_trained_so(
+    tmp_path: Path, monkeypatch, exclude
+):
+    """``af_rr_exclude_v``: both paths hand the AF graph only the intervals between two beats not
+    labelled V, so a PVC's coupling interval and pause do not look like an irregular rhythm."""
+    from ecgd.analysis import classifier as classifier_module
+    from ecgd.io.records import Recording
+    from ecgd.offline import classify_recording
+
+    model = load_model(_bundle_with(tmp_path, af_rr_exclude_v=exclude))
+    seen: list[np.ndarray] = []
+    real = classifier_module.rr_features
+
+    def keeping(rr):
+        seen.append(np.asarray(rr, dtype=np.float64))
+        return real(rr)
+
+    monkeypatch.setattr(classifier_module, "rr_features", keeping)
+    beats, wide = _sinus_with_pvcs()
+    x = synth_ecg(beats, wide, 120).astype(np.float32)
+    for run in ("stream", "windows"):
+        seen.clear()
+        if run == "stream":
+            out = list(classify_recording(Recording(x, FS, "synthetic", "ECG"), model, 10.0))
+        else:
+            out = windows(WindowClassifier(model, FS, QualitySettings(), None, 0.0), x, beats)
+        labels = [c["label"] if isinstance(c, dict) else c.label for c in out[-3:]]
+        assert labels == ["V"] * 3, run  # the PVCs are labelled V
+        last = seen[-1]  # the last window's minute of RR, with a PVC every fourth beat
+        irregular = (last < 0.7) | (last > 0.9)
+        if exclude:
+            assert not irregular.any() and last.size >= 8, (run, last)
+        else:
+            assert irregular.sum() >= 10, (run, last)

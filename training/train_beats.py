@@ -1,7 +1,8 @@
-"""Train, cross-validate and ship the beat-aware model bundle ``ecgd-rhythm@2.2.0``.
+"""Train, cross-validate and ship the beat-aware model bundle ``ecgd-rhythm@2.3.0``.
 
     .venv/bin/python -m training.beat_data --out runs/f60                 # features (no TF), ~2 min
-    .venv-train/bin/python -m training.train_beats --features runs/f60 --out runs/b5 [--ship]   # ~12 min
+    .venv-train/bin/python -m training.train_beats --features runs/f60 --out runs/b7 \
+        --rr-exclude-v --members 3 [--ship]                                  # ~35 min
 
 1. Patient-wise 5-fold CV over the 80 patients with signals (MIT-BIH DS1 + SVDB; folds by record,
    the two AF records of DS1 in different folds) and, for the AF model, over LTAFDB's 84 patients
@@ -37,7 +38,7 @@ from training import beat_data, beat_eval
 from training.labels import ABNORMAL, LABELS
 
 REPO = Path(__file__).resolve().parent.parent
-NAME, VERSION = "ecgd-rhythm", "2.2.0"
+NAME, VERSION = "ecgd-rhythm", "2.3.0"
 AF_RECORDS = ("mitdb/201", "mitdb/203")
 TRAINING_DATA = (
     "MIT-BIH Arrhythmia Database v1.0.0 (doi:10.13026/C2F305), DS1 of de Chazal et al. 2004 (22 records, "
