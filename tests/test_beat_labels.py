@@ -156,9 +156,10 @@ def engine_run(
     confidence: float = 0.8,
     ventricular_p: float = 0.5,
     run_rr_s: tuple[float, ...] = (0.4,),
+    window_label: str | None = None,
 ):
     """Sinus, 14 wide beats at 150/min (or RR cycling through ``run_rr_s``), sinus, fed as the daemon
-    feeds the engine; labels trail by 1 s."""
+    feeds the engine; labels trail by 1 s; with ``window_label`` every 2 s a 10-s window verdict."""
     rr_n = round(0.8 * FS)
     seqs = [round(FS) + i * rr_n for i in range(10)]
     for i in range(14):
@@ -180,6 +181,8 @@ def engine_run(
         ):
             events.append(e)
             raised.setdefault((e.alarm, e.state), stop)
+        if window_label is not None and stop % round(2 * FS) < BLOCK:
+            events += engine.window(max(0, stop - round(10 * FS)), stop, window_label, None)
     return events, raised, seqs
 
 
@@ -214,6 +217,22 @@ def test_a_run_the_model_is_unsure_of_is_a_ventricular_run_not_a_vt():
     # the same run with the threshold lowered (alarms.vtach_confidence) is a VT again
     events, _, _ = engine_run(labels, p_v=0.6, confidence=0.5)
     assert [e.alarm for e in events if e.state == "onset" and e.alarm in runs] == ["ventricular_run", "vtach"]
+
+
+def test_an_irregular_run_in_atrial_fibrillation_is_aberrant_conduction_not_a_vt():
+    """14 V-labelled beats at 125/min whose RR vary (CV 0.20): in AF a ventricular_run that says why, not
+    a VT; the same run regular in AF, or irregular in sinus rhythm, is a VT."""
+    labels = "N" * 10 + "V" * 14 + "N" * 10
+    irregular = (0.35, 0.55, 0.42, 0.6)
+    runs = ("vtach", "ventricular_run")
+    events = engine_run(labels, run_rr_s=irregular, window_label="AF")[0]
+    onsets = [e for e in events if e.state == "onset" and e.alarm in runs]
+    assert [e.alarm for e in onsets] == ["ventricular_run"]
+    (end,) = [e for e in events if e.alarm == "ventricular_run" and e.state == "end"]
+    assert "not a VT: irregular in AF (RR CV 0.2" in end.detail
+    for kwargs in ({"run_rr_s": (0.48,), "window_label": "AF"}, {"run_rr_s": irregular, "window_label": "N"}):
+        events = engine_run(labels, **kwargs)[0]
+        assert "vtach" in [e.alarm for e in events if e.state == "onset"], kwargs
 
 
 def test_beats_below_the_v_label_threshold_count_for_the_ventricular_alarms():

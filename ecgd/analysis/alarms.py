@@ -97,6 +97,14 @@ class AlarmSettings:
         0,
         1,
     )
+    vtach_af_rr_cv: float = _opt(
+        0.15,
+        "in atrial fibrillation (afib_windows AF windows in a row, whether or not the afib alarm is on) a "
+        "run whose RR intervals vary by at least this coefficient of variation is AF conducted with "
+        "aberrancy, not VT, which is regular; it stays a ventricular_run (1: off)",
+        0.01,
+        1,
+    )
     ventricular_probability: float = _opt(
         0.5,
         "with beat labels: a beat counts as ventricular for vtach and ventricular_run when the beat "
@@ -294,11 +302,13 @@ class AlarmEngine:
         self._run_p_v = 0.0  # the sum of their P(V)
         self._consecutive_v = 0  # V beats at its end, one after the other
         self._gap_beat: int | None = None  # a beat not labelled V after the run's last V beat
+        self._aberrant_cv: float | None = None  # RR CV of a run kept from VT only by being irregular in AF
         self._label_horizon = first_seq  # labelled_beats: every beat before this has its label
         self._window_stop = first_seq  # the newest window verdict's end
         self._last_labelled: int | None = None
         self._af_count = 0
         self._non_af_count = 0
+        self._in_af = False  # afib's condition, kept whether or not that alarm is on (the VT rule reads it)
 
     # -- public -------------------------------------------------------------------------------
     @property
@@ -710,7 +720,10 @@ class AlarmEngine:
         in a row). A VT also needs the model to be sure of them (mean P(V) of the run's ventricular beats
         at least ``vtach_confidence``; with 2.1.0's fold bundles the true vtach onsets of DS1 and SVDB had
         0.86 or more, the false ones of aberrant APCs (207) and fusion beats (208) 0.60-0.70); a run it
-        is unsure of is reported as a ``ventricular_run``, which keeps to consecutive V beats."""
+        is unsure of is reported as a ``ventricular_run``, which keeps to consecutive V beats. So is an
+        irregular run in atrial fibrillation (RR coefficient of variation ≥ ``vtach_af_rr_cv``): the
+        clinical rule that VT is regular and an irregularly irregular wide-complex tachycardia is AF
+        conducted with aberrancy (DS1 203, AF with aberrant beats the model calls V)."""
         s = self.settings
         events: list[AlarmEvent] = []
         vt_rr = 60.0 / s.vtach_rate_bpm * self.fs
@@ -752,6 +765,7 @@ class AlarmEngine:
         self._run_v = self._consecutive_v = int(first)
         self._run_p_v = beat.p_v if first and beat is not None else 0.0
         self._gap_beat = None
+        self._aberrant_cv = None
 
     def _run_alarms(self, at: int) -> list[AlarmEvent]:
         """Onsets for the run as it stands after its newest V beat."""
@@ -765,7 +779,20 @@ class AlarmEngine:
         events: list[AlarmEvent] = []
         mean_p_v = self._run_p_v / self._run_v if self._run_v else 0.0
         confident = mean_p_v >= s.vtach_confidence
-        if self._run_v >= s.vtach_beats and confident and self._on("vtach") and "vtach" not in self.active:
+        rr_cv = 0.0
+        if self._in_af and n >= 3:
+            rr = np.diff(np.asarray(self._run, dtype=np.float64))
+            rr_cv = float(rr.std() / rr.mean())
+        aberrant = rr_cv >= s.vtach_af_rr_cv  # irregular in AF: conducted with aberrancy, not VT
+        if aberrant and confident and self._run_v >= s.vtach_beats:
+            self._aberrant_cv = rr_cv
+        if (
+            self._run_v >= s.vtach_beats
+            and confident
+            and not aberrant
+            and self._on("vtach")
+            and "vtach" not in self.active
+        ):
             if "ventricular_run" in self.active:
                 events.append(self._end("ventricular_run", at, n, "became a ventricular tachycardia"))
             beats = f"{n} ventricular beats" if self._run_v == n else f"{n} beats ({self._run_v} ventricular)"
@@ -780,19 +807,20 @@ class AlarmEngine:
             )
         elif (
             self._consecutive_v >= 3
-            and (self._consecutive_v < s.vtach_beats or not confident)
+            and (self._consecutive_v < s.vtach_beats or not confident or aberrant)
             and "vtach" not in self.active
             and self._on("ventricular_run")
             and "ventricular_run" not in self.active
         ):
             k = self._consecutive_v
+            why = self._aberrant_note()
             events.append(
                 self._onset(
                     "ventricular_run",
                     at,
                     round(rate, 1),
                     s.vtach_rate_bpm,
-                    f"{k} ventricular beats at {rate:.0f} bpm{self._rule()}",
+                    f"{k} ventricular beats at {rate:.0f} bpm{self._rule()}{why}",
                 )
             )
         return events
@@ -812,10 +840,15 @@ class AlarmEngine:
             return f" (beats labelled V, or P(V) ≥ {p:g}, by the beat classifier{sure})"
         return f" (wide-complex rule: QRS ≥ {self.settings.vtach_width_ms:g} ms; beats not classified)"
 
+    def _aberrant_note(self) -> str:
+        if self._aberrant_cv is None:
+            return ""
+        return f"; not a VT: irregular in AF (RR CV {self._aberrant_cv:.2f}), aberrant conduction?"
+
     def _run_over(self, at: int, why: str) -> list[AlarmEvent]:
         n = len(self._run)
         return [
-            self._end(name, at, n, f"run over ({n} beats): {why}")
+            self._end(name, at, n, f"run over ({n} beats): {why}{self._aberrant_note()}")
             for name in ("vtach", "ventricular_run")
             if name in self.active
         ]
@@ -881,6 +914,10 @@ class AlarmEngine:
         else:
             self._non_af_count += 1
             self._af_count = 0
+        if self._af_count >= s.afib_windows:
+            self._in_af = True
+        elif self._non_af_count >= s.afib_windows:
+            self._in_af = False
         if af and self._af_count >= s.afib_windows and self._on("afib") and "afib" not in self.active:
             return [
                 self._onset(
