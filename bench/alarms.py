@@ -10,7 +10,9 @@ Scored against the reference beat and rhythm annotations:
   ``asystole_seconds`` before it; pause — none in the ``pause_seconds`` − 0.2 s before it; vtach /
   ventricular_run — a run of ≥ 3 reference V beats, or a (VT/(VFL/(VF rhythm, within −3 … +1 s;
   vfib — (VFL/(VF/(VT within −5 … +2 s; bradycardia/tachycardia (and extreme) — the reference rate
-  (mean of the 8 RR before the onset) beyond the limit with 5 bpm of slack; afib — (AFIB/(AFL within
+  (mean of the 8 RR before the onset) beyond the limit with 5 bpm of slack, and a tachycardia (or
+  extreme) inside a (VT/(VFL/(VF rhythm within −3 … +1 s (the reference marks flutter waves, not beats,
+  there, but the ventricles are fast); afib — (AFIB/(AFL within
   the 30 s before. Technical alarms (leads_off, alarms_suspended) are counted, not judged.
 - **episode sensitivity**: reference runs of ≥ 6 V beats at ≥ 100 bpm (vtach or vfib raised or active
   within the run + 2 s), runs of 3-5 V beats (ventricular_run or vtach), RR > 2.5 s outside
@@ -155,6 +157,8 @@ def judge(ep, ref: Reference, s) -> bool:
         return ref.rhythm_near(VT_RHYTHMS, o - sec(5), o + sec(2))
     if a == "afib":
         return ref.rhythm_near(AF_RHYTHMS, o - sec(30), o + 1)
+    if "tachy" in a and ref.rhythm_near(VT_RHYTHMS, o - sec(3), o + sec(1)):
+        return True  # VT or ventricular flutter/fibrillation: fast, though the reference marks no beats
     rate = ref.rate_at(o)
     if rate is None:
         return False
