@@ -157,7 +157,7 @@ def judge(ep, ref: Reference, s) -> bool:
         return ref.rhythm_near(VT_RHYTHMS, o - sec(5), o + sec(2))
     if a == "afib":
         return ref.rhythm_near(AF_RHYTHMS, o - sec(30), o + 1)
-    if "tachy" in a and ref.rhythm_near(VT_RHYTHMS, o - sec(3), o + sec(1)):
+    if a in ("tachycardia", "extreme_tachycardia") and ref.rhythm_near(VT_RHYTHMS, o - sec(3), o + sec(1)):
         return True  # VT or ventricular flutter/fibrillation: fast, though the reference marks no beats
     rate = ref.rate_at(o)
     if rate is None:

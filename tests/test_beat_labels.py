@@ -233,6 +233,12 @@ def test_an_irregular_run_in_atrial_fibrillation_is_aberrant_conduction_not_a_vt
     for kwargs in ({"run_rr_s": (0.48,), "window_label": "AF"}, {"run_rr_s": irregular, "window_label": "N"}):
         events = engine_run(labels, **kwargs)[0]
         assert "vtach" in [e.alarm for e in events if e.state == "onset"], kwargs
+    # a VT raised while the run was regular stays one, and its end does not call it aberrant
+    regular_then_not = (0.45,) * 9 + (0.3, 0.6, 0.3, 0.6, 0.3)
+    events = engine_run(labels, run_rr_s=regular_then_not, window_label="AF")[0]
+    (vt_end,) = [e for e in events if e.alarm == "vtach" and e.state == "end"]
+    assert "not a VT" not in vt_end.detail
+    assert not [e for e in events if e.alarm == "ventricular_run" and "not a VT" in (e.detail or "")]
 
 
 def test_beats_below_the_v_label_threshold_count_for_the_ventricular_alarms():

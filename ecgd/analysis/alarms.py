@@ -784,8 +784,8 @@ class AlarmEngine:
             rr = np.diff(np.asarray(self._run, dtype=np.float64))
             rr_cv = float(rr.std() / rr.mean())
         aberrant = rr_cv >= s.vtach_af_rr_cv  # irregular in AF: conducted with aberrancy, not VT
-        if aberrant and confident and self._run_v >= s.vtach_beats:
-            self._aberrant_cv = rr_cv
+        held_back = aberrant and confident and self._run_v >= s.vtach_beats and "vtach" not in self.active
+        self._aberrant_cv = rr_cv if held_back else None  # as the run stands now: it may turn regular
         if (
             self._run_v >= s.vtach_beats
             and confident
