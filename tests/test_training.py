@@ -166,6 +166,7 @@ def test_tiny_beat_model_run_end_to_end(tmp_path: Path) -> None:
                 "4",
                 "--members",
                 "2",
+                "--rr-exclude-v",
             ]
         )
         == 0
@@ -181,8 +182,15 @@ def test_tiny_beat_model_run_end_to_end(tmp_path: Path) -> None:
     fold = load_model(out / "fold1" / "default.tflite")  # beat_eval scores each fold with its own settings
     assert fold.metadata.trained_relearn is not None and fold.metadata.trained_relearn.former_templates == 1
     config = json.loads((out / "config.json").read_text())
-    assert config["run_weight"] == 4.0 and config["members"] == 2
+    assert config["run_weight"] == 4.0 and config["members"] == 2 and config["rr_exclude_v"] is True
     from training import af_thresholds, screen
+
+    # af_thresholds scores the AF graph on the RR it was trained on: here without the V beats' intervals
+    t119 = dict(np.load(feats / "mitdb_119_pcf8591.npz"))  # bigeminy: V beats in most windows
+    x, ok = af_thresholds.window_inputs(config, t119)
+    with_v, _ = train_beats.window_rr(t119, False, config["af_context_s"])
+    assert ok.any() and np.array_equal(x, train_beats.window_rr(t119, True, config["af_context_s"])[0])
+    assert not np.array_equal(x[ok], with_v[ok])
 
     curve = af_thresholds.table(af_thresholds.held_out_probabilities(out, feats)).splitlines()
     assert len(curve) == 2 + len(af_thresholds.GRID) and curve[2].startswith("| 0.5 |")

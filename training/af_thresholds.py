@@ -5,7 +5,9 @@
 Each fold's AF graph (TFLite, the daemon's interpreter; no TensorFlow) scores its held-out patients'
 windows: LTAFDB's RR series (Se / Sp per 10-s window), MIT-BIH DS1's windows (the only signal records
 with rhythm annotations here: Se / +P of AF windows, false AF windows) and SVDB's (no rhythm labels:
-AF calls, true or not). Table windows: non-overlapping 10 s, reference beat positions.
+AF calls, true or not). Table windows: non-overlapping 10 s, reference beat positions; the RR series as
+the run's AF graph was trained on them (its ``af_context_s``, and without the intervals next to the
+reference's V beats when it was trained ``--rr-exclude-v``).
 """
 
 from __future__ import annotations
@@ -23,12 +25,20 @@ from training.labels import LABELS
 GRID = (0.5, 0.7, 0.85, 0.9, 0.95, 0.98, 0.99)
 
 
+def window_inputs(config: dict, t: dict) -> tuple[np.ndarray, np.ndarray]:
+    """One signal record's RR windows as the run's AF graph was trained on them (its ``config.json``):
+    its ``af_context_s`` and, trained ``--rr-exclude-v``, without the intervals next to V beats. Fed
+    otherwise, the graph would be scored on inputs it never saw."""
+    exclude_v = bool(config.get("rr_exclude_v", False))
+    return train_beats.window_rr(t, exclude_v, config.get("af_context_s", 10.0))
+
+
 def held_out_probabilities(run: Path, features: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """P(AF) and truth per held-out window: ``"ltafdb"``, ``"mitdb"`` and ``"svdb"`` (truth all False)."""
     from ecgd.analysis.model import load_model
 
     cv = json.loads((run / "cv_metrics.json").read_text())
-    context = json.loads((run / "config.json").read_text()).get("af_context_s", 10.0)
+    config = json.loads((run / "config.json").read_text())
     lnames = sorted(p.stem[len("ltafdb_") :] for p in features.glob("ltafdb_*.npz"))
     k_folds = len(cv["folds"])
     out: dict[str, list] = {"ltafdb": [], "mitdb": [], "svdb": []}
@@ -44,7 +54,7 @@ def held_out_probabilities(run: Path, features: Path) -> dict[str, tuple[np.ndar
             out["ltafdb"].append((prob(t["x"], t["ok"]), t["af"] == 1))
         for r in rids:
             t = dict(np.load(features / f"{r.replace('/', '_')}_pcf8591.npz"))
-            x, ok = train_beats.window_rr(t, False, context)
+            x, ok = window_inputs(config, t)
             keep = t["win_y"] >= 0
             out[r.split("/")[0]].append((prob(x, ok)[keep], t["win_y"][keep] == LABELS.index("AF")))
     return {
