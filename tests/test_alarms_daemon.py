@@ -86,7 +86,11 @@ def test_asystole_and_vtach_through_the_daemon_with_journald_fields_and_status(d
     # a window's beat labels are the beats the alarms saw: one label per counted beat
     rated = [r for r in records if r["kind"] == "result" and r.get("beat_count") is not None]
     assert rated and all(len(r["beat_labels"]) == r["beat_count"] for r in rated)
-    assert {r["label"] for r in rated if r["last_seq"] < 5000} == {"N"}  # sinus before the asystole
+    # sinus before the asystole (windows ending within a hop of the flat line): N, or, on a busy machine
+    # whose scheduler held the sampler back at start-up, refused for the samples it counted missing
+    before = [r for r in records if r["kind"] == "result" and r["last_seq"] < 14 * FS]
+    assert {r["label"] for r in before if r.get("beat_count") is not None} == {"N"}
+    assert all("samples missing" in r["reason"] for r in before if r.get("beat_count") is None)
     # STATUS= led with the active alarm while it lasted
     assert any(s.startswith("STATUS=ASYSTOLE ") for s in listener.states("STATUS="))
 
