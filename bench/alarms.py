@@ -5,6 +5,9 @@ the daemon's alarm path (``ecgd.alarm_replay``: the same QRS detector, beat labe
 classifier and ``AlarmEngine`` in 0.2-s blocks, with the bundled model unless ``--no-model``).
 Scored against the reference beat and rhythm annotations:
 
+Every record is replayed at the device's ``sampling.rate_hz`` (360 Hz): SVDB's 128 Hz records are
+resampled as the training tables resample them (``--native-rate`` replays them as recorded).
+
 - **false alarms per hour**, per alarm, on MIT-BIH DS1 (22 records) and SVDB (58 records). An onset is
   *true* when the reference agrees at that moment: asystole — no reference beat in the
   ``asystole_seconds`` before it; pause — none in the ``pause_seconds`` − 0.2 s before it; vtach /
@@ -44,6 +47,7 @@ import tempfile
 import time
 from collections import defaultdict
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 
@@ -69,6 +73,20 @@ def load(path: Path):
     rec = wfdb.rdrecord(str(path), channels=[0])
     ann = wfdb.rdann(str(path), "atr")
     return rec, ann
+
+
+def at_device_rate(mv: np.ndarray, fs: float, ann, rate_hz: float | None):
+    """A record as the monitor samples it, at ``rate_hz`` (None: as recorded), its annotations moved
+    with it. Linear interpolation, as the training tables resample SVDB's 128 Hz (the front end's 40 Hz
+    low-pass follows): the beat model and its features were made at the device's rate, and at 128 Hz a
+    QRS is 8-10 samples wide and the template alignment (±14 ms) 2 samples."""
+    if rate_hz is None or fs == rate_hz:
+        return mv, fs, ann
+    ratio = rate_hz / fs
+    n = int(np.floor((mv.size - 1) * ratio)) + 1
+    out = np.interp(np.arange(n) / rate_hz, np.arange(mv.size) / fs, mv)
+    samples = np.round(np.asarray(ann.sample) * ratio).astype(np.int64)
+    return out, rate_hz, SimpleNamespace(sample=samples, symbol=ann.symbol, aux_note=ann.aux_note)
 
 
 class Reference:
@@ -176,13 +194,15 @@ def active_between(eps, names, lo: int, hi: int) -> bool:
     return False
 
 
-def score_record(path: Path, settings, model, stats, episodes_out, onsets_out=None, missed_out=None) -> None:
-    """Score one record into ``stats``; its false onsets go to ``episodes_out``, every onset of a
-    physiological alarm, judged (``true``), to ``onsets_out`` and every reference episode no alarm
-    found to ``missed_out`` if given."""
+def score_record(
+    path: Path, settings, model, stats, episodes_out, onsets_out=None, missed_out=None, native_rate=False
+) -> None:
+    """Score one record into ``stats``, at the device's sampling rate unless ``native_rate``; its false
+    onsets go to ``episodes_out``, every onset of a physiological alarm, judged (``true``), to
+    ``onsets_out`` and every reference episode no alarm found to ``missed_out`` if given."""
     rec, ann = load(path)
-    fs = float(rec.fs)
-    mv = rec.p_signal[:, 0]
+    rate = None if native_rate else settings.sampling.rate_hz
+    mv, fs, ann = at_device_rate(rec.p_signal[:, 0], float(rec.fs), ann, rate)
     recording = Recording(mv, fs, path.name, "0")
     eps = episodes(recording_events(recording, settings, settings.analog_frontend, model))
     ref = Reference(ann, fs, mv.size)
@@ -429,6 +449,11 @@ def main() -> int:
         "--config", type=Path, help="an ecgd YAML (e.g. other alarm limits); default: the defaults"
     )
     ap.add_argument(
+        "--native-rate",
+        action="store_true",
+        help="replay SVDB at its recorded 128 Hz, not the device's sampling.rate_hz (before 2026-12-03)",
+    )
+    ap.add_argument(
         "--cv",
         type=Path,
         help="a training.train_beats run: each record scored with the fold bundle that never saw its "
@@ -467,7 +492,9 @@ def main() -> int:
         st = stats["mitdb DS1" if p.parent.name == "mitdb" else "svdb"]
         before = sum(v for k, v in st.items() if k.endswith(":false"))
         record_model = fold_models.get(f"{p.parent.name}/{p.name}", model)
-        score_record(p, settings, record_model, {p.parent.name: st}, false_eps, onsets, missed)
+        score_record(
+            p, settings, record_model, {p.parent.name: st}, false_eps, onsets, missed, args.native_rate
+        )
         after = sum(v for k, v in st.items() if k.endswith(":false"))
         print(f"# {p.parent.name}/{p.name}: {after - before:.0f} false onsets", file=sys.stderr, flush=True)
     if args.false_log:
