@@ -2,11 +2,10 @@
 
 Every record, and every constructed latency trial, goes through the AD8232 + 8-bit PCF8591 model and
 the daemon's alarm path (``ecgd.alarm_replay``: the same QRS detector, beat labeller, window
-classifier and ``AlarmEngine`` in 0.2-s blocks, with the bundled model unless ``--no-model``).
-Scored against the reference beat and rhythm annotations:
-
-Every record is replayed at the device's ``sampling.rate_hz`` (360 Hz): SVDB's 128 Hz records are
-resampled as the training tables resample them (``--native-rate`` replays them as recorded).
+classifier and ``AlarmEngine`` in 0.2-s blocks, with the bundled model unless ``--no-model``), at the
+device's ``sampling.rate_hz`` (360 Hz): SVDB's 128 Hz records are resampled as the training tables
+resample them (``--native-rate`` replays them as recorded). Scored against the reference beat and
+rhythm annotations:
 
 - **false alarms per hour**, per alarm, on MIT-BIH DS1 (22 records) and SVDB (58 records). An onset is
   *true* when the reference agrees at that moment: asystole — no reference beat in the
@@ -59,6 +58,7 @@ from ecgd.alarm_replay import episodes, recording_events  # noqa: E402
 from ecgd.analysis.alarms import TECHNICAL_ALARMS  # noqa: E402
 from ecgd.io import synthetic as syn  # noqa: E402
 from ecgd.io.records import Recording  # noqa: E402
+from training.beat_data import resample  # noqa: E402
 
 DS1 = "101 106 108 109 112 114 115 116 118 119 122 124 201 203 205 207 208 209 215 220 223 230".split()  # noqa: SIM905
 BEATS = set("NLRBAaJSVFejnE/fQ?")
@@ -77,15 +77,12 @@ def load(path: Path):
 
 def at_device_rate(mv: np.ndarray, fs: float, ann, rate_hz: float | None):
     """A record as the monitor samples it, at ``rate_hz`` (None: as recorded), its annotations moved
-    with it. Linear interpolation, as the training tables resample SVDB's 128 Hz (the front end's 40 Hz
-    low-pass follows): the beat model and its features were made at the device's rate, and at 128 Hz a
-    QRS is 8-10 samples wide and the template alignment (±14 ms) 2 samples."""
+    with it, resampled as the training tables are (``training.beat_data.resample``): the beat model and
+    its features were made at the device's rate; at 128 Hz a QRS is 8-10 samples wide and the template
+    alignment (±14 ms) 2 samples."""
     if rate_hz is None or fs == rate_hz:
         return mv, fs, ann
-    ratio = rate_hz / fs
-    n = int(np.floor((mv.size - 1) * ratio)) + 1
-    out = np.interp(np.arange(n) / rate_hz, np.arange(mv.size) / fs, mv)
-    samples = np.round(np.asarray(ann.sample) * ratio).astype(np.int64)
+    out, samples = resample(mv, fs, np.asarray(ann.sample), rate_hz)
     return out, rate_hz, SimpleNamespace(sample=samples, symbol=ann.symbol, aux_note=ann.aux_note)
 
 
@@ -195,7 +192,14 @@ def active_between(eps, names, lo: int, hi: int) -> bool:
 
 
 def score_record(
-    path: Path, settings, model, stats, episodes_out, onsets_out=None, missed_out=None, native_rate=False
+    path: Path,
+    settings,
+    model,
+    stats,
+    episodes_out,
+    onsets_out=None,
+    missed_out=None,
+    native_rate: bool = False,
 ) -> None:
     """Score one record into ``stats``, at the device's sampling rate unless ``native_rate``; its false
     onsets go to ``episodes_out``, every onset of a physiological alarm, judged (``true``), to

@@ -21,7 +21,7 @@ def test_relearn_signal_restarts_learning_and_results_say_so(daemon_env):
     conf, log = tmp / "c.yaml", tmp / "r.jsonl"
     # This VM's late wake-ups cost the sampler up to ~8 % of its slots in the first seconds (counted
     # missing): with the default 5 % limit those windows are refused and learning can end unseen.
-    windows = {"max_missing_fraction": 0.3, "max_gap_seconds": 0.2}
+    windows = {"max_missing_fraction": 0.3}
     write_config(conf, log, relearn={"learn_seconds": 12.0}, windows=windows)
     daemon = Daemon(cfg.load(conf), notifier=Notifier())
     daemon.start()
