@@ -110,11 +110,13 @@ def mount_tmpfs(tmp_path: Path) -> Iterator[Callable[[str], Path]]:
         subprocess.run(["umount", str(mnt)], check=False)
 
 
-def rule_label(probabilities: dict[str, float], metadata) -> str:
-    """The window label a beat-aware model's evidence implies (README, Model contract): AF > V > S > N."""
-    if probabilities["AF"] >= metadata.af_threshold:
-        return "AF"
-    thr = metadata.beat_thresholds
-    if probabilities["V"] >= thr["V"]:
-        return "V"
-    return "S" if probabilities["S"] >= thr["S"] else "N"
+def rule_label(probabilities: dict[str, float], metadata) -> set[str]:
+    """The window labels a beat-aware model's evidence implies (README, Model contract): AF > V > S > N.
+    Results round probabilities to 4 decimals, so a value within that of its threshold (0.98 printed
+    for 0.97996) allows the label on either side of it."""
+    thr = {"AF": metadata.af_threshold, **metadata.beat_thresholds}
+    labels: set[str] = set()
+    for nudge in (-5e-5, 5e-5):
+        above = {k: probabilities[k] + nudge >= thr[k] for k in ("AF", "V", "S")}
+        labels.add(next((k for k in ("AF", "V", "S") if above[k]), "N"))
+    return labels

@@ -88,7 +88,7 @@ def test_classify_prints_one_json_line_per_window(capsys):
     model = load_model(BUNDLED_MODEL)
     for r in rows:
         if r["label"] in model.labels:
-            assert r["label"] == rule_label(r["probabilities"], model.metadata)
+            assert r["label"] in rule_label(r["probabilities"], model.metadata)
             assert r["confidence"] == pytest.approx(r["probabilities"][r["label"]], abs=1e-3)
             assert len(r["beat_labels"]) == len(r["beat_seq"]) >= 4
         else:
