@@ -119,6 +119,29 @@ def test_overlapping_windows_update_the_template_once_per_beat():
     assert an.template.learned_s == pytest.approx(19.2, abs=0.9)
 
 
+def test_a_beat_gets_one_fiducial_wherever_its_position_was_given():
+    """An RS complex with S a little deeper than R: the largest deflection within 50 ms is R seen from
+    before the beat and S seen from after it, so a detector's position (later than an annotator's) gave
+    another fiducial and another segment. The centre of the slope energy is one point either way."""
+    beats = np.arange(0.5, 60, 0.8)
+    t = np.arange(round(61 * FS)) / FS
+    x = np.random.default_rng(3).normal(0, 0.01, t.size)
+    for bt in beats:
+        r_wave = np.exp(-0.5 * ((t - bt) / 0.008) ** 2)
+        s_wave = np.exp(-0.5 * ((t - bt - 0.035) / 0.008) ** 2)
+        x += r_wave - 1.05 * s_wave + 0.25 * np.exp(-0.5 * ((t - bt - 0.3) / 0.05) ** 2)
+    jitter = np.random.default_rng(4).uniform(-0.04, 0.04, beats.size)
+    early, late = (BeatAnalyzer(FS, RelearnSettings(learn_seconds=20)) for _ in range(2))
+    a = run_windows(early, x, beats - 0.02)
+    b = run_windows(late, x, beats + jitter)
+    sa, sb = np.concatenate([f.seq for f in a]), np.concatenate([f.seq for f in b])
+    assert sa.size == sb.size == beats.size
+    assert np.abs(sa - sb).max() <= 2
+    xa, xb = np.concatenate([f.x for f in a[3:]]), np.concatenate([f.x for f in b[3:]])
+    assert np.all(xa[:, F["corr_qrs"]] > 0.97) and np.all(xb[:, F["corr_qrs"]] > 0.97)
+    assert np.abs(xa[:, F["width_ratio"]] - xb[:, F["width_ratio"]]).max() < 0.1
+
+
 def test_window_detector_finds_the_constructed_beats():
     beats = np.arange(0.4, 10, 0.75)
     x = synth_ecg(beats, np.zeros(beats.size, dtype=bool), 10)

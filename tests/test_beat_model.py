@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from ecg_synth import FS, synth_ecg
 
-from ecgd.analysis.beat_features import BEAT_FEATURES, RelearnSettings
+from ecgd.analysis.beat_features import BEAT_FEATURES, FIDUCIAL, RelearnSettings
 from ecgd.analysis.beat_model import BeatRhythmModel
 from ecgd.analysis.classifier import UNCLASSIFIED, WindowClassifier
 from ecgd.analysis.model import ModelError, load_model
@@ -36,7 +36,7 @@ def windows(clf: WindowClassifier, x: np.ndarray, beats_s: np.ndarray | None = N
 
 
 def test_bundle_is_the_shipped_version_and_within_budget(model: BeatRhythmModel):
-    assert model.metadata.ident == "ecgd-rhythm@2.3.0"
+    assert model.metadata.ident == "ecgd-rhythm@2.4.0"
     assert model.labels == ("N", "S", "V", "AF")
     assert model.metadata.beat is not None and model.metadata.beat.features == BEAT_FEATURES
     assert model.total_bytes <= 500_000
@@ -49,7 +49,7 @@ def test_relearn_settings_other_than_the_trained_ones_are_named(model: BeatRhyth
     """The bundle records the relearn settings of its training tables; the daemon names each one that
     the configuration changes (a different rule moves the morphology features the graph learned)."""
     meta = model.metadata
-    assert meta.trained_relearn == RelearnSettings()  # 2.3.0 was trained on the default tables
+    assert meta.trained_relearn == RelearnSettings()  # 2.4.0 was trained on the default tables
     assert meta.relearn_differences(RelearnSettings()) == []
     differ = meta.relearn_differences(RelearnSettings(former_templates=0, learn_seconds=30.0))
     assert differ == ["learn_seconds 30.0 (trained with 60.0)", "former_templates 0 (trained with 2)"]
@@ -74,6 +74,11 @@ def test_a_bundle_for_other_features_is_refused(tmp_path: Path):
     with pytest.raises(ModelError, match=r"beat_model\.features"):
         load_model(tmp_path / "default.tflite")
     meta["beat_model"]["features"] = list(BEAT_FEATURES)
+    del meta["beat_model"]["fiducial"]  # a bundle before 2.4.0: its beats were cut at the largest deflection
+    (tmp_path / "default.json").write_text(json.dumps(meta))
+    with pytest.raises(ModelError, match=r"'beat_model\.fiducial' 'largest_deflection'"):
+        load_model(tmp_path / "default.tflite")
+    meta["beat_model"]["fiducial"] = FIDUCIAL
     (tmp_path / "default-af.tflite").write_bytes(b"not a model")
     (tmp_path / "default.json").write_text(json.dumps(meta))
     with pytest.raises(ModelError, match="not a TFLite model"):

@@ -114,7 +114,7 @@ def record_features(
         lo, hi = np.searchsorted(ann.beat_samples, [start, start + n])
         seqs = ann.beat_samples[lo:hi]
         f = analyzer.analyse(start, mv[start : start + n], seqs)
-        # match refined positions back to the reference beats (refinement moves ≤ 50 ms)
+        # match the analyser's positions back to the reference beats (it moves them by ≤ REFINE_S)
         j = np.clip(np.searchsorted(ann.beat_samples, f.seq), 1, ann.beat_samples.size - 1)
         near = np.where(
             np.abs(ann.beat_samples[j - 1] - f.seq) <= np.abs(ann.beat_samples[j] - f.seq), j - 1, j

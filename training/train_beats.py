@@ -1,7 +1,7 @@
-"""Train, cross-validate and ship the beat-aware model bundle ``ecgd-rhythm@2.3.0``.
+"""Train, cross-validate and ship the beat-aware model bundle ``ecgd-rhythm@2.4.0``.
 
-    .venv/bin/python -m training.beat_data --out runs/f60                 # features (no TF), ~2 min
-    .venv-train/bin/python -m training.train_beats --features runs/f60 --out runs/b7 \
+    .venv/bin/python -m training.beat_data --out runs/f61                 # features (no TF), ~3 min
+    .venv-train/bin/python -m training.train_beats --features runs/f61 --out runs/b8 \
         --rr-exclude-v --members 3 [--ship]                                  # ~35 min
 
 1. Patient-wise 5-fold CV over the 80 patients with signals (MIT-BIH DS1 + SVDB; folds by record,
@@ -32,13 +32,13 @@ from pathlib import Path
 
 import numpy as np
 
-from ecgd.analysis.beat_features import BEAT_FEATURES, RelearnSettings
+from ecgd.analysis.beat_features import BEAT_FEATURES, FIDUCIAL, RelearnSettings
 from ecgd.analysis.rhythm import RR_FEATURES, rr_between_kept, rr_features
 from training import beat_data, beat_eval
 from training.labels import ABNORMAL, LABELS
 
 REPO = Path(__file__).resolve().parent.parent
-NAME, VERSION = "ecgd-rhythm", "2.3.0"
+NAME, VERSION = "ecgd-rhythm", "2.4.0"
 AF_RECORDS = ("mitdb/201", "mitdb/203")
 TRAINING_DATA = (
     "MIT-BIH Arrhythmia Database v1.0.0 (doi:10.13026/C2F305), DS1 of de Chazal et al. 2004 (22 records, "
@@ -256,6 +256,7 @@ def export_bundle(
         "beat_model": {
             "file": "default.tflite",
             "features": list(BEAT_FEATURES),
+            "fiducial": FIDUCIAL,
             "mean": [round(float(v), 6) for v in bmean],
             "std": [round(float(v), 6) for v in bstd],
             "labels": ["N", "S", "V"],

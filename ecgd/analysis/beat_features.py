@@ -39,8 +39,11 @@ BEAT_FEATURES: tuple[str, ...] = (
 PRE_S, POST_S = 0.25, 0.40  # the beat segment around the fiducial point
 QRS_S = (-0.10, 0.12)
 P_S = (-0.25, -0.08)
-REFINE_S = 0.05  # the fiducial is the largest deflection within this of the given position
+REFINE_S = 0.08  # the fiducial is the centre of the QRS's slope energy within this of the given position
 MAX_LAG_S = 0.014
+# How a beat's position becomes its fiducial point (``qrs_centres``); a bundle's ``beat_model.fiducial`` must
+# name it, since a graph trained on segments cut at another point would be fed other features.
+FIDUCIAL = "qrs_slope_energy_centre"
 MORPHOLOGY = slice(6, 13)  # corr_qrs … resid_rel: the columns judged against a template
 LOCAL_RR = 16
 
@@ -263,6 +266,7 @@ class BeatAnalyzer:
         self._offsets = np.arange(-pre, post)
         self._pre = pre
         self._lag = max(1, round(MAX_LAG_S * fs))
+        self._smooth = max(1, round(0.014 * fs))
 
     def relearn(self, settings: RelearnSettings | None = None) -> None:
         """Learn again from the next window's beats (all of them, also those an overlapping window saw),
@@ -284,7 +288,9 @@ class BeatAnalyzer:
         """
         x = np.asarray(mv, dtype=np.float64)
         n = x.size
-        rel = _refine(x, np.asarray(beat_seqs, dtype=np.int64) - first_seq, round(REFINE_S * self.fs))
+        rel = qrs_centres(
+            x, np.asarray(beat_seqs, dtype=np.int64) - first_seq, round(REFINE_S * self.fs), self._smooth
+        )
         rel = rel[(rel >= 0) & (rel < n)]
         rel = np.unique(rel)
         rel = rel[np.concatenate(([True], np.diff(rel) > round(0.15 * self.fs)))] if rel.size else rel
@@ -413,15 +419,28 @@ class BeatAnalyzer:
         return out
 
 
-def _refine(x: np.ndarray, rel: np.ndarray, half: int) -> np.ndarray:
-    """Move each position to the largest deflection (from the local median) within ±``half`` samples."""
+def qrs_centres(x: np.ndarray, rel: np.ndarray, half: int, smooth: int, steps: int = 8) -> np.ndarray:
+    """Move each position to the centre of the QRS's slope energy: mean shift on the squared slope (a
+    ``smooth``-sample box first, for the 8-bit steps) with a ±``half`` kernel, kept within ±``half`` of
+    where it started. The same beat then gets the same fiducial wherever the detector or an annotator put
+    it; the largest deflection, used before, flips between R and S when they are alike (measured: 20-40 %
+    of the beats of MIT-BIH 119, 208, SVDB 860, 865 moved by more than the template match's ±14 ms
+    between the reference's and the detector's positions, < 3.5 % with this)."""
     if rel.size == 0:
         return rel
+    c = np.cumsum(np.concatenate(([0.0], np.diff(x, prepend=x[:1]))))
+    slope = np.zeros(x.size)
+    slope[smooth // 2 : smooth // 2 + x.size - smooth + 1] = (c[smooth:] - c[:-smooth]) / smooth
+    energy = slope * slope
     offs = np.arange(-half, half + 1)
-    idx = np.clip(rel[:, None] + offs[None, :], 0, x.size - 1)
-    seg = x[idx]
-    dev = np.abs(seg - np.median(seg, axis=1, keepdims=True))
-    return idx[np.arange(rel.size), np.argmax(dev, axis=1)]
+    p = rel.astype(np.float64)
+    for _ in range(steps):
+        idx = np.clip(np.round(p).astype(np.int64)[:, None] + offs[None, :], 0, x.size - 1)
+        w = energy[idx]
+        total = w.sum(axis=1)
+        moved = (w * idx).sum(axis=1) / np.maximum(total, 1e-300)
+        p = np.clip(np.where(total > 0, moved, p), rel - half, rel + half)
+    return np.clip(np.round(p).astype(np.int64), 0, x.size - 1)
 
 
 def _corr_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from ecgd.analysis.beat_features import BEAT_FEATURES, RelearnSettings
+from ecgd.analysis.beat_features import BEAT_FEATURES, FIDUCIAL, RelearnSettings
 from ecgd.analysis.model import (
     MetadataFacts,
     ModelError,
@@ -30,6 +30,7 @@ from ecgd.analysis.rhythm import RR_FEATURES
 
 BEAT_CLASSES: tuple[str, ...] = ("N", "S", "V")
 MAX_AF_CONTEXT_S = 80.0  # the labeller keeps 90 s of labelled beats: a context plus a hop must fit
+OLD_FIDUCIAL = "largest_deflection"  # what bundles before 2.4.0 (no such field) were cut around
 BEAT_BATCH = 64  # beats per invocation (a 10-s window holds ≤ 50 even at 300/min; more are chunked)
 
 
@@ -103,6 +104,11 @@ def parse_metadata(path: Path, raw: dict[str, Any], base: ModelMetadata) -> Beat
             problems.append(
                 f"'{key}.features' {list(fg.features)} are not the features this ecgd computes "
                 f"{list(features)}"
+            )
+        if key == "beat_model" and g.get("fiducial", OLD_FIDUCIAL) != FIDUCIAL:
+            problems.append(
+                f"'beat_model.fiducial' {g.get('fiducial', OLD_FIDUCIAL)!r}: its beats were cut around "
+                f"another point than this ecgd's {FIDUCIAL!r} (retrain on tables made by this version)"
             )
         if fg.mean.shape != (len(features),) or fg.std.shape != (len(features),) or np.any(fg.std <= 0):
             problems.append(f"'{key}.mean'/'std' must hold {len(features)} values (std > 0)")
