@@ -23,7 +23,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from ecgd.analysis.beat_features import MAX_LAG_S, REFINE_S, qrs_centres  # noqa: E402
+from ecgd.analysis.beat_features import MAX_LAG_S, qrs_centres  # noqa: E402
 from ecgd.analysis.beats import BLOCK_S, BeatTracker  # noqa: E402
 from ecgd.io.frontend import AnalogFrontEnd  # noqa: E402
 from training.beat_data import FS, load_signal_record  # noqa: E402
@@ -63,9 +63,7 @@ def main() -> None:
         near = np.where(np.abs(det[j - 1] - ref) <= np.abs(det[j] - ref), j - 1, j)
         ok = np.abs(det[near] - ref) <= round(0.15 * FS)
         d, r = det[near[ok]], ref[ok]
-        centre = qrs_centres(mv, d, round(REFINE_S * FS), round(0.014 * FS)) - qrs_centres(
-            mv, r, round(REFINE_S * FS), round(0.014 * FS)
-        )
+        centre = qrs_centres(mv, d, FS) - qrs_centres(mv, r, FS)
         old = largest_deflection(mv, d, round(0.05 * FS)) - largest_deflection(mv, r, round(0.05 * FS))
         print(
             f"| {rid} | {ok.sum()} | {100 * np.mean(np.abs(centre) > lag):.1f} % "

@@ -41,6 +41,7 @@ QRS_S = (-0.10, 0.12)
 P_S = (-0.25, -0.08)
 REFINE_S = 0.08  # the fiducial is the centre of the QRS's slope energy within this of the given position
 MAX_LAG_S = 0.014
+SMOOTH_S = 0.014  # box smoothing before a slope is taken: takes out the 8-bit steps and noise
 # How a beat's position becomes its fiducial point (``qrs_centres``); a bundle's ``beat_model.fiducial`` must
 # name it, since a graph trained on segments cut at another point would be fed other features.
 FIDUCIAL = "qrs_slope_energy_centre"
@@ -266,7 +267,6 @@ class BeatAnalyzer:
         self._offsets = np.arange(-pre, post)
         self._pre = pre
         self._lag = max(1, round(MAX_LAG_S * fs))
-        self._smooth = max(1, round(0.014 * fs))
 
     def relearn(self, settings: RelearnSettings | None = None) -> None:
         """Learn again from the next window's beats (all of them, also those an overlapping window saw),
@@ -288,9 +288,7 @@ class BeatAnalyzer:
         """
         x = np.asarray(mv, dtype=np.float64)
         n = x.size
-        rel = qrs_centres(
-            x, np.asarray(beat_seqs, dtype=np.int64) - first_seq, round(REFINE_S * self.fs), self._smooth
-        )
+        rel = qrs_centres(x, np.asarray(beat_seqs, dtype=np.int64) - first_seq, self.fs)
         rel = rel[(rel >= 0) & (rel < n)]
         rel = np.unique(rel)
         rel = rel[np.concatenate(([True], np.diff(rel) > round(0.15 * self.fs)))] if rel.size else rel
@@ -419,15 +417,16 @@ class BeatAnalyzer:
         return out
 
 
-def qrs_centres(x: np.ndarray, rel: np.ndarray, half: int, smooth: int, steps: int = 8) -> np.ndarray:
+def qrs_centres(x: np.ndarray, rel: np.ndarray, fs: float, steps: int = 8) -> np.ndarray:
     """Move each position to the centre of the QRS's slope energy: mean shift on the squared slope (a
-    ``smooth``-sample box first, for the 8-bit steps) with a ±``half`` kernel, kept within ±``half`` of
-    where it started. The same beat then gets the same fiducial wherever the detector or an annotator put
-    it; the largest deflection, used before, flips between R and S when they are alike (measured: 20-40 %
-    of the beats of MIT-BIH 119, 208, SVDB 860, 865 moved by more than the template match's ±14 ms
-    between the reference's and the detector's positions, < 3.5 % with this)."""
+    ``SMOOTH_S`` box first) with a ±``REFINE_S`` kernel, kept within ±``REFINE_S`` of where it started.
+    The same beat then gets the same fiducial wherever the detector or an annotator put it; the largest
+    deflection, used before 2.4.0, flips between R and S when they are alike (``bench/fiducial_agreement.py``:
+    20-39 % of the beats of MIT-BIH 119, 208, SVDB 860, 865 moved by more than the template match's
+    ±14 ms between the reference's and the detector's positions, ≤ 3.2 % with this)."""
     if rel.size == 0:
         return rel
+    half, smooth = round(REFINE_S * fs), max(1, round(SMOOTH_S * fs))
     c = np.cumsum(np.concatenate(([0.0], np.diff(x, prepend=x[:1]))))
     slope = np.zeros(x.size)
     slope[smooth // 2 : smooth // 2 + x.size - smooth + 1] = (c[smooth:] - c[:-smooth]) / smooth
@@ -461,7 +460,7 @@ def _shape(seg: np.ndarray, fs: float) -> tuple[np.ndarray, np.ndarray, np.ndarr
     pre = round(PRE_S * fs)
     q0, q1 = (pre + round(s * fs) for s in QRS_S)
     q = seg[:, q0:q1]
-    k = max(1, round(0.014 * fs))
+    k = max(1, round(SMOOTH_S * fs))
     c = np.cumsum(np.pad(q, ((0, 0), (1, 0))), axis=1)
     sm = (c[:, k:] - c[:, :-k]) / k
     d2 = np.diff(sm, axis=1) ** 2

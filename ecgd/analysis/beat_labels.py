@@ -25,9 +25,8 @@ from ecgd.analysis.gaps import longest_run
 
 POST_WAIT_S = 2.0  # no next beat this long after a beat: judge it without its post-RR (a pause, asystole)
 HISTORY_S = 8.0  # signal kept for the beats still waiting (≥ POST_WAIT_S + the detector's delay + a segment)
-MATCH_S = (
-    REFINE_S + 0.01
-)  # the analyser moves a position by ≤ REFINE_S; a row further than this is another beat
+# the analyser moves a position by ≤ REFINE_S; a row further than this from a beat is another beat
+MATCH_S = REFINE_S + 0.01
 MAX_GAP_S = 0.05  # missing samples around a beat are bridged (linearly) up to this run; a longer run: Q
 
 
