@@ -75,11 +75,11 @@ def simulated_run(daemon_env, journald):
         if len(mine) >= len(records):
             break
         time.sleep(0.1)
-    return records, mine, listener
+    return records, mine, listener, daemon.sampler.stats().next_seq
 
 
 def test_every_readable_window_has_the_heart_rate_of_its_beats(simulated_run):
-    records, _, _ = simulated_run
+    records, _, _, acquired = simulated_run
     ref = reference_beats()
     errors = []
     stopped = [
@@ -87,7 +87,12 @@ def test_every_readable_window_has_the_heart_rate_of_its_beats(simulated_run):
     ]
     judged = [r for r in records if r["label"] != "unclassified"]  # the last: still filling at the stop
     assert stopped == [r["window_index"] for r in judged[len(judged) - len(stopped) :]]  # only the last
-    assert records[-1]["heart_rate_reason"] == "window not classified"
+    unjudged = records[len(judged) :]  # complete but not yet classified, then the one being filled
+    assert all(r["label"] == "unclassified" for r in unjudged)
+    assert all(r["heart_rate_reason"] == "window not classified" for r in unjudged)
+    hop = records[1]["first_seq"] - records[0]["first_seq"]
+    filling = (acquired - records[0]["last_seq"] - 1) % hop != 0  # a stop on a window's end: none
+    assert filling == ("stopped before the window was complete" in (records[-1]["reason"] or ""))
     for r in judged[: len(judged) - len(stopped)]:
         if r["label"] in ("unreadable", "unclassified", "skipped"):
             continue
@@ -104,7 +109,7 @@ def test_every_readable_window_has_the_heart_rate_of_its_beats(simulated_run):
 
 
 def test_unreadable_windows_have_no_beats_and_no_heart_rate(simulated_run):
-    records, _, listener = simulated_run
+    records, _, listener, _ = simulated_run
     off = [r for r in records if r["label"] == "unreadable"]
     # 10-s windows every 2 s over the 3 s off (60-63 s after the detach call; the simulated clock had
     # run ahead by up to a hop by then, which sets where the stretch falls): 6 or 7 windows in a row
@@ -130,7 +135,7 @@ def test_unreadable_windows_have_no_beats_and_no_heart_rate(simulated_run):
 
 
 def test_journald_has_the_same_beat_fields_as_the_log(simulated_run):
-    records, journal, _ = simulated_run
+    records, journal, _, _ = simulated_run
     assert len(journal) == len(records)
     by_seq = {int(e["ECG_FIRST_SEQ"]): e for e in journal}
     for r in records:
