@@ -8,7 +8,7 @@ from ecg_synth import FS, synth_ecg
 
 from ecgd.analysis.beat_detect import detect_beats
 from ecgd.analysis.beat_features import BEAT_FEATURES, BeatAnalyzer, RelearnSettings
-from ecgd.analysis.rhythm import RR_FEATURES, rr_features
+from ecgd.analysis.rhythm import RR_FEATURES, p_wave_coherence, rr_features
 
 F = {name: i for i, name in enumerate(BEAT_FEATURES)}
 R = {name: i for i, name in enumerate(RR_FEATURES)}
@@ -232,3 +232,36 @@ def test_ventricular_bigeminy_after_learning_is_not_taken_over():
     last = run_windows(an, x, times)[-1].x
     assert an.template.changes == 0
     assert last[:, F["width_ratio"]].min() < 1.15 and last[:, F["width_ratio"]].max() > 1.5
+
+
+def _p_stretches(n: int, locked: float, seed: int = 0) -> np.ndarray:
+    """``n`` P-wave stretches (61 samples, 170 ms at 360 Hz): a P wave of amplitude ``locked`` at the same
+    place in each, plus atrial noise of 0.02 mV that is not locked to the beats (f waves)."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(61)
+    wave = locked * np.exp(-0.5 * ((t - 30) / 7.0) ** 2)
+    return wave[None, :] + rng.normal(0, 0.02, (n, 61))
+
+
+def test_p_wave_coherence_tells_a_p_wave_before_every_beat_from_atrial_activity_not_locked_to_them():
+    seq = np.arange(30) * 288  # 0.8 s apart
+    normal = np.ones(30, bool)
+    sinus = p_wave_coherence(seq, normal, _p_stretches(30, 0.15), None, FS)
+    fibrillation = p_wave_coherence(seq, normal, _p_stretches(30, 0.0), None, FS)
+    assert sinus is not None and fibrillation is not None
+    assert sinus > 0.8 and fibrillation < 0.1  # ~1/30 for noise alone
+    assert p_wave_coherence(seq[:7], normal[:7], _p_stretches(7, 0.15), None, FS) is None  # too few beats
+
+
+def test_p_wave_coherence_counts_only_normal_beats_with_room_for_their_p_wave():
+    """A beat not labelled N (its P wave, if any, is another) and a beat less than 0.45 s after the one
+    before (the P-wave stretch holds that beat's T wave) are left out: 8 of the 12 here, too many; with
+    every beat labelled N, 4, and the 8 left are enough."""
+    seq = np.arange(12) * 288
+    normal = np.ones(12, bool)
+    normal[::3] = False
+    seq[1::3] -= 150  # 0.38 s after the beat before it
+    assert p_wave_coherence(seq, normal, _p_stretches(12, 0.15), None, FS) is None
+    assert p_wave_coherence(seq, np.ones(12, bool), _p_stretches(12, 0.15), None, FS) > 0.8
+    flat = np.zeros((12, 61))
+    assert p_wave_coherence(seq, np.ones(12, bool), flat, None, FS) is None  # nothing to judge

@@ -18,6 +18,7 @@ from ecgd.analysis.beat_labels import BeatLabeller, LabelledBeats
 from ecgd.analysis.beat_model import BeatRhythmModel
 from ecgd.analysis.beats import BLOCK_S, BeatTracker
 from ecgd.analysis.model import load_model
+from ecgd.analysis.rhythm import p_wave_coherence
 from ecgd.config import BUNDLED_MODEL
 from ecgd.io.frontend import AnalogFrontEnd
 
@@ -131,6 +132,10 @@ def test_flush_labels_the_last_beats_and_window_gives_its_beats_and_the_one_befo
     assert beats.seq.tolist() == inside
     assert prev is not None and prev < inside[0] and set(beats.labels) == {"N"}
     assert all(beats.learning)  # 20 s of beats, the template learns for 60 s
+    # each labelled beat carries its P-wave stretch: the synthetic P wave before every beat, locked to it
+    assert not np.isnan(beats.p_wave).any()
+    coherence = p_wave_coherence(beats.seq, beats.labels == "N", beats.p_wave, prev, FS)
+    assert coherence is not None and coherence > 0.8
 
 
 def test_a_waveform_model_cannot_label_beats():
@@ -146,7 +151,10 @@ def labelled(seqs, labels, until, p_v: float = 0.9):
     probs = np.tile(np.array([0.9, 0.05, 0.05], np.float32), (labels.size, 1))
     probs[(labels == "V") | (labels == "v")] = (1.0 - p_v, 0.0, p_v)
     labels = np.where(labels == "v", "N", labels)
-    return LabelledBeats(np.asarray(seqs, np.int64), labels, probs, np.zeros(labels.size, bool), until)
+    no_wave = np.full((labels.size, 61), np.nan, np.float32)
+    return LabelledBeats(
+        np.asarray(seqs, np.int64), labels, probs, np.zeros(labels.size, bool), until, no_wave
+    )
 
 
 def engine_run(

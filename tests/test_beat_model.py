@@ -36,7 +36,7 @@ def windows(clf: WindowClassifier, x: np.ndarray, beats_s: np.ndarray | None = N
 
 
 def test_bundle_is_the_shipped_version_and_within_budget(model: BeatRhythmModel):
-    assert model.metadata.ident == "ecgd-rhythm@2.4.0"
+    assert model.metadata.ident == "ecgd-rhythm@2.5.0"
     assert model.labels == ("N", "S", "V", "AF")
     assert model.metadata.beat is not None and model.metadata.beat.features == BEAT_FEATURES
     assert model.total_bytes <= 500_000
@@ -49,7 +49,7 @@ def test_relearn_settings_other_than_the_trained_ones_are_named(model: BeatRhyth
     """The bundle records the relearn settings of its training tables; the daemon names each one that
     the configuration changes (a different rule moves the morphology features the graph learned)."""
     meta = model.metadata
-    assert meta.trained_relearn == RelearnSettings()  # 2.4.0 was trained on the default tables
+    assert meta.trained_relearn == RelearnSettings()  # 2.5.0 was trained on the default tables
     assert meta.relearn_differences(RelearnSettings()) == []
     differ = meta.relearn_differences(RelearnSettings(former_templates=0, learn_seconds=30.0))
     assert differ == ["learn_seconds 30.0 (trained with 60.0)", "former_templates 0 (trained with 2)"]
@@ -114,9 +114,9 @@ def test_a_premature_wide_beat_is_ventricular(model: BeatRhythmModel):
 
 
 def test_irregular_rhythm_is_af_and_regular_is_not(model: BeatRhythmModel):
-    """A constructed, uniformly irregular rhythm (RR 0.45-1.05 s) against a regular one. The AF threshold
-    the CV chose is high (README, Model: 0.98), so such a rhythm is not AF in every window; what must hold
-    is that irregularity, not the beats' shapes, drives P(AF)."""
+    """A constructed, uniformly irregular rhythm (RR 0.45-1.05 s) without P waves, as in AF, against a
+    regular one. The AF threshold the CV chose is high (README, Model: 0.98), so such a rhythm is not AF
+    in every window; what must hold is that irregularity, not the beats' shapes, drives P(AF)."""
     reg = np.arange(0.5, 100, 0.85)
     x = synth_ecg(reg, np.zeros(reg.size, dtype=bool), 101)
     out = windows(WindowClassifier(model, FS, QualitySettings(), None, 0.0), x, reg)
@@ -128,16 +128,47 @@ def test_irregular_rhythm_is_af_and_regular_is_not(model: BeatRhythmModel):
     assert sum(c.label == "N" for c in out[1:]) >= len(out) - 2
     af_windows, windows_seen = 0, 0
     for seed in (3, 4, 5, 6):
-        rr = np.random.default_rng(seed).uniform(0.45, 1.05, 200)
-        af_beats = 0.5 + np.cumsum(rr)
-        af_beats = af_beats[af_beats < 100]
-        x = synth_ecg(af_beats, np.zeros(af_beats.size, dtype=bool), 101)
+        x, af_beats = _irregular(seed, p_waves=False)
         out = windows(WindowClassifier(model, FS, QualitySettings(), None, 0.0), x, af_beats)
         assert all(c.probabilities["AF"] > max(0.5, 100 * regular_p) for c in out[2:])  # 8+ beats in
+        assert all(c.p_wave_coherence < 0.2 for c in out[2:])  # no atrial wave locked to the beats
         assert all("S" not in str(c.beats) for c in out if c.label == "AF")  # no "ectopy" within AF
         af_windows += sum(c.label == "AF" for c in out[1:])
         windows_seen += len(out) - 1
     assert af_windows >= 0.5 * windows_seen
+
+
+def _irregular(seed: int, p_waves: bool) -> tuple[np.ndarray, np.ndarray]:
+    rr = np.random.default_rng(seed).uniform(0.45, 1.05, 200)
+    beats = 0.5 + np.cumsum(rr)
+    beats = beats[beats < 100]
+    return synth_ecg(beats, np.zeros(beats.size, dtype=bool), 101, p_waves=p_waves), beats
+
+
+def test_an_irregular_rhythm_with_a_p_wave_before_every_beat_is_not_af(model: BeatRhythmModel):
+    """The RR series alone calls it AF (P(AF) as high as without the P waves); the atrial wave locked to
+    the beats (``af_p_wave_max``) says it is not: a sinus rhythm with atrial ectopy, not fibrillation."""
+    p_max = model.metadata.af_p_wave_max
+    assert p_max is not None
+    for seed in (3, 4):
+        out = windows(WindowClassifier(model, FS, QualitySettings(), None, 0.0), *_irregular(seed, True))
+        assert all(c.probabilities["AF"] > 0.5 for c in out[2:])
+        assert all(c.p_wave_coherence >= p_max for c in out[2:])
+        assert not any(c.label == "AF" for c in out)
+
+
+def test_without_the_p_wave_rule_in_the_bundle_the_rr_series_alone_decides(tmp_path: Path):
+    """A bundle without ``af_p_wave_max`` (before 2.5.0) decides AF as it was trained to: on the RR."""
+    m = load_model(_bundle_with(tmp_path, af_p_wave_max=None))
+    out = windows(WindowClassifier(m, FS, QualitySettings(), None, 0.0), *_irregular(4, True))
+    assert all(c.p_wave_coherence is None for c in out)
+    assert sum(c.label == "AF" for c in out) >= 5
+
+
+@pytest.mark.parametrize("bad", [0, 1.5, "0.5", True])
+def test_a_p_wave_limit_out_of_range_is_refused(tmp_path: Path, bad):
+    with pytest.raises(ModelError, match="af_p_wave_max"):
+        load_model(_bundle_with(tmp_path, af_p_wave_max=bad))
 
 
 def test_the_demo_patient_in_atrial_fibrillation_is_af_on_the_daemon_path(model: BeatRhythmModel):

@@ -38,7 +38,7 @@ from training import beat_data, beat_eval
 from training.labels import ABNORMAL, LABELS
 
 REPO = Path(__file__).resolve().parent.parent
-NAME, VERSION = "ecgd-rhythm", "2.4.0"
+NAME, VERSION = "ecgd-rhythm", "2.5.0"
 AF_RECORDS = ("mitdb/201", "mitdb/203")
 TRAINING_DATA = (
     "MIT-BIH Arrhythmia Database v1.0.0 (doi:10.13026/C2F305), DS1 of de Chazal et al. 2004 (22 records, "
@@ -67,6 +67,7 @@ class BeatTrainConfig:
     af_threshold_from: str = "all"  # or "rhythm-labelled": the AF threshold on DS1's windows only
     af_context_s: float = beat_data.AF_CONTEXT_S  # AF decided on the RR of this span ending with the window
     members: int = 1  # MLPs per graph, each from its own seed, their outputs averaged in one graph
+    af_p_wave_max: float | None = None  # no AF while the normal beats' P-wave coherence is >= this
 
 
 def patient_folds(rids: list[str], k: int, seed: int) -> list[list[str]]:
@@ -236,6 +237,7 @@ def export_bundle(
     exclude_v: bool = False,
     context_s: float | None = None,
     relearn: dict | None = None,
+    p_wave_max: float | None = None,
 ) -> Path:
     """``default.tflite`` (beats), ``default-af.tflite`` and ``default.json`` in ``out``; ``relearn`` is
     what the tables were made with (the daemon's defaults if not given)."""
@@ -271,6 +273,7 @@ def export_bundle(
         "af_threshold": thr["AF"],
         "af_rr_exclude_v": exclude_v,
         **({} if context_s is None else {"af_context_seconds": context_s}),
+        **({} if p_wave_max is None else {"af_p_wave_max": p_wave_max}),
         "beat_thresholds": {"S": thr["S"], "V": thr["V"]},
         "relearn": dataclasses.asdict(RelearnSettings()) if relearn is None else relearn,
         "provenance": {
@@ -375,6 +378,7 @@ def run(args: argparse.Namespace) -> int:
     if args.members:
         cfg.members = args.members
     cfg.af_threshold_from = args.af_threshold_from
+    cfg.af_p_wave_max = args.af_p_wave_max
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     features = Path(args.features)
@@ -449,6 +453,7 @@ def run(args: argparse.Namespace) -> int:
             cfg.rr_exclude_v,
             cfg.af_context_s,
             relearn,
+            cfg.af_p_wave_max,
         )
         w, b = beat_eval.score_records(path, args.data, folds[k], "reference")
         windows += w
@@ -533,7 +538,16 @@ def run(args: argparse.Namespace) -> int:
     beat = fit_beat(bx, by, bw, cfg, cfg.seed)
     af = fit_af(ax, ay, cfg, cfg.seed)
     path = export_bundle(
-        out / "final", beat, af, final_thr, evaluation, command, cfg.rr_exclude_v, cfg.af_context_s, relearn
+        out / "final",
+        beat,
+        af,
+        final_thr,
+        evaluation,
+        command,
+        cfg.rr_exclude_v,
+        cfg.af_context_s,
+        relearn,
+        cfg.af_p_wave_max,
     )
     size = json.loads((path.parent / "default.json").read_text())["evaluation"]["model_bytes"]
     log(f"final bundle {path.parent}: {size} bytes, thresholds {final_thr}")
@@ -636,6 +650,12 @@ def main(argv: list[str] | None = None) -> int:
         choices=("all", "rhythm-labelled"),
         default="all",
         help="choose the AF threshold with the S/V ones on all windows (default) or first, on DS1's",
+    )
+    p.add_argument(
+        "--af-p-wave-max",
+        type=float,
+        help="no AF while the normal beats' P-wave coherence is at least this (bundle `af_p_wave_max`; "
+        "default: no such rule)",
     )
     p.add_argument("--no-cv", action="store_true")
     p.add_argument("--no-final", action="store_true")

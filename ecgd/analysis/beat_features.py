@@ -252,6 +252,7 @@ class BeatFeatures:
     x: np.ndarray  # float32 [beats, len(BEAT_FEATURES)]; NaN rows when there is no template yet
     rr_s: np.ndarray  # the window's RR intervals (seconds), the previous window's last beat included
     learning: bool  # the template was still being learned when these beats were judged
+    p_wave: np.ndarray  # float32 [beats, P_S samples]: each beat's P-wave stretch, its line removed (AF)
 
 
 class BeatAnalyzer:
@@ -336,7 +337,9 @@ class BeatAnalyzer:
                 )
             self._updated_to = int(seqs[fresh].max())
         self._hist = np.concatenate((before, seqs))[-2 * LOCAL_RR :]
-        return BeatFeatures(seqs.astype(np.int64), feats, rr_win.astype(np.float32), learning)
+        return BeatFeatures(
+            seqs.astype(np.int64), feats, rr_win.astype(np.float32), learning, self._p_wave(segments)
+        )
 
     def _span(self, seqs: np.ndarray) -> float:
         """Seconds of rhythm these beats represent (for the learning period)."""
@@ -345,6 +348,16 @@ class BeatAnalyzer:
         prev = self._hist[self._hist < seqs[0]]
         start = prev[-1] if prev.size else seqs[0]
         return float(seqs[-1] - start) / self.fs
+
+    def _p_wave(self, seg: np.ndarray) -> np.ndarray:
+        """The P-wave stretch (``P_S``) of each segment minus its least-squares line: the atrial wave
+        before the beat, without the baseline's drift (:func:`ecgd.analysis.rhythm.p_wave_coherence`)."""
+        p0, p1 = (self._pre + round(s * self.fs) for s in P_S)
+        p = seg[:, p0:p1]
+        t = np.arange(p1 - p0) - (p1 - p0 - 1) / 2.0
+        centred = p - p.mean(axis=1, keepdims=True)
+        slope = (centred @ t) / float(t @ t)
+        return (centred - slope[:, None] * t[None, :]).astype(np.float32)
 
     def _segments(self, x: np.ndarray, rel: np.ndarray) -> np.ndarray:
         idx = np.clip(rel[:, None] + self._offsets[None, :], 0, x.size - 1)
@@ -440,6 +453,11 @@ def qrs_centres(x: np.ndarray, rel: np.ndarray, fs: float, steps: int = 8) -> np
         moved = (w * idx).sum(axis=1) / np.maximum(total, 1e-300)
         p = np.clip(np.where(total > 0, moved, p), rel - half, rel + half)
     return np.clip(np.round(p).astype(np.int64), 0, x.size - 1)
+
+
+def p_wave_samples(fs: float) -> int:
+    """Samples in a beat's P-wave stretch (``BeatFeatures.p_wave``) at rate ``fs``."""
+    return round(P_S[1] * fs) - round(P_S[0] * fs)
 
 
 def _corr_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:

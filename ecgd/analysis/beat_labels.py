@@ -19,7 +19,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ecgd.analysis.beat_features import MAX_LAG_S, POST_S, PRE_S, REFINE_S, BeatAnalyzer, RelearnSettings
+from ecgd.analysis.beat_features import (
+    MAX_LAG_S,
+    POST_S,
+    PRE_S,
+    REFINE_S,
+    BeatAnalyzer,
+    RelearnSettings,
+    p_wave_samples,
+)
 from ecgd.analysis.beats import BeatTracker
 from ecgd.analysis.gaps import longest_run
 
@@ -55,11 +63,17 @@ class LabelledBeats:
     probs: np.ndarray  # float32 [beats, 3]: P(N), P(S), P(V); NaN for a beat not judged (Q)
     learning: np.ndarray  # bool per beat: judged while the patient's dominant beat was being learned
     until: int  # every beat before this seq has been labelled (the labels' horizon)
+    p_wave: np.ndarray  # float32 [beats, P samples]: each beat's P-wave stretch (NaN: not judged)
 
     @staticmethod
-    def empty(until: int) -> LabelledBeats:
+    def empty(until: int, p_samples: int = 0) -> LabelledBeats:
         return LabelledBeats(
-            np.zeros(0, np.int64), np.zeros(0, "<U1"), np.zeros((0, 3), np.float32), np.zeros(0, bool), until
+            np.zeros(0, np.int64),
+            np.zeros(0, "<U1"),
+            np.zeros((0, 3), np.float32),
+            np.zeros(0, bool),
+            until,
+            np.zeros((0, p_samples), np.float32),
         )
 
     def __len__(self) -> int:
@@ -67,22 +81,29 @@ class LabelledBeats:
 
     def take(self, mask: np.ndarray) -> LabelledBeats:
         return LabelledBeats(
-            self.seq[mask], self.labels[mask], self.probs[mask], self.learning[mask], self.until
+            self.seq[mask],
+            self.labels[mask],
+            self.probs[mask],
+            self.learning[mask],
+            self.until,
+            self.p_wave[mask],
         )
 
     @staticmethod
     def join(parts: list[LabelledBeats], until: int) -> LabelledBeats:
         """The parts' beats in time order (stable: the first part's beat wins a tie)."""
-        if not parts:
-            return LabelledBeats.empty(until)
-        seq = np.concatenate([p.seq for p in parts])
+        full = [p for p in parts if len(p)]
+        if not full:
+            return LabelledBeats.empty(until, parts[0].p_wave.shape[1] if parts else 0)
+        seq = np.concatenate([p.seq for p in full])
         order = np.argsort(seq, kind="stable")
         return LabelledBeats(
             seq[order],
-            np.concatenate([p.labels for p in parts])[order],
-            np.concatenate([p.probs for p in parts])[order],
-            np.concatenate([p.learning for p in parts])[order],
+            np.concatenate([p.labels for p in full])[order],
+            np.concatenate([p.probs for p in full])[order],
+            np.concatenate([p.learning for p in full])[order],
             until,
+            np.concatenate([p.p_wave for p in full])[order],
         )
 
 
@@ -123,7 +144,8 @@ class BeatLabeller:
         self._x0 = first_seq
         self._pending: list[int] = []
         self._until = first_seq  # beats before this are labelled
-        self._done = LabelledBeats.empty(first_seq)  # labelled beats of the last keep_s
+        self._p_samples = p_wave_samples(self.fs)
+        self._done = LabelledBeats.empty(first_seq, self._p_samples)  # labelled beats of the last keep_s
         self.template_changes: list[TemplateChange] = []  # every takeover, oldest first (kept: a few a day)
 
     @property
@@ -208,6 +230,7 @@ class BeatLabeller:
                     np.full((n, 3), np.nan, np.float32),
                     np.full(n, self.analyzer.template.learning, bool),
                     0,
+                    np.full((n, self._p_samples), np.nan, np.float32),
                 )
             )
         self._until = max(self._until, self._horizon(confirmed_until))
@@ -246,6 +269,7 @@ class BeatLabeller:
         seqs = np.asarray(beats, np.int64)
         labels = np.full(n_ready, "Q", "<U1")
         probs = np.full((n_ready, 3), np.nan, np.float32)
+        p_wave = np.full((n_ready, self._p_samples), np.nan, np.float32)
         learning = self.analyzer.template.learning
         end = self._x0 + self._x.size
         lo = max(self._x0, int(seqs[0]) - self._before)
@@ -276,7 +300,8 @@ class BeatLabeller:
                 close &= np.array([self._segment_ok(int(b)) for b in mine], dtype=bool)  # ≤ a few per block
                 labels = np.where(close, row_labels[near], "Q")
                 probs = np.where(close[:, None], row_probs[near], np.nan).astype(np.float32)
-        return LabelledBeats(seqs[:n_ready], labels, probs, np.full(n_ready, learning, bool), 0)
+                p_wave = np.where(close[:, None], f.p_wave[near], np.nan).astype(np.float32)
+        return LabelledBeats(seqs[:n_ready], labels, probs, np.full(n_ready, learning, bool), 0, p_wave)
 
     def _bridged(self, lo: int, hi: int) -> np.ndarray:
         """The signal ``[lo, hi)`` with its missing samples linearly bridged (as the window classifier

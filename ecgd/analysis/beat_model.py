@@ -53,6 +53,7 @@ class BeatRhythmMetadata(ModelMetadata):
     beat_thresholds: dict[str, float] | None = None  # a beat is S / V when its probability ≥ this
     af_rr_exclude_v: bool = False  # AF features from the RR intervals between non-V beats only
     af_context_s: float | None = None  # seconds of RR ending with the window per AF decision (None: window)
+    af_p_wave_max: float | None = None  # no AF while the normal beats' P-wave coherence is ≥ this (None: off)
     trained_relearn: RelearnSettings | None = None  # the relearn settings of the tables it learned from
 
     def relearn_differences(self, running: RelearnSettings) -> list[str]:
@@ -131,6 +132,11 @@ def parse_metadata(path: Path, raw: dict[str, Any], base: ModelMetadata) -> Beat
             f"'af_context_seconds' must be a number from window_seconds ({base.window_seconds:g}) to "
             f"{MAX_AF_CONTEXT_S:g}, got {ctx!r}"
         )
+    p_max = raw.get("af_p_wave_max")
+    if p_max is not None and (
+        isinstance(p_max, bool) or not isinstance(p_max, (int, float)) or not 0 < p_max <= 1
+    ):
+        problems.append(f"'af_p_wave_max' must be a number in (0, 1] or absent, got {p_max!r}")
     relearn = _trained_relearn(raw.get("relearn"), problems)
     if problems:
         raise ModelError(f"{path}: invalid model metadata: " + "; ".join(problems))
@@ -143,6 +149,7 @@ def parse_metadata(path: Path, raw: dict[str, Any], base: ModelMetadata) -> Beat
         beat_thresholds=raw.get("beat_thresholds"),
         af_rr_exclude_v=bool(raw.get("af_rr_exclude_v", False)),
         af_context_s=None if ctx is None else float(ctx),
+        af_p_wave_max=None if p_max is None else float(p_max),
         trained_relearn=relearn,
     )
 

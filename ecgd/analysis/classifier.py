@@ -12,13 +12,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ecgd.analysis.beat_features import BeatAnalyzer, RelearnSettings
+from ecgd.analysis.beat_features import BeatAnalyzer, RelearnSettings, p_wave_samples
 from ecgd.analysis.beat_labels import BeatLabeller, LabelledBeats
 from ecgd.analysis.gaps import longest_run
 from ecgd.analysis.model import Model
 from ecgd.analysis.qrs import QrsSettings
 from ecgd.analysis.quality import QualitySettings, assess_window
-from ecgd.analysis.rhythm import rr_between_kept, rr_features
+from ecgd.analysis.rhythm import p_wave_coherence, rr_between_kept, rr_features
 
 UNREADABLE = "unreadable"
 UNCLASSIFIED = "unclassified"
@@ -46,6 +46,7 @@ class Classification:
     inference_ms: float | None
     beats: BeatLabels | None = None  # beat-aware models only
     learning: bool | None = None  # the patient's dominant beat was still being learned
+    p_wave_coherence: float | None = None  # the AF span's normal beats' P-wave coherence (when judged)
 
 
 class WindowClassifier:
@@ -74,7 +75,14 @@ class WindowClassifier:
         self.analyzer = BeatAnalyzer(input_rate_hz, relearn) if self.beat_aware else None
         self._detector = None
         self._next_seq = 0
-        self._rhythm = (np.zeros(0, np.int64), np.zeros(0, bool))  # window path: earlier beats, AF context
+        # window path: the AF context's earlier beats (seq, V, N, P-wave stretch)
+        p_samples = p_wave_samples(input_rate_hz)
+        self._rhythm = (
+            np.zeros(0, np.int64),
+            np.zeros(0, bool),
+            np.zeros(0, bool),
+            np.zeros((0, p_samples), np.float32),
+        )
 
     def relearn(self) -> None:
         """Forget the patient's dominant beat and learn it again (``ecgd relearn``)."""
@@ -178,6 +186,7 @@ class WindowClassifier:
         t0 = time.perf_counter()
         rhythm, rhythm_prev = context if context is not None else (beats, prev_seq)
         rr = self._rr(rhythm.seq, rhythm.labels == "V", rhythm_prev)
+        p_wave = self._p_wave(rhythm.seq, rhythm.labels == "N", rhythm.p_wave, rhythm_prev)
         judged = beats.labels != "Q"
         return self._decide(
             beats.seq,
@@ -191,7 +200,16 @@ class WindowClassifier:
             if beats.seq.size == 0
             else "no beat could be judged (learning the patient's "
             "dominant beat, or samples missing around every beat)",
+            p_wave,
         )
+
+    def _p_wave(
+        self, seq: np.ndarray, is_n: np.ndarray, stretches: np.ndarray, prev_seq: int | None
+    ) -> float | None:
+        """The P-wave coherence of the AF span's normal beats, when the model vetoes AF by it."""
+        if self.model.metadata.af_p_wave_max is None:
+            return None
+        return p_wave_coherence(seq, is_n, stretches, prev_seq, self.input_rate_hz)
 
     def _rr(self, seq: np.ndarray, is_v: np.ndarray, prev_seq: int | None) -> np.ndarray:
         """RR intervals (s) of beats ``seq`` (and the beat at ``prev_seq`` before them); between non-V
@@ -217,30 +235,38 @@ class WindowClassifier:
         labels = np.full(f.seq.size, "Q", dtype="<U1")
         probs = model.beat_probs(f.x[judged])
         labels[judged] = model.beat_labels(probs)
-        rr = self._window_path_rr(f.seq, labels == "V", f.rr_s, first_seq + mv.size)
+        rr, p_wave = self._window_path_rhythm(f.seq, labels, f.rr_s, f.p_wave, first_seq + mv.size)
         why = (
             "no beats detected" if f.seq.size == 0 else "learning the patient's dominant beat (too few beats)"
         )
-        return self._decide(f.seq, labels, probs, rr, missing, t0, f.learning, why)
+        return self._decide(f.seq, labels, probs, rr, missing, t0, f.learning, why, p_wave)
 
-    def _window_path_rr(self, seq: np.ndarray, is_v: np.ndarray, rr_s: np.ndarray, stop: int) -> np.ndarray:
-        """The AF decision's RR series on the window-by-window path: the window's beats and, with an AF
-        context longer than the window, the beats of the earlier windows within it (kept here)."""
+    def _window_path_rhythm(
+        self, seq: np.ndarray, labels: np.ndarray, rr_s: np.ndarray, stretches: np.ndarray, stop: int
+    ) -> tuple[np.ndarray, float | None]:
+        """The AF decision's RR series and P-wave coherence on the window-by-window path: the window's
+        beats and, with an AF context longer than the window, the beats of the earlier windows within it
+        (kept here)."""
         prev = None
         if rr_s.size == seq.size and seq.size:  # the previous window's last beat opens the first interval
             prev = int(seq[0] - round(float(rr_s[0]) * self.input_rate_hz))
+        is_v, is_n = labels == "V", labels == "N"
         span = self.af_context_samples
         if span <= round(self.model.metadata.window_seconds * self.input_rate_hz):
-            return rr_s if not self.model.metadata.af_rr_exclude_v else self._rr(seq, is_v, prev)
-        hist_seq, hist_v = self._rhythm
+            rr = rr_s if not self.model.metadata.af_rr_exclude_v else self._rr(seq, is_v, prev)
+            return rr, self._p_wave(seq, is_n, stretches, prev)
+        hist_seq, hist_v, hist_n, hist_p = self._rhythm
         earlier = hist_seq < (seq[0] if seq.size else stop)
         all_seq = np.concatenate((hist_seq[earlier], seq))
         all_v = np.concatenate((hist_v[earlier], is_v))
+        all_n = np.concatenate((hist_n[earlier], is_n))
+        all_p = np.concatenate((hist_p[earlier], stretches.astype(np.float32)))
         keep = all_seq >= stop - span
-        self._rhythm = (all_seq[keep], all_v[keep])
+        self._rhythm = (all_seq[keep], all_v[keep], all_n[keep], all_p[keep])
         first = int(np.argmax(keep)) if keep.any() else all_seq.size
         before = int(all_seq[first - 1]) if first > 0 else prev
-        return self._rr(all_seq[keep], all_v[keep], before)
+        rr = self._rr(all_seq[keep], all_v[keep], before)
+        return rr, self._p_wave(all_seq[keep], all_n[keep], all_p[keep], before)
 
     def _decide(
         self,
@@ -252,19 +278,23 @@ class WindowClassifier:
         t0: float,
         learning: bool,
         why_none: str,
+        p_wave: float | None = None,
     ) -> Classification:
-        """AF from the window's RR series, then the window label by the rule AF > V > S > N."""
+        """AF from the window's RR series, unless the normal beats have a P wave (``af_p_wave_max``),
+        then the window label by the rule AF > V > S > N."""
         model = self.model
         judged = labels != "Q"
         r = rr_features(rr)
         p_af = model.af_prob(r) if r is not None and judged.any() else 0.0
-        is_af = r is not None and p_af >= model.metadata.af_threshold
+        p_max = model.metadata.af_p_wave_max
+        atrial_wave = p_max is not None and p_wave is not None and p_wave >= p_max
+        is_af = r is not None and p_af >= model.metadata.af_threshold and not atrial_wave
         if is_af:
             labels[labels == "S"] = "N"  # irregular by definition in AF: no supraventricular "ectopy"
         beats = BeatLabels(seq, labels)
         ms = (time.perf_counter() - t0) * 1000.0
         if not judged.any():
-            return Classification(UNCLASSIFIED, None, None, why_none, missing, ms, beats, learning)
+            return Classification(UNCLASSIFIED, None, None, why_none, missing, ms, beats, learning, p_wave)
         pj = probs
         evidence = {
             "N": round(float(pj[:, 0].min()) * (1.0 - p_af), 4),
@@ -280,7 +310,7 @@ class WindowClassifier:
             label = "S"
         else:
             label = "N"
-        return Classification(label, evidence[label], evidence, None, missing, ms, beats, learning)
+        return Classification(label, evidence[label], evidence, None, missing, ms, beats, learning, p_wave)
 
     def _detect(self, first_seq: int, mv: np.ndarray) -> np.ndarray:
         """The window's beats from the QRS detector (for ``ecgd classify`` and a daemon without a beat

@@ -115,6 +115,8 @@ def result_record(
     if c is not None and c.beats is not None:  # beat-aware model: the beats behind the label
         fields["beat_labels"] = str(c.beats)
         fields["learning"] = bool(c.learning)
+        pw = c.p_wave_coherence
+        fields["p_wave_coherence"] = None if pw is None else round(pw, 3)
     if classified:
         message = f"ECG {label} ({c.confidence:.2f}) {fields['window_start']} – {fields['window_end']}"
         if missing:
