@@ -1,8 +1,8 @@
-"""Train, cross-validate and ship the beat-aware model bundle ``ecgd-rhythm@2.4.0``.
+"""Train, cross-validate and ship the beat-aware model bundle ``ecgd-rhythm@2.5.0``.
 
     .venv/bin/python -m training.beat_data --out runs/f61                 # features (no TF), ~3 min
-    .venv-train/bin/python -m training.train_beats --features runs/f61 --out runs/b8 \
-        --rr-exclude-v --members 3 [--ship]                                  # ~35 min
+    .venv-train/bin/python -m training.train_beats --features runs/f61 --out runs/b10 \
+        --rr-exclude-v --members 3 --af-p-wave-max 0.5 [--ship]              # ~30 min
 
 1. Patient-wise 5-fold CV over the 80 patients with signals (MIT-BIH DS1 + SVDB; folds by record,
    the two AF records of DS1 in different folds) and, for the AF model, over LTAFDB's 84 patients
@@ -14,7 +14,10 @@
 Beat model: standardised :data:`BEAT_FEATURES` -> dense 32 -> dense 32 -> softmax N/S/V, class-balanced
 weights (capped), the V beats of runs of >= 3 weighted ``run_weight`` more. AF model: standardised
 :data:`RR_FEATURES` of the RR of the ``af_context_s`` ending with each window -> dense 16 -> dense 8 ->
-sigmoid (balanced). Thresholds by window macro-F1 on held-out predictions (nested).
+sigmoid (balanced). Thresholds by window macro-F1 on held-out predictions (nested). With
+``--af-p-wave-max`` the bundle also carries the P-wave rule (``af_p_wave_max``: no AF while the normal
+beats' P-wave coherence reaches it); it is applied when the fold bundles are scored, not when the
+thresholds are chosen (the tables hold no P waves).
 Seeds are fixed (fold k: seed + 1 + k).
 """
 
