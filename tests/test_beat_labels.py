@@ -14,6 +14,7 @@ import pytest
 from ecg_synth import FS, synth_ecg
 
 from ecgd.analysis.alarms import AlarmEngine, AlarmSettings
+from ecgd.analysis.beat_features import p_wave_samples
 from ecgd.analysis.beat_labels import BeatLabeller, LabelledBeats
 from ecgd.analysis.beat_model import BeatRhythmModel
 from ecgd.analysis.beats import BLOCK_S, BeatTracker
@@ -151,7 +152,7 @@ def labelled(seqs, labels, until, p_v: float = 0.9):
     probs = np.tile(np.array([0.9, 0.05, 0.05], np.float32), (labels.size, 1))
     probs[(labels == "V") | (labels == "v")] = (1.0 - p_v, 0.0, p_v)
     labels = np.where(labels == "v", "N", labels)
-    no_wave = np.full((labels.size, 61), np.nan, np.float32)
+    no_wave = np.full((labels.size, p_wave_samples(FS)), np.nan, np.float32)
     return LabelledBeats(
         np.asarray(seqs, np.int64), labels, probs, np.zeros(labels.size, bool), until, no_wave
     )

@@ -21,10 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ecgd.analysis.beat_features import BeatAnalyzer
 from ecgd.analysis.rhythm import p_wave_coherence
-from ecgd.io.frontend import AnalogFrontEnd
-from training.beat_data import FS, WINDOW_S, beat_class, load_signal_record
+from training.beat_data import FS, WINDOW_S, analysed_windows, beat_class, load_signal_record
 
 LIMITS = (0.2, 0.3, 0.4, 0.5, 0.6, 0.7)
 
@@ -32,16 +30,9 @@ LIMITS = (0.2, 0.3, 0.4, 0.5, 0.6, 0.7)
 def window_coherence(data: str, rid: str, starts: list[int], context_s: float) -> dict[int, float | None]:
     """The coherence of the ``context_s`` ending with each window (start sample at 360 Hz)."""
     rec = load_signal_record(data, rid)
-    mv = AnalogFrontEnd().simulate_mv(rec.mv, FS).astype(np.float64)
     n = round(WINDOW_S * FS)
-    analyzer = BeatAnalyzer(FS)
-    ref = rec.ann.beat_samples
     seq, normal, stretches = [], [], []
-    for start in range(0, mv.size - n + 1, n):
-        lo, hi = np.searchsorted(ref, [start, start + n])
-        f = analyzer.analyse(start, mv[start : start + n], ref[lo:hi])
-        j = np.clip(np.searchsorted(ref, f.seq), 1, ref.size - 1)
-        near = np.where(np.abs(ref[j - 1] - f.seq) <= np.abs(ref[j] - f.seq), j - 1, j)
+    for _, f, near in analysed_windows(rec, frontend=True):
         seq.append(f.seq)
         normal.append(beat_class(rec.ann.beat_symbols[near]) == 0)
         stretches.append(f.p_wave)

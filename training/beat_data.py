@@ -20,13 +20,14 @@ import dataclasses
 import json
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from ecgd import config as cfg
-from ecgd.analysis.beat_features import BEAT_FEATURES, BeatAnalyzer, RelearnSettings
+from ecgd.analysis.beat_features import BEAT_FEATURES, BeatAnalyzer, BeatFeatures, RelearnSettings
 from ecgd.analysis.rhythm import RR_FEATURES, rr_between_kept, rr_features
 from ecgd.io.frontend import AnalogFrontEnd
 from ecgd.io.records import read_recording
@@ -99,26 +100,33 @@ def resample(mv: np.ndarray, fs: float, samples: np.ndarray, rate_hz: float) -> 
     return out, np.round(np.asarray(samples) * ratio).astype(np.int64)
 
 
+def analysed_windows(
+    rec: SignalRecord, frontend: bool, relearn: RelearnSettings | None = None
+) -> Iterator[tuple[int, BeatFeatures, np.ndarray]]:
+    """The record through the daemon's ``BeatAnalyzer`` window by window (10 s, non-overlapping, from
+    sample 0) with the reference beat positions: each window's start, its features and, per row, the
+    index of the reference beat it is (the analyser moves a position by ≤ REFINE_S)."""
+    mv = AnalogFrontEnd().simulate_mv(rec.mv, FS).astype(np.float64) if frontend else rec.mv
+    n = round(WINDOW_S * FS)
+    analyzer = BeatAnalyzer(FS, relearn)
+    ref = rec.ann.beat_samples
+    for start in range(0, mv.size - n + 1, n):
+        lo, hi = np.searchsorted(ref, [start, start + n])
+        f = analyzer.analyse(start, mv[start : start + n], ref[lo:hi])
+        j = np.clip(np.searchsorted(ref, f.seq), 1, ref.size - 1)
+        yield start, f, np.where(np.abs(ref[j - 1] - f.seq) <= np.abs(ref[j] - f.seq), j - 1, j)
+
+
 def record_features(
     rec: SignalRecord, frontend: bool, relearn: RelearnSettings | None = None
 ) -> dict[str, np.ndarray]:
     """Beat rows (features, class, position, window) and window rows (label, start) of one record
     through the daemon's beat stage (with the daemon's default ``relearn`` settings unless given)."""
-    mv = AnalogFrontEnd().simulate_mv(rec.mv, FS).astype(np.float64) if frontend else rec.mv
     n = round(WINDOW_S * FS)
-    analyzer = BeatAnalyzer(FS, relearn)
     bx, by, bseq, bwin, blearn = [], [], [], [], []
     wy, wstart = [], []
     ann = rec.ann
-    for k, start in enumerate(range(0, mv.size - n + 1, n)):
-        lo, hi = np.searchsorted(ann.beat_samples, [start, start + n])
-        seqs = ann.beat_samples[lo:hi]
-        f = analyzer.analyse(start, mv[start : start + n], seqs)
-        # match the analyser's positions back to the reference beats (it moves them by ≤ REFINE_S)
-        j = np.clip(np.searchsorted(ann.beat_samples, f.seq), 1, ann.beat_samples.size - 1)
-        near = np.where(
-            np.abs(ann.beat_samples[j - 1] - f.seq) <= np.abs(ann.beat_samples[j] - f.seq), j - 1, j
-        )
+    for k, (start, f, near) in enumerate(analysed_windows(rec, frontend, relearn)):
         bx.append(f.x)
         by.append(beat_class(ann.beat_symbols[near]))
         bseq.append(ann.beat_samples[near])

@@ -440,9 +440,9 @@ def qrs_centres(x: np.ndarray, rel: np.ndarray, fs: float, steps: int = 8) -> np
     if rel.size == 0:
         return rel
     half, smooth = round(REFINE_S * fs), max(1, round(SMOOTH_S * fs))
-    c = np.cumsum(np.concatenate(([0.0], np.diff(x, prepend=x[:1]))))
+    xp = np.concatenate((x[:1], x))  # the slope over `smooth` samples is a box-smoothed derivative
     slope = np.zeros(x.size)
-    slope[smooth // 2 : smooth // 2 + x.size - smooth + 1] = (c[smooth:] - c[:-smooth]) / smooth
+    slope[smooth // 2 : smooth // 2 + x.size - smooth + 1] = (xp[smooth:] - xp[:-smooth]) / smooth
     energy = slope * slope
     offs = np.arange(-half, half + 1)
     p = rel.astype(np.float64)

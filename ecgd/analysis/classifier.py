@@ -75,14 +75,8 @@ class WindowClassifier:
         self.analyzer = BeatAnalyzer(input_rate_hz, relearn) if self.beat_aware else None
         self._detector = None
         self._next_seq = 0
-        # window path: the AF context's earlier beats (seq, V, N, P-wave stretch)
-        p_samples = p_wave_samples(input_rate_hz)
-        self._rhythm = (
-            np.zeros(0, np.int64),
-            np.zeros(0, bool),
-            np.zeros(0, bool),
-            np.zeros((0, p_samples), np.float32),
-        )
+        # window path: the labelled beats of the AF context before the current window
+        self._rhythm = LabelledBeats.empty(0, p_wave_samples(input_rate_hz))
 
     def relearn(self) -> None:
         """Forget the patient's dominant beat and learn it again (``ecgd relearn``)."""
@@ -184,9 +178,7 @@ class WindowClassifier:
         decided from the RR series of ``context`` (the beats of a longer span ending with the window,
         and the beat before them) when given, else from the window's."""
         t0 = time.perf_counter()
-        rhythm, rhythm_prev = context if context is not None else (beats, prev_seq)
-        rr = self._rr(rhythm.seq, rhythm.labels == "V", rhythm_prev)
-        p_wave = self._p_wave(rhythm.seq, rhythm.labels == "N", rhythm.p_wave, rhythm_prev)
+        rr, p_wave = self._af_inputs(*(context if context is not None else (beats, prev_seq)))
         judged = beats.labels != "Q"
         return self._decide(
             beats.seq,
@@ -203,13 +195,16 @@ class WindowClassifier:
             p_wave,
         )
 
-    def _p_wave(
-        self, seq: np.ndarray, is_n: np.ndarray, stretches: np.ndarray, prev_seq: int | None
-    ) -> float | None:
-        """The P-wave coherence of the AF span's normal beats, when the model vetoes AF by it."""
+    def _af_inputs(self, rhythm: LabelledBeats, prev_seq: int | None) -> tuple[np.ndarray, float | None]:
+        """What AF is decided on, from the labelled beats of its span (and the beat at ``prev_seq``
+        before them): their RR series, and the P-wave coherence of their normal beats when the model
+        vetoes AF by it (``af_p_wave_max``)."""
+        rr = self._rr(rhythm.seq, rhythm.labels == "V", prev_seq)
         if self.model.metadata.af_p_wave_max is None:
-            return None
-        return p_wave_coherence(seq, is_n, stretches, prev_seq, self.input_rate_hz)
+            return rr, None
+        return rr, p_wave_coherence(
+            rhythm.seq, rhythm.labels == "N", rhythm.p_wave, prev_seq, self.input_rate_hz
+        )
 
     def _rr(self, seq: np.ndarray, is_v: np.ndarray, prev_seq: int | None) -> np.ndarray:
         """RR intervals (s) of beats ``seq`` (and the beat at ``prev_seq`` before them); between non-V
@@ -235,38 +230,35 @@ class WindowClassifier:
         labels = np.full(f.seq.size, "Q", dtype="<U1")
         probs = model.beat_probs(f.x[judged])
         labels[judged] = model.beat_labels(probs)
-        rr, p_wave = self._window_path_rhythm(f.seq, labels, f.rr_s, f.p_wave, first_seq + mv.size)
+        all_probs = np.full((f.seq.size, 3), np.nan, np.float32)
+        all_probs[judged] = probs
+        stop = first_seq + mv.size
+        window = LabelledBeats(f.seq, labels, all_probs, np.full(f.seq.size, f.learning), stop, f.p_wave)
+        rr, p_wave = self._window_path_rhythm(window, f.rr_s, stop)
         why = (
             "no beats detected" if f.seq.size == 0 else "learning the patient's dominant beat (too few beats)"
         )
         return self._decide(f.seq, labels, probs, rr, missing, t0, f.learning, why, p_wave)
 
     def _window_path_rhythm(
-        self, seq: np.ndarray, labels: np.ndarray, rr_s: np.ndarray, stretches: np.ndarray, stop: int
+        self, window: LabelledBeats, rr_s: np.ndarray, stop: int
     ) -> tuple[np.ndarray, float | None]:
-        """The AF decision's RR series and P-wave coherence on the window-by-window path: the window's
+        """The AF decision's inputs (:meth:`_af_inputs`) on the window-by-window path: the window's
         beats and, with an AF context longer than the window, the beats of the earlier windows within it
         (kept here)."""
         prev = None
-        if rr_s.size == seq.size and seq.size:  # the previous window's last beat opens the first interval
-            prev = int(seq[0] - round(float(rr_s[0]) * self.input_rate_hz))
-        is_v, is_n = labels == "V", labels == "N"
+        if rr_s.size == len(window) and len(window):  # the previous window's last beat opens the first RR
+            prev = int(window.seq[0] - round(float(rr_s[0]) * self.input_rate_hz))
         span = self.af_context_samples
         if span <= round(self.model.metadata.window_seconds * self.input_rate_hz):
-            rr = rr_s if not self.model.metadata.af_rr_exclude_v else self._rr(seq, is_v, prev)
-            return rr, self._p_wave(seq, is_n, stretches, prev)
-        hist_seq, hist_v, hist_n, hist_p = self._rhythm
-        earlier = hist_seq < (seq[0] if seq.size else stop)
-        all_seq = np.concatenate((hist_seq[earlier], seq))
-        all_v = np.concatenate((hist_v[earlier], is_v))
-        all_n = np.concatenate((hist_n[earlier], is_n))
-        all_p = np.concatenate((hist_p[earlier], stretches.astype(np.float32)))
-        keep = all_seq >= stop - span
-        self._rhythm = (all_seq[keep], all_v[keep], all_n[keep], all_p[keep])
-        first = int(np.argmax(keep)) if keep.any() else all_seq.size
-        before = int(all_seq[first - 1]) if first > 0 else prev
-        rr = self._rr(all_seq[keep], all_v[keep], before)
-        return rr, self._p_wave(all_seq[keep], all_n[keep], all_p[keep], before)
+            return self._af_inputs(window, prev)
+        earlier = self._rhythm.take(self._rhythm.seq < (window.seq[0] if len(window) else stop))
+        joined = LabelledBeats.join([earlier, window], stop)
+        keep = joined.seq >= stop - span
+        self._rhythm = joined.take(keep)
+        first = int(np.argmax(keep)) if keep.any() else len(joined)
+        before = int(joined.seq[first - 1]) if first > 0 else prev
+        return self._af_inputs(self._rhythm, before)
 
     def _decide(
         self,
