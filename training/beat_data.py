@@ -120,10 +120,11 @@ def analysed_windows(
 def record_features(
     rec: SignalRecord, frontend: bool, relearn: RelearnSettings | None = None
 ) -> dict[str, np.ndarray]:
-    """Beat rows (features, class, position, window) and window rows (label, start) of one record
-    through the daemon's beat stage (with the daemon's default ``relearn`` settings unless given)."""
+    """Beat rows (features, class, position, window, P-wave stretch) and window rows (label, start) of
+    one record through the daemon's beat stage (with the daemon's default ``relearn`` settings unless
+    given)."""
     n = round(WINDOW_S * FS)
-    bx, by, bseq, bwin, blearn = [], [], [], [], []
+    bx, by, bseq, bwin, blearn, bp = [], [], [], [], [], []
     wy, wstart = [], []
     ann = rec.ann
     for k, (start, f, near) in enumerate(analysed_windows(rec, frontend, relearn)):
@@ -132,6 +133,7 @@ def record_features(
         bseq.append(ann.beat_samples[near])
         bwin.append(np.full(f.seq.size, k, dtype=np.int32))
         blearn.append(np.full(f.seq.size, f.learning))
+        bp.append(f.p_wave)
         lab = label_for_window(ann, start, start + n)
         wy.append(-1 if lab is None else LABELS.index(lab))
         wstart.append(start)
@@ -141,6 +143,7 @@ def record_features(
         "beat_seq": np.concatenate(bseq).astype(np.int64),
         "beat_win": np.concatenate(bwin),
         "beat_learning": np.concatenate(blearn),
+        "beat_p_wave": np.concatenate(bp).astype(np.float32),
         "win_y": np.array(wy, dtype=np.int8),
         "win_start": np.array(wstart, dtype=np.int64),
     }

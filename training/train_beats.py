@@ -16,8 +16,8 @@ weights (capped), the V beats of runs of >= 3 weighted ``run_weight`` more. AF m
 :data:`RR_FEATURES` of the RR of the ``af_context_s`` ending with each window -> dense 16 -> dense 8 ->
 sigmoid (balanced). Thresholds by window macro-F1 on held-out predictions (nested). With
 ``--af-p-wave-max`` the bundle also carries the P-wave rule (``af_p_wave_max``: no AF while the normal
-beats' P-wave coherence reaches it); it is applied when the fold bundles are scored, not when the
-thresholds are chosen (the tables hold no P waves).
+beats' P-wave coherence reaches it), and the thresholds are chosen with the rule applied (the tables
+carry each beat's P-wave stretch; the normal beats are those the candidate thresholds call N).
 Seeds are fixed (fold k: seed + 1 + k).
 """
 
@@ -36,7 +36,13 @@ from pathlib import Path
 import numpy as np
 
 from ecgd.analysis.beat_features import BEAT_FEATURES, FIDUCIAL, RelearnSettings
-from ecgd.analysis.rhythm import RR_FEATURES, rr_between_kept, rr_features
+from ecgd.analysis.rhythm import (
+    P_WAVE_MIN_BEATS,
+    P_WAVE_MIN_RR_S,
+    RR_FEATURES,
+    rr_between_kept,
+    rr_features,
+)
 from training import beat_data, beat_eval
 from training.labels import ABNORMAL, LABELS
 
@@ -294,8 +300,27 @@ RHYTHM_LABELLED = beat_eval.RHYTHM_LABELLED
 THRESHOLD_GRID = {
     "S": (0.5, 0.6, 0.7, 0.8, 0.9, 0.95),
     "V": (0.5, 0.6, 0.7, 0.8, 0.9, 0.95),
-    "AF": (0.3, 0.5, 0.7, 0.85, 0.9, 0.95, 0.98),
+    "AF": (0.3, 0.5, 0.7, 0.85, 0.9, 0.95, 0.98, 0.99),
 }
+
+
+def span_p_wave_coherence(
+    seq: np.ndarray, is_normal: np.ndarray, p_wave: np.ndarray, stops: np.ndarray, span: int, fs: float
+) -> np.ndarray:
+    """``rhythm.p_wave_coherence`` of the beats in ``[stop - span, stop)`` for every stop at once (NaN:
+    not judged), from running sums over the record's beats, so thresholds can be chosen with the rule
+    the daemon applies without a Python loop per window and candidate."""
+    before = np.concatenate(([np.iinfo(np.int64).min // 2], seq[:-1]))
+    use = np.asarray(is_normal, bool) & (seq - before >= P_WAVE_MIN_RR_S * fs) & ~np.isnan(p_wave).any(axis=1)
+    v = np.where(use[:, None], p_wave, 0.0).astype(np.float64)
+    sum_v = np.vstack((np.zeros((1, v.shape[1])), np.cumsum(v, axis=0)))
+    sum_e = np.concatenate(([0.0], np.cumsum(np.sum(v * v, axis=1))))
+    count = np.concatenate(([0], np.cumsum(use)))
+    lo, hi = np.searchsorted(seq, stops - span), np.searchsorted(seq, stops)
+    n, e, s = count[hi] - count[lo], sum_e[hi] - sum_e[lo], sum_v[hi] - sum_v[lo]
+    judged = (n >= P_WAVE_MIN_BEATS) & (e > 1e-12 * np.maximum(n, 1))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(judged, np.sum(s * s, axis=1) / (n * e), np.nan)
 
 
 def oof_tables(tables: dict[str, dict], rid: str, beat, af, exclude_v: bool, context_s: float) -> dict:
@@ -311,6 +336,10 @@ def oof_tables(tables: dict[str, dict], rid: str, beat, af, exclude_v: bool, con
         "pb": pb,
         "judged": ok,
         "win": t["beat_win"],
+        "seq": t["beat_seq"],
+        "p_wave": t["beat_p_wave"],
+        "stops": t["win_start"] + round(beat_data.WINDOW_S * beat_data.FS),
+        "span": round(context_s * beat_data.FS),
         "pa": pa,
         "win_ok": t["win_ok"],
         "y": t["win_y"],
@@ -318,24 +347,47 @@ def oof_tables(tables: dict[str, dict], rid: str, beat, af, exclude_v: bool, con
     }
 
 
-def window_predictions(o: dict, thr: dict[str, float]) -> np.ndarray:
-    """The classifier's window rule on table probabilities: AF > V > S > N (AF windows: S beats are N)."""
-    nw = o["y"].size
+def beat_calls(o: dict, thr: dict[str, float]) -> tuple[np.ndarray, np.ndarray]:
+    """Which beats the thresholds call V and S (V first), as ``BeatRhythmModel.beat_labels``."""
     v = (o["pb"][:, 2] >= thr["V"]) & o["judged"]
-    sv = (o["pb"][:, 1] >= thr["S"]) & o["judged"] & ~v
+    return v, (o["pb"][:, 1] >= thr["S"]) & o["judged"] & ~v
+
+
+def atrial_wave(o: dict, thr: dict[str, float], p_wave_max: float | None) -> np.ndarray:
+    """The windows whose AF span's normal beats (N at ``thr``) have a P wave: no AF there."""
+    if p_wave_max is None:
+        return np.zeros(o["y"].size, dtype=bool)
+    v, sv = beat_calls(o, thr)
+    normal = o["judged"] & ~v & ~sv
+    coh = span_p_wave_coherence(o["seq"], normal, o["p_wave"], o["stops"], o["span"], beat_data.FS)
+    return coh >= p_wave_max  # NaN (not judged) is not a P wave
+
+
+def window_predictions(
+    o: dict, thr: dict[str, float], p_wave_max: float | None = None, vetoed: np.ndarray | None = None
+) -> np.ndarray:
+    """The classifier's window rule on table probabilities: AF > V > S > N (AF windows: S beats are N),
+    no AF where the P-wave rule holds (``vetoed``, else computed from ``p_wave_max``)."""
+    nw = o["y"].size
+    v, sv = beat_calls(o, thr)
     any_v = np.zeros(nw, dtype=bool)
     any_s = np.zeros(nw, dtype=bool)
     any_v[o["win"][v]] = True
     any_s[o["win"][sv]] = True
-    af = o["win_ok"] & (o["pa"] >= thr["AF"])
+    if vetoed is None:
+        vetoed = atrial_wave(o, thr, p_wave_max)
+    af = o["win_ok"] & (o["pa"] >= thr["AF"]) & ~vetoed
     return np.where(af, 3, np.where(any_v, 2, np.where(any_s, 1, 0)))
 
 
-def choose_thresholds(oofs: list[dict], af_from: str = "all") -> tuple[dict[str, float], float]:
+def choose_thresholds(
+    oofs: list[dict], af_from: str = "all", p_wave_max: float | None = None
+) -> tuple[dict[str, float], float]:
     """The S / V / AF thresholds with the best window macro-F1 over ``oofs`` (ties: the first in the
-    grid, i.e. the lowest). With ``af_from="rhythm-labelled"`` the AF threshold is chosen first, by the
-    F1 of AF windows over the records with rhythm annotations only (SVDB has none here, so an AF call
-    there is not known to be false), and S / V then (tried for 2.1.0, not kept: README)."""
+    grid, i.e. the lowest), with the P-wave rule at ``p_wave_max`` as the daemon applies it. With
+    ``af_from="rhythm-labelled"`` the AF threshold is chosen first, by the F1 of AF windows over the
+    records with rhythm annotations only (SVDB has none here, so an AF call there is not known to be
+    false), and S / V then (tried for 2.1.0, not kept: README)."""
     af_grid = THRESHOLD_GRID["AF"]
     if af_from == "rhythm-labelled":
         labelled = [o for o in oofs if o["rhythm_labelled"]]
@@ -351,9 +403,12 @@ def choose_thresholds(oofs: list[dict], af_from: str = "all") -> tuple[dict[str,
     best, best_f1 = None, -1.0
     for ts in THRESHOLD_GRID["S"]:
         for tv in THRESHOLD_GRID["V"]:
+            vetoed = [atrial_wave(o, {"S": ts, "V": tv}, p_wave_max) for o in oofs]
             for ta in af_grid:
                 thr = {"S": ts, "V": tv, "AF": ta}
-                pred = np.concatenate([window_predictions(o, thr) for o in oofs])[keep]
+                calls = [window_predictions(o, thr, vetoed=w) for o, w in zip(oofs, vetoed, strict=True)]
+                pred = np.concatenate(calls)
+                pred = pred[keep]
                 t = truth[keep]
                 f1 = []
                 for c in np.unique(t):
@@ -445,7 +500,7 @@ def run(args: argparse.Namespace) -> int:
     windows, windows_det, beats_ref, beats_det, fold_thr = [], [], [], [], []
     for k in range(len(models)):
         others = [oof[r] for j in range(cfg.folds) if j != k for r in folds[j]]
-        thr, f1 = choose_thresholds(others, cfg.af_threshold_from)
+        thr, f1 = choose_thresholds(others, cfg.af_threshold_from, cfg.af_p_wave_max)
         fold_thr.append(thr)
         path = export_bundle(
             out / f"fold{k + 1}",
@@ -485,7 +540,7 @@ def run(args: argparse.Namespace) -> int:
     evaluation: dict = {"protocol": "no cross-validation run"}
     final_thr = {"S": 0.5, "V": 0.5, "AF": 0.5}
     if windows:
-        final_thr, _ = choose_thresholds(list(oof.values()), cfg.af_threshold_from)
+        final_thr, _ = choose_thresholds(list(oof.values()), cfg.af_threshold_from, cfg.af_p_wave_max)
         wm = beat_eval.window_metrics(windows)
         bm = beat_eval.beat_metrics(beats_ref)
         bd = beat_eval.beat_metrics(beats_det) if beats_det else None
