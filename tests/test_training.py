@@ -167,6 +167,8 @@ def test_tiny_beat_model_run_end_to_end(tmp_path: Path) -> None:
                 "--members",
                 "2",
                 "--rr-exclude-v",
+                "--af-p-wave-max",
+                "0.5",
             ]
         )
         == 0
@@ -177,7 +179,7 @@ def test_tiny_beat_model_run_end_to_end(tmp_path: Path) -> None:
     model = load_model(out / "final" / "default.tflite")
     assert isinstance(model, BeatRhythmModel) and model.total_bytes < 500_000
     assert model.metadata.beat_thresholds is not None
-    assert model.metadata.af_context_s == beat_data.AF_CONTEXT_S
+    assert model.metadata.af_context_s == beat_data.AF_CONTEXT_S and model.metadata.af_p_wave_max == 0.5
     assert model.metadata.trained_relearn is not None and model.metadata.trained_relearn.former_templates == 1
     fold = load_model(out / "fold1" / "default.tflite")  # beat_eval scores each fold with its own settings
     assert fold.metadata.trained_relearn is not None and fold.metadata.trained_relearn.former_templates == 1
@@ -247,6 +249,18 @@ def test_window_rr_takes_the_context_before_each_window_end() -> None:
     before = t["beat_seq"][t["beat_seq"] < stop - 30 * fs][-1:]
     want = rr_features(np.diff(np.concatenate((before, inside))) / fs)
     assert np.allclose(x30[-1], want) and not np.allclose(x10[-1], want)
+
+
+def test_tables_without_p_wave_stretches_are_refused(tmp_path: Path) -> None:
+    """Tables from before the P-wave stretches were kept cannot choose thresholds with the rule."""
+    from training import beat_data, train_beats
+
+    feats = tmp_path / "f"
+    feats.mkdir()
+    beat_data.write_tables_info(feats, beat_data.relearn_settings([]), [])
+    np.savez(feats / "mitdb_100_pcf8591.npz", beat_x=np.zeros((1, len(beat_data.BEAT_FEATURES))))
+    with pytest.raises(SystemExit, match="hold no P-wave stretches"):
+        train_beats.main(["--data", str(DATA), "--features", str(feats), "--out", str(tmp_path / "run")])
 
 
 def test_ltafdb_tables_of_another_context_are_refused(tmp_path: Path) -> None:
