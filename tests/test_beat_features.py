@@ -8,7 +8,7 @@ from ecg_synth import FS, synth_ecg
 
 from ecgd.analysis.beat_detect import detect_beats
 from ecgd.analysis.beat_features import BEAT_FEATURES, BeatAnalyzer, RelearnSettings
-from ecgd.analysis.rhythm import RR_FEATURES, p_wave_coherence, rr_features
+from ecgd.analysis.rhythm import RR_FEATURES, p_wave_coherence, rr_features, span_p_wave_coherence
 
 F = {name: i for i, name in enumerate(BEAT_FEATURES)}
 R = {name: i for i, name in enumerate(RR_FEATURES)}
@@ -265,3 +265,32 @@ def test_p_wave_coherence_counts_only_normal_beats_with_room_for_their_p_wave():
     assert p_wave_coherence(seq, np.ones(12, bool), _p_stretches(12, 0.15), None, FS) > 0.8
     flat = np.zeros((12, 61))
     assert p_wave_coherence(seq, np.ones(12, bool), flat, None, FS) is None  # nothing to judge
+
+
+def test_span_p_wave_coherence_is_the_definition_for_every_span():
+    """The running sums training uses give, span by span, the energy of the mean stretch over the mean
+    energy of the stretches of the N beats with 0.45 s before them and no gap, as computed here directly;
+    spans with fewer than 8 such beats are not judged."""
+    rng = np.random.default_rng(3)
+    n = 400
+    seq = np.cumsum(rng.integers(100, 500, n)).astype(np.int64)
+    normal = rng.random(n) < 0.7
+    locked = rng.random((n, 1)) < 0.5
+    p_wave = _p_stretches(n, 0.15) * locked + rng.normal(0, 0.1, (n, 61))
+    p_wave[rng.random(n) < 0.05] = np.nan
+    stops, span = np.sort(rng.integers(0, seq[-1] + 400, 60)), 3000
+    got = span_p_wave_coherence(seq, normal, p_wave, stops, span, FS)
+    before = np.concatenate(([-(10**9)], seq[:-1]))
+    for stop, g in zip(stops, got, strict=True):
+        inside = (seq >= stop - span) & (seq < stop)
+        use = inside & normal & (seq - before >= 0.45 * FS) & ~np.isnan(p_wave).any(axis=1)
+        if use.sum() < 8:
+            assert np.isnan(g)
+            continue
+        x = p_wave[use]
+        mean = x.mean(axis=0)
+        assert g == pytest.approx(mean @ mean / np.mean(np.sum(x * x, axis=1)), rel=1e-9)
+        lo = int(np.argmax(inside))
+        prev = int(seq[lo - 1]) if lo else None  # the daemon's one-span call says the same
+        assert p_wave_coherence(seq[inside], normal[inside], p_wave[inside], prev, FS) == pytest.approx(g)
+    assert np.isnan(got).any() and not np.isnan(got).all()

@@ -334,34 +334,6 @@ def test_the_af_threshold_can_be_chosen_on_rhythm_labelled_records_only() -> Non
     assert choose_thresholds([ds1, svdb], "rhythm-labelled")[0]["AF"] == 0.3
 
 
-def test_span_p_wave_coherence_is_the_daemons_for_every_span() -> None:
-    """The running-sum coherence of the threshold search equals ``rhythm.p_wave_coherence`` span by span,
-    short pre-RRs, beats without a stretch (NaN) and spans with too few normal beats included."""
-    from ecgd.analysis.beat_features import p_wave_samples
-    from ecgd.analysis.rhythm import p_wave_coherence
-    from training.train_beats import span_p_wave_coherence
-
-    rng = np.random.default_rng(3)
-    fs, n = 360.0, 400
-    seq = np.cumsum(rng.integers(100, 500, n)).astype(np.int64)
-    normal = rng.random(n) < 0.7
-    wave = rng.normal(size=p_wave_samples(fs))
-    p_wave = (wave * (rng.random((n, 1)) < 0.5) + rng.normal(scale=0.7, size=(n, wave.size))).astype(
-        np.float32
-    )
-    p_wave[rng.random(n) < 0.05] = np.nan
-    stops = np.sort(rng.integers(0, seq[-1] + 400, 60))
-    span = 3000
-    got = span_p_wave_coherence(seq, normal, p_wave, stops, span, fs)
-    for stop, g in zip(stops, got, strict=True):
-        lo, hi = np.searchsorted(seq, [stop - span, stop])
-        want = p_wave_coherence(
-            seq[lo:hi], normal[lo:hi], p_wave[lo:hi], int(seq[lo - 1]) if lo else None, fs
-        )
-        assert (want is None and np.isnan(g)) or g == pytest.approx(want, rel=1e-6)
-    assert np.isnan(got).any() and not np.isnan(got).all()
-
-
 def test_thresholds_are_chosen_with_the_p_wave_rule_the_daemon_applies() -> None:
     """Irregular sinus rhythm with a P wave before every beat scores AF-like on its RR series; with the
     rule the AF threshold need not climb over it to keep the true AF."""

@@ -85,8 +85,7 @@ def screen(args: argparse.Namespace) -> dict:
                 if y >= 0
             ]
             y = tables[r]["beat_y"]
-            v = (o["pb"][:, 2] >= thr["V"]) & o["judged"]
-            s = (o["pb"][:, 1] >= thr["S"]) & o["judged"] & ~v
+            v, s = train_beats.beat_calls(o, thr)
             in_run = train_beats.ventricular_run_lengths(y) >= 3
             counts += [
                 np.sum(y == 2),

@@ -36,13 +36,7 @@ from pathlib import Path
 import numpy as np
 
 from ecgd.analysis.beat_features import BEAT_FEATURES, FIDUCIAL, RelearnSettings
-from ecgd.analysis.rhythm import (
-    P_WAVE_MIN_BEATS,
-    P_WAVE_MIN_RR_S,
-    RR_FEATURES,
-    rr_between_kept,
-    rr_features,
-)
+from ecgd.analysis.rhythm import RR_FEATURES, rr_between_kept, rr_features, span_p_wave_coherence
 from training import beat_data, beat_eval
 from training.labels import ABNORMAL, LABELS
 
@@ -304,25 +298,6 @@ THRESHOLD_GRID = {
 }
 
 
-def span_p_wave_coherence(
-    seq: np.ndarray, is_normal: np.ndarray, p_wave: np.ndarray, stops: np.ndarray, span: int, fs: float
-) -> np.ndarray:
-    """``rhythm.p_wave_coherence`` of the beats in ``[stop - span, stop)`` for every stop at once (NaN:
-    not judged), from running sums over the record's beats, so thresholds can be chosen with the rule
-    the daemon applies without a Python loop per window and candidate."""
-    before = np.concatenate(([np.iinfo(np.int64).min // 2], seq[:-1]))
-    use = np.asarray(is_normal, bool) & (seq - before >= P_WAVE_MIN_RR_S * fs) & ~np.isnan(p_wave).any(axis=1)
-    v = np.where(use[:, None], p_wave, 0.0).astype(np.float64)
-    sum_v = np.vstack((np.zeros((1, v.shape[1])), np.cumsum(v, axis=0)))
-    sum_e = np.concatenate(([0.0], np.cumsum(np.sum(v * v, axis=1))))
-    count = np.concatenate(([0], np.cumsum(use)))
-    lo, hi = np.searchsorted(seq, stops - span), np.searchsorted(seq, stops)
-    n, e, s = count[hi] - count[lo], sum_e[hi] - sum_e[lo], sum_v[hi] - sum_v[lo]
-    judged = (n >= P_WAVE_MIN_BEATS) & (e > 1e-12 * np.maximum(n, 1))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(judged, np.sum(s * s, axis=1) / (n * e), np.nan)
-
-
 def oof_tables(tables: dict[str, dict], rid: str, beat, af, exclude_v: bool, context_s: float) -> dict:
     """One held-out record's beat probabilities and window AF probabilities from its feature table."""
     t = dict(tables[rid])
@@ -363,20 +338,18 @@ def atrial_wave(o: dict, thr: dict[str, float], p_wave_max: float | None) -> np.
     return coh >= p_wave_max  # NaN (not judged) is not a P wave
 
 
-def window_predictions(
-    o: dict, thr: dict[str, float], p_wave_max: float | None = None, vetoed: np.ndarray | None = None
-) -> np.ndarray:
+def window_predictions(o: dict, thr: dict[str, float], vetoed: np.ndarray | None = None) -> np.ndarray:
     """The classifier's window rule on table probabilities: AF > V > S > N (AF windows: S beats are N),
-    no AF where the P-wave rule holds (``vetoed``, else computed from ``p_wave_max``)."""
+    no AF in the windows ``vetoed`` by the P-wave rule (:func:`atrial_wave`)."""
     nw = o["y"].size
     v, sv = beat_calls(o, thr)
     any_v = np.zeros(nw, dtype=bool)
     any_s = np.zeros(nw, dtype=bool)
     any_v[o["win"][v]] = True
     any_s[o["win"][sv]] = True
-    if vetoed is None:
-        vetoed = atrial_wave(o, thr, p_wave_max)
-    af = o["win_ok"] & (o["pa"] >= thr["AF"]) & ~vetoed
+    af = o["win_ok"] & (o["pa"] >= thr["AF"])
+    if vetoed is not None:
+        af &= ~vetoed
     return np.where(af, 3, np.where(any_v, 2, np.where(any_s, 1, 0)))
 
 
@@ -406,9 +379,8 @@ def choose_thresholds(
             vetoed = [atrial_wave(o, {"S": ts, "V": tv}, p_wave_max) for o in oofs]
             for ta in af_grid:
                 thr = {"S": ts, "V": tv, "AF": ta}
-                calls = [window_predictions(o, thr, vetoed=w) for o, w in zip(oofs, vetoed, strict=True)]
-                pred = np.concatenate(calls)
-                pred = pred[keep]
+                calls = [window_predictions(o, thr, w) for o, w in zip(oofs, vetoed, strict=True)]
+                pred = np.concatenate(calls)[keep]
                 t = truth[keep]
                 f1 = []
                 for c in np.unique(t):

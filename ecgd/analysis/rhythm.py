@@ -100,14 +100,38 @@ def p_wave_coherence(
     seq = np.asarray(beat_seq, dtype=np.int64)
     if seq.size == 0:
         return None
-    before = np.concatenate(([prev_seq if prev_seq is not None else -(1 << 62)], seq[:-1]))
-    use = np.asarray(is_normal, bool) & (seq - before >= P_WAVE_MIN_RR_S * fs)
-    stretches = np.asarray(p_wave, dtype=np.float64)[use]
-    stretches = stretches[~np.isnan(stretches).any(axis=1)]
-    if stretches.shape[0] < P_WAVE_MIN_BEATS:
-        return None
-    energy = float(np.mean(np.sum(stretches * stretches, axis=1)))
-    if energy <= 1e-12:  # a flat line: no atrial wave to speak of either way
-        return None
-    mean = stretches.mean(axis=0)
-    return float(mean @ mean) / energy
+    stretches = np.asarray(p_wave, dtype=np.float64)
+    coherence = span_p_wave_coherence(  # one span: the beats, after the one at prev_seq (never used)
+        np.concatenate(([prev_seq if prev_seq is not None else _NO_BEAT], seq)),
+        np.concatenate(([False], np.asarray(is_normal, bool))),
+        np.vstack((np.full((1, stretches.shape[1]), np.nan), stretches)),
+        np.array([seq[-1] + 1]),
+        int(seq[-1] + 1 - seq[0]),
+        fs,
+    )[0]
+    return None if np.isnan(coherence) else float(coherence)
+
+
+_NO_BEAT = -(1 << 62)  # the position before a record's first beat: its pre-RR is long enough
+
+
+def span_p_wave_coherence(
+    seq: np.ndarray, is_normal: np.ndarray, p_wave: np.ndarray, stops: np.ndarray, span: int, fs: float
+) -> np.ndarray:
+    """:func:`p_wave_coherence` of the beats in ``[stop - span, stop)`` for each of ``stops`` (NaN: not
+    judged), from running sums over all the beats ``seq``, so training can apply the rule to every
+    window of a record and every candidate threshold without a loop per window."""
+    seq = np.asarray(seq, dtype=np.int64)
+    before = np.concatenate(([_NO_BEAT], seq[:-1]))
+    stretches = np.asarray(p_wave, dtype=np.float64)
+    use = np.asarray(is_normal, bool) & (seq - before >= P_WAVE_MIN_RR_S * fs) & ~np.isnan(stretches).any(1)
+    v = np.where(use[:, None], stretches, 0.0)
+    sum_v = np.vstack((np.zeros((1, v.shape[1])), np.cumsum(v, axis=0)))
+    sum_e = np.concatenate(([0.0], np.cumsum(np.sum(v * v, axis=1))))
+    count = np.concatenate(([0], np.cumsum(use)))
+    lo, hi = np.searchsorted(seq, np.asarray(stops) - span), np.searchsorted(seq, stops)
+    n, energy, total = count[hi] - count[lo], sum_e[hi] - sum_e[lo], sum_v[hi] - sum_v[lo]
+    # a flat line (mean energy ≤ 1e-12) has no atrial wave to speak of either way
+    judged = (n >= P_WAVE_MIN_BEATS) & (energy > 1e-12 * np.maximum(n, 1))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(judged, np.sum(total * total, axis=1) / (n * energy), np.nan)
