@@ -197,7 +197,7 @@ def test_tiny_beat_model_run_end_to_end(tmp_path: Path) -> None:
     curve = af_thresholds.table(af_thresholds.held_out_probabilities(out, feats)).splitlines()
     assert len(curve) == 2 + len(af_thresholds.GRID) and curve[2].startswith("| 0.5 |")
     args = ["--features", str(feats), "--af-context", str(beat_data.AF_CONTEXT_S), "--folds", "2"]
-    assert screen.main([*args, "--epochs", "1", "--name", "tiny"]) == 0
+    assert screen.main([*args, "--epochs", "1", "--name", "tiny", "--af-p-wave-max", "0.5"]) == 0
 
 
 def test_members_are_averaged_in_one_graph() -> None:

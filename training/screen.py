@@ -10,7 +10,8 @@ wrong, beat-level VEB / SVEB, the share of V beats inside runs of >= 3 found (wh
 AF on LTAFDB's held-out patients. ``--neighbours`` tries the previous and next beat's shape and
 prematurity as extra beat features (table rows shifted; not a feature of the daemon); ``--rr-exclude-v``
 decides AF from the intervals between beats the reference does not call V (``train_beats
---rr-exclude-v``; the daemon uses its own V labels).
+--rr-exclude-v``; the daemon uses its own V labels); ``--af-p-wave-max L`` applies the P-wave rule as
+``train_beats --af-p-wave-max`` does, both when the thresholds are chosen and when the windows are called.
 """
 
 from __future__ import annotations
@@ -74,11 +75,12 @@ def screen(args: argparse.Namespace) -> dict:
         print(f"fold {k + 1} trained", file=sys.stderr, flush=True)
     rows, counts, fold_af = [], np.zeros(7, dtype=np.int64), []
     for k in range(cfg.folds):
-        thr, _ = train_beats.choose_thresholds([oof[r] for j in range(cfg.folds) if j != k for r in folds[j]])
+        others = [oof[r] for j in range(cfg.folds) if j != k for r in folds[j]]
+        thr, _ = train_beats.choose_thresholds(others, p_wave_max=args.af_p_wave_max)
         fold_af.append(thr["AF"])
         for r in folds[k]:
             o = oof[r]
-            pred = train_beats.window_predictions(o, thr)
+            pred = train_beats.window_predictions(o, thr, train_beats.atrial_wave(o, thr, args.af_p_wave_max))
             rows += [
                 {"record": r, "truth": LABELS[y], "pred": LABELS[p]}
                 for y, p in zip(o["y"], pred, strict=True)
@@ -138,6 +140,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--members", type=int, default=1, help="MLPs averaged in each graph (train_beats)")
     p.add_argument("--folds", type=int, help="patient folds (default 5)")
+    p.add_argument(
+        "--af-p-wave-max", type=float, help="no AF while the normal beats' P-wave coherence is at least this"
+    )
     p.add_argument("--epochs", type=int, help="epochs of both models (default: train_beats')")
     p.add_argument("--name", help="the row's name (default: the options)")
     args = p.parse_args(argv)
@@ -146,6 +151,7 @@ def main(argv: list[str] | None = None) -> int:
         + (", neighbours" if args.neighbours else "")
         + (", AF RR without V beats" if args.rr_exclude_v else "")
         + (f", {args.members} members" if args.members > 1 else "")
+        + (f", P-wave rule {args.af_p_wave_max:g}" if args.af_p_wave_max is not None else "")
     )
     print(HEADER)
     print(row(name, screen(args)), flush=True)
