@@ -9,7 +9,7 @@ blocks), each reference beat with a detection within 150 ms is moved to its fidu
 positions; the table gives the share of beats whose two fiducials differ by more than the template
 match's lag (±14 ms), for the shipped rule (the centre of the QRS slope energy, ``beat_features.qrs_centres``)
 and for the rule before 2.4.0 (the largest deflection from the local median within 50 ms).
-No assertions: the figures go into README with this command.
+No assertions: the figures are in docs/model-history.md (2.4.0), with this command.
 """
 
 from __future__ import annotations

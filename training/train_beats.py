@@ -193,7 +193,7 @@ def _fit(
     """Standardise, build and train ``cfg.members`` MLPs (the first from ``seed``, as one MLP always was,
     the others from seeds far from every fold's); returns one graph averaging their outputs, with the
     standardisation (mean, std). Why several: with one MLP the seed alone moves the CV more than most
-    recipes do (README), and the average of a few is steadier, at a few kB each."""
+    recipes do (docs/model-history.md), and the average of a few is steadier, at a few kB each."""
     import keras
 
     mean, std = x.mean(axis=0), np.maximum(x.std(axis=0), 1e-3)
@@ -360,7 +360,7 @@ def choose_thresholds(
     grid, i.e. the lowest), with the P-wave rule at ``p_wave_max`` as the daemon applies it. With
     ``af_from="rhythm-labelled"`` the AF threshold is chosen first, by the F1 of AF windows over the
     records with rhythm annotations only (SVDB has none here, so an AF call there is not known to be
-    false), and S / V then (tried for 2.1.0, not kept: README)."""
+    false), and S / V then (tried for 2.1.0, not kept: docs/model-history.md)."""
     af_grid = THRESHOLD_GRID["AF"]
     if af_from == "rhythm-labelled":
         labelled = [o for o in oofs if o["rhythm_labelled"]]
