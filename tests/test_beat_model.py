@@ -36,7 +36,7 @@ def windows(clf: WindowClassifier, x: np.ndarray, beats_s: np.ndarray | None = N
 
 
 def test_bundle_is_the_shipped_version_and_within_budget(model: BeatRhythmModel):
-    assert model.metadata.ident == "ecgd-rhythm@2.5.0"
+    assert model.metadata.ident == "ecgd-rhythm@2.6.0"
     assert model.labels == ("N", "S", "V", "AF")
     assert model.metadata.beat is not None and model.metadata.beat.features == BEAT_FEATURES
     assert model.total_bytes <= 500_000
@@ -49,7 +49,7 @@ def test_relearn_settings_other_than_the_trained_ones_are_named(model: BeatRhyth
     """The bundle records the relearn settings of its training tables; the daemon names each one that
     the configuration changes (a different rule moves the morphology features the graph learned)."""
     meta = model.metadata
-    assert meta.trained_relearn == RelearnSettings()  # 2.5.0 was trained on the default tables
+    assert meta.trained_relearn == RelearnSettings()  # 2.6.0 was trained on the default tables
     assert meta.relearn_differences(RelearnSettings()) == []
     differ = meta.relearn_differences(RelearnSettings(former_templates=0, learn_seconds=30.0))
     assert differ == ["learn_seconds 30.0 (trained with 60.0)", "former_templates 0 (trained with 2)"]

@@ -1,4 +1,4 @@
-"""Train, cross-validate and ship the beat-aware model bundle ``ecgd-rhythm@2.5.0``.
+"""Train, cross-validate and ship the beat-aware model bundle ``ecgd-rhythm@2.6.0``.
 
     .venv/bin/python -m training.beat_data --out runs/f61                 # features (no TF), ~3 min
     .venv-train/bin/python -m training.train_beats --features runs/f61 --out runs/b10 \
@@ -41,7 +41,7 @@ from training import beat_data, beat_eval
 from training.labels import ABNORMAL, LABELS
 
 REPO = Path(__file__).resolve().parent.parent
-NAME, VERSION = "ecgd-rhythm", "2.5.0"
+NAME, VERSION = "ecgd-rhythm", "2.6.0"
 AF_RECORDS = ("mitdb/201", "mitdb/203")
 TRAINING_DATA = (
     "MIT-BIH Arrhythmia Database v1.0.0 (doi:10.13026/C2F305), DS1 of de Chazal et al. 2004 (22 records, "
