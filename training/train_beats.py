@@ -1,8 +1,8 @@
 """Train, cross-validate and ship the beat-aware model bundle ``ecgd-rhythm@2.6.0``.
 
-    .venv/bin/python -m training.beat_data --out runs/f61                 # features (no TF), ~3 min
-    .venv-train/bin/python -m training.train_beats --features runs/f61 --out runs/b10 \
-        --rr-exclude-v --members 3 --af-p-wave-max 0.5 [--ship]              # ~30 min
+    .venv/bin/python -m training.beat_data --out runs/f62                 # features (no TF), ~2-4 min
+    .venv-train/bin/python -m training.train_beats --features runs/f62 --out runs/b12 \
+        --rr-exclude-v --members 3 --af-p-wave-max 0.5 [--ship]              # ~20-30 min
 
 1. Patient-wise 5-fold CV over the 80 patients with signals (MIT-BIH DS1 + SVDB; folds by record,
    the two AF records of DS1 in different folds) and, for the AF model, over LTAFDB's 84 patients
