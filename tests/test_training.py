@@ -122,7 +122,7 @@ def test_metrics_from_confusion() -> None:
 
 @needs_data
 @pytest.mark.train
-def test_tiny_beat_model_run_end_to_end(tmp_path: Path) -> None:
+def test_tiny_beat_model_run_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """The 2.x pipeline on three patients and two LTAFDB records: feature tables, 2-fold CV with nested
     thresholds through the daemon's path, the final bundle loads in the daemon's loader."""
     pytest.importorskip("tensorflow", reason="training needs the [train] extra (TensorFlow)")
@@ -198,6 +198,9 @@ def test_tiny_beat_model_run_end_to_end(tmp_path: Path) -> None:
     assert len(curve) == 2 + len(af_thresholds.GRID) and curve[2].startswith("| 0.5 |")
     args = ["--features", str(feats), "--af-context", str(beat_data.AF_CONTEXT_S), "--folds", "2"]
     assert screen.main([*args, "--epochs", "1", "--name", "tiny", "--af-p-wave-max", "0.5"]) == 0
+    cells = capsys.readouterr().out.splitlines()[-1].split(" | ")
+    assert cells[0] == "| tiny" and len(cells) == 12
+    assert float(cells[-2]) >= float(cells[-3])  # the alarm counts a beat at P(V) >= 0.5 or labelled V
 
 
 def test_members_are_averaged_in_one_graph() -> None:
