@@ -197,7 +197,8 @@ def test_tiny_beat_model_run_end_to_end(tmp_path: Path, capsys: pytest.CaptureFi
     curve = af_thresholds.table(af_thresholds.held_out_probabilities(out, feats)).splitlines()
     assert len(curve) == 2 + len(af_thresholds.GRID) and curve[2].startswith("| 0.5 |")
     args = ["--features", str(feats), "--af-context", str(beat_data.AF_CONTEXT_S), "--folds", "2"]
-    assert screen.main([*args, "--epochs", "1", "--name", "tiny", "--af-p-wave-max", "0.5"]) == 0
+    tiny = ["--epochs", "1", "--beat-epochs", "1", "--hidden", "8", "--name", "tiny"]
+    assert screen.main([*args, *tiny, "--af-p-wave-max", "0.5"]) == 0
     cells = capsys.readouterr().out.splitlines()[-1].split(" | ")
     assert cells[0] == "| tiny" and len(cells) == 12
     assert float(cells[-2]) >= float(cells[-3])  # the alarm counts a beat at P(V) >= 0.5 or labelled V

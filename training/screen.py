@@ -48,6 +48,10 @@ def screen(args: argparse.Namespace) -> dict:
         cfg.folds = args.folds
     if args.epochs:
         cfg.beat_epochs = cfg.af_epochs = args.epochs
+    if args.beat_epochs:
+        cfg.beat_epochs = args.beat_epochs
+    if args.hidden:
+        cfg.hidden = tuple(int(n) for n in args.hidden.split(","))
     features = Path(args.features)
     rids = sorted(p.name[: -len("_pcf8591.npz")].replace("_", "/", 1) for p in features.glob("*_pcf8591.npz"))
     tables = train_beats.load_tables(features, rids, "pcf8591")
@@ -151,6 +155,8 @@ def main(argv: list[str] | None = None) -> int:
         "--af-p-wave-max", type=float, help="no AF while the normal beats' P-wave coherence is at least this"
     )
     p.add_argument("--epochs", type=int, help="epochs of both models (default: train_beats')")
+    p.add_argument("--beat-epochs", type=int, help="epochs of the beat model alone")
+    p.add_argument("--hidden", help="the beat MLP's hidden layers, e.g. 64,64 (default: train_beats')")
     p.add_argument("--name", help="the row's name (default: the options)")
     args = p.parse_args(argv)
     name = args.name or (
