@@ -203,8 +203,8 @@ BEATS_HELP = {
     "searchback_rr": "search back for a missed beat after this many average RR intervals without one",
     "searchback_fraction": "... accepting the largest peak above this fraction of the threshold",
     "horizon_s": "longest look back (learning, search-back) (s): bounds the detector's delay",
-    "min_qrs_mv": "the detection threshold never falls below this (mV, above the ADC's quantisation noise); "
-    "a search-back accepts half the threshold",
+    "min_qrs_mv": "a QRS smaller than this (mV) is never detected, not by a search-back either (the "
+    "ADC's quantisation noise and muscle noise in a pause)",
     "gap_max_s": "missing runs up to this (s) are bridged; a longer one breaks the RR sequence",
     "live_rr_count": "live heart rate (STATUS=) = 60000 / mean of the last this many measured RR intervals",
     "live_min_rr": "fewer measured RR intervals since a break: no live heart rate shown",

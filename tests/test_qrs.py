@@ -202,3 +202,21 @@ def test_ventricular_beats_measure_wider_than_normal_ones() -> None:
     normal, ventricular = beats.width_ms[nearest == "N"], beats.width_ms[nearest == "V"]
     assert normal.size > 100 and ventricular.size > 30
     assert np.nanmedian(normal) < 100.0 < 120.0 < np.nanmedian(ventricular)
+
+
+def test_a_search_back_never_takes_a_peak_below_the_floor() -> None:
+    """Small beats (0.15 mV) keep the threshold at its floor (``min_qrs_mv``); in a 3-s pause, a bump of
+    0.06 mV, QRS-shaped but below the floor, is no beat, though it is above half the threshold (the
+    search-back's lower threshold): muscle noise in a pause must not split it (MIT-BIH 207, README)."""
+    fs = 360.0
+    mv, peaks = synthetic_ecg(fs, 60, 40.0, r_mv=0.15, t_mv=0.03, seed=3)
+    t = np.arange(mv.size) / fs
+    pause = (t >= 29.6) & (t < 32.6)  # the beats at 30, 31 and 32 s are gone: a 3-s RR
+    quiet = 0.1 * np.sin(2 * np.pi * 0.3 * t) + np.random.default_rng(4).normal(0, 0.01, t.size)
+    mv[pause] = quiet[pause]  # no P waves either (in an AV block they would come on time, and be seen)
+    bump = 0.06 * np.exp(-0.5 * ((t - 31.0) / 0.015) ** 2)
+    kept = peaks[(peaks < 29.6 * fs) | (peaks >= 32.6 * fs)]
+    found = detect(fs, mv + bump, 90).seq
+    assert matches(kept, found, 18)[1:] == (0, 0)
+    near = found[np.abs(found - round(31.0 * fs)) < round(0.15 * fs)]
+    assert near.size == 0, "a beat from a peak below the floor"

@@ -23,9 +23,9 @@ Why it is built the way it is:
   first clean beat after the gap is found at once (re-acquisition = the filters' settling time, ~0.4 s).
 - **Never a beat from a flat line.** An absolute floor (``min_qrs_mv``, calibrated at start-up by
   running the filters over a synthetic QRS) keeps the threshold above ADC quantisation noise, and
-  levels decay when no beat is found, so a sudden drop in amplitude is re-acquired. A search-back
-  accepts half the threshold, so down to half the floor: above quantisation noise, not above muscle
-  noise (MIT-BIH 207's 2.51-s pause is split by one such beat, README's alarm benchmark).
+  levels decay when no beat is found, so a sudden drop in amplitude is re-acquired. A search-back's
+  lower threshold (half the threshold) stops at the floor too: it once took muscle noise in MIT-BIH
+  207's 2.51-s pause for a beat.
 
 Pure numpy, no threads, clock or I/O; ``bench/qrs_accuracy.py`` measures it against the reference
 annotations and the peer detectors.
@@ -70,7 +70,7 @@ class QrsSettings:
     searchback_rr: float = 1.66  # search back when no beat for this many average RR intervals
     searchback_fraction: float = 0.5  # ... for the largest peak above this fraction of the threshold
     horizon_s: float = 2.0  # longest look back (learning, search-back): bounds the delay
-    min_qrs_mv: float = 0.08  # the threshold's floor (equivalent amplitude); search-back accepts half of it
+    min_qrs_mv: float = 0.08  # a QRS smaller than this (equivalent amplitude) is never detected
     gap_max_s: float = 0.02  # missing runs up to this are bridged; longer ones blank the detector
 
     def problems(self) -> list[str]:
@@ -489,7 +489,7 @@ class QrsDetector:
     def _missed(self, before: int) -> _Candidate | None:
         """The largest skipped peak before seq ``before`` above the lower threshold, if any."""
         last = self._last
-        th2 = self.settings.searchback_fraction * self._threshold()
+        th2 = max(self._floor, self.settings.searchback_fraction * self._threshold())
         best: _Candidate | None = None
         for c in self._noise:
             if c.r >= before or c.r < before - self._horizon or c.height < th2:
