@@ -201,7 +201,8 @@ BEATS_HELP = {
     "p_wave_s": "a beat is held this long (s) and withdrawn if a much stronger complex follows (tall P)",
     "p_wave_ratio": "... this many times stronger than the held beat",
     "searchback_rr": "search back for a missed beat after this many average RR intervals without one",
-    "searchback_fraction": "... accepting the largest peak above this fraction of the threshold",
+    "searchback_fraction": "... accepting the largest peak above this fraction of the threshold (and above "
+    "min_qrs_mv)",
     "horizon_s": "longest look back (learning, search-back) (s): bounds the detector's delay",
     "min_qrs_mv": "a QRS smaller than this (mV) is never detected, not by a search-back either (the "
     "ADC's quantisation noise and muscle noise in a pause)",

@@ -204,6 +204,23 @@ def test_tiny_beat_model_run_end_to_end(tmp_path: Path, capsys: pytest.CaptureFi
     assert float(cells[-2]) >= float(cells[-3])  # the alarm counts a beat at P(V) >= 0.5 or labelled V
 
 
+def test_screen_options_reach_the_recipe_and_bad_layers_are_refused(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """``training.screen --hidden/--beat-epochs`` change the configuration it trains, nothing else."""
+    from training import screen, train_beats
+
+    default = train_beats.BeatTrainConfig()
+    cfg = screen.recipe(screen.parser().parse_args(["--hidden", "64,64", "--beat-epochs", "24"]))
+    assert cfg.hidden == (64, 64) and cfg.beat_epochs == 24
+    assert cfg.af_epochs == default.af_epochs and cfg.af_hidden == default.af_hidden
+    assert screen.recipe(screen.parser().parse_args([])).hidden == default.hidden
+    for bad in ("64,x", "0", ""):
+        with pytest.raises(SystemExit):
+            screen.parser().parse_args(["--hidden", bad])
+        assert "is not layer sizes" in capsys.readouterr().err
+
+
 def test_members_are_averaged_in_one_graph() -> None:
     """``--members``: several MLPs from their own seeds, one graph whose output is their mean."""
     pytest.importorskip("tensorflow", reason="training needs the [train] extra (TensorFlow)")

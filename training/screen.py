@@ -40,7 +40,8 @@ def with_neighbours(t: dict) -> dict:
     return {**t, "beat_x": np.hstack((x, prev[:, cols], nxt[:, cols])).astype(np.float32)}
 
 
-def screen(args: argparse.Namespace) -> dict:
+def recipe(args: argparse.Namespace) -> train_beats.BeatTrainConfig:
+    """The training configuration the options describe (``train_beats``' defaults for the rest)."""
     cfg = train_beats.BeatTrainConfig(
         seed=args.seed, run_weight=args.run_weight, af_context_s=args.af_context, members=args.members
     )
@@ -51,7 +52,23 @@ def screen(args: argparse.Namespace) -> dict:
     if args.beat_epochs:
         cfg.beat_epochs = args.beat_epochs
     if args.hidden:
-        cfg.hidden = tuple(int(n) for n in args.hidden.split(","))
+        cfg.hidden = args.hidden
+    return cfg
+
+
+def hidden_layers(text: str) -> tuple[int, ...]:
+    """``--hidden 64,64``: the beat MLP's hidden layer sizes."""
+    try:
+        sizes = tuple(int(n) for n in text.split(","))
+    except ValueError:
+        sizes = ()
+    if not sizes or min(sizes) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not layer sizes such as 64,64")
+    return sizes
+
+
+def screen(args: argparse.Namespace) -> dict:
+    cfg = recipe(args)
     features = Path(args.features)
     rids = sorted(p.name[: -len("_pcf8591.npz")].replace("_", "/", 1) for p in features.glob("*_pcf8591.npz"))
     tables = train_beats.load_tables(features, rids, "pcf8591")
@@ -141,7 +158,7 @@ HEADER = (
 )
 
 
-def main(argv: list[str] | None = None) -> int:
+def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m training.screen", description=__doc__.split("\n\n")[0])
     p.add_argument("--features", default="runs/features")
     p.add_argument("--af-context", type=float, default=10.0, help="the LTAFDB tables' span (beat_data)")
@@ -156,15 +173,25 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--epochs", type=int, help="epochs of both models (default: train_beats')")
     p.add_argument("--beat-epochs", type=int, help="epochs of the beat model alone")
-    p.add_argument("--hidden", help="the beat MLP's hidden layers, e.g. 64,64 (default: train_beats')")
+    p.add_argument(
+        "--hidden",
+        type=hidden_layers,
+        help="the beat MLP's hidden layers, e.g. 64,64 (default: train_beats')",
+    )
     p.add_argument("--name", help="the row's name (default: the options)")
-    args = p.parse_args(argv)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
     name = args.name or (
         f"AF {args.af_context:g} s, run weight {args.run_weight:g}"
         + (", neighbours" if args.neighbours else "")
         + (", AF RR without V beats" if args.rr_exclude_v else "")
         + (f", {args.members} members" if args.members > 1 else "")
         + (f", P-wave rule {args.af_p_wave_max:g}" if args.af_p_wave_max is not None else "")
+        + (f", hidden {','.join(map(str, args.hidden))}" if args.hidden else "")
+        + (f", beat epochs {args.beat_epochs}" if args.beat_epochs else "")
     )
     print(HEADER)
     print(row(name, screen(args)), flush=True)
