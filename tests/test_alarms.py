@@ -164,6 +164,34 @@ def test_coarse_fibrillation_is_vfib_and_ends_when_beats_return():
     assert not kinds(eps, "asystole") and not kinds(eps, "vtach")
 
 
+def test_a_pause_after_fibrillation_is_raised_while_the_vfib_alarm_holds():
+    # MIT-BIH 207: a 2.5-s pause 4 s after flutter, while `vfib` still waits out its end hold
+    _, eps = run(
+        [
+            syn.regular(FS, 10, 75),
+            syn.fibrillation(FS, 12),
+            syn.regular(FS, 4, 75),
+            syn.flat(FS, 2.8),
+            syn.regular(FS, 8, 75),
+        ]
+    )
+    (vfib,) = kinds(eps, "vfib")
+    (pause,) = kinds(eps, "pause")
+    assert vfib.end is not None and pause.onset.detected_seq < vfib.end.seq  # raised inside the hold
+    assert 26 * FS < pause.onset.onset_seq < 29 * FS and pause.end.detail == "a QRS complex again"
+
+
+def test_fibrillation_that_decays_into_a_flat_line_is_asystole_at_once():
+    _, eps = run(
+        [syn.regular(FS, 10, 75), syn.fibrillation(FS, 12), syn.flat(FS, 14), syn.regular(FS, 6, 75)]
+    )
+    (vfib,) = kinds(eps, "vfib")
+    (asy,) = kinds(eps, "asystole")
+    assert (asy.onset.detected_seq - 22 * FS) / FS <= 5.0  # asystole_seconds + 1 s after the last wave
+    assert vfib.end is not None and vfib.end.detail == "superseded by asystole"
+    assert vfib.end.seq == asy.onset.detected_seq
+
+
 def test_noise_suspends_the_rate_alarms_and_never_reports_them_resolved():
     quiet = ("N", None)
     noisy = ("unreadable", "gross noise: 60 % of signal power above 20 Hz (max 50 %)")

@@ -16,7 +16,8 @@ What may be concluded from what:
 - Noisy windows (the quality gate's ``gross noise``/``implausible amplitude``/``no QRS``) suspend the
   rate, pause, ventricular and AF alarms until a readable window. Active alarms stay active while
   suspended: only evidence ends an alarm.
-- Asystole and VF supersede the rate and pause alarms (no brady/pause floods on top of an arrest).
+- Asystole and VF supersede the rate and pause alarms (no brady/pause floods on top of an arrest); an
+  asystole also supersedes a VF that has decayed into a flat line.
 """
 
 from __future__ import annotations
@@ -584,11 +585,19 @@ class AlarmEngine:
                 and last > a.onset_seq - round(self._threshold(name) * self.fs)
             ):
                 events.append(self._end(name, last, None, "a QRS complex again"))
-        vf_now = "vfib" in self.active or self._vf_since is not None
+        # VF explains a missing QRS for as long as its alarm lasts, but only a signal that looks like VF
+        # *now* hides a gap: in the alarm's end hold a pause after the returning beats, or a VF that
+        # decays into a flat line, is raised at once (MIT-BIH 207 has a 2.5-s pause 4 s after flutter).
+        vf_like_now = self._vf_since is not None
         self._blind_reason = None
-        if gap_s >= s.asystole_seconds and flat_s < s.asystole_seconds and not vf_now:
+        if (
+            gap_s >= s.asystole_seconds
+            and flat_s < s.asystole_seconds
+            and not vf_like_now
+            and "vfib" not in self.active
+        ):
             self._blind_reason = f"no QRS complex found for {gap_s:.1f} s in a signal that is not flat"
-        if vf_now:
+        if vf_like_now:
             return events
         if (
             gap_s >= s.pause_seconds
@@ -627,7 +636,7 @@ class AlarmEngine:
                     f"(limit {s.asystole_seconds:g} s)",
                 )
             )
-            for name in ("bradycardia", "extreme_bradycardia", "pause"):
+            for name in ("vfib", "bradycardia", "extreme_bradycardia", "pause"):
                 if name in self.active:
                     events.append(self._end(name, self._stop, None, "superseded by asystole"))
         return events
