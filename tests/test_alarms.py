@@ -155,6 +155,24 @@ def test_a_single_long_rr_is_a_pause_with_its_length():
     assert pause.end is not None and pause.end.value == pytest.approx(rr, abs=0.05)  # beat to beat
 
 
+@pytest.mark.parametrize("flat_s", [1.65, 1.8])
+def test_a_pause_just_past_its_limit_is_raised_from_the_rr_when_the_closing_beat_comes(flat_s):
+    # RR 2.51 / 2.66 s: the beat (or its upstroke) comes within a block of the limit, before the check
+    # that waits for the limit to pass without one could see it (MIT-BIH 207's 2.51-s pause)
+    rr = (60 / 70 - 0.3) + flat_s + 0.3
+    _, eps = run([syn.regular(FS, 10, 70), syn.flat(FS, flat_s), syn.regular(FS, 8, 70)])
+    (pause,) = eps
+    assert pause.onset.alarm == "pause" and pause.onset.value == pytest.approx(rr, abs=0.05)
+    assert pause.end is not None and pause.end.value == pytest.approx(rr, abs=0.05)
+    assert pause.end.detail == "a QRS complex again"
+    assert (pause.onset.detected_seq - pause.end.seq) / FS < 1.2  # when the beat is confirmed
+
+
+def test_an_rr_just_short_of_the_pause_limit_is_no_pause():
+    _, eps = run([syn.regular(FS, 10, 70), syn.flat(FS, 1.6), syn.regular(FS, 8, 70)])  # RR 2.46 s
+    assert eps == []
+
+
 def test_coarse_fibrillation_is_vfib_and_ends_when_beats_return():
     _, eps = run([syn.regular(FS, 10, 75), syn.fibrillation(FS, 12), syn.regular(FS, 15, 75)])
     (vfib,) = kinds(eps, "vfib")

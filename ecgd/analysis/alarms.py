@@ -39,6 +39,9 @@ PHYSIOLOGICAL, TECHNICAL = "physiological", "technical"
 _HISTORY_S = 10.0  # signal kept for the asystole/VF/rail checks (≥ asystole_seconds + VF window)
 _SLOPE_SPAN_S = 0.02  # slope over ±10 ms, as the quality gate measures QRS steepness
 _BEAT_SETTLE_S = 0.5  # after a beat its own QRS and T wave is not "activity" in the gap that follows
+# Before a beat, as long as the QRS detector's refractory period (0.19 s): a steep deflection there is that
+# beat's P wave or QRS onset, never a QRS of its own (the ventricles cannot beat again so soon).
+_BEAT_LEAD_S = 0.19
 _RR_AVERAGE = 8  # heart rate from the mean of the last 8 RR intervals (IEC 60601-2-27 allows 4-16)
 _RATE_END_HOLD_S = 5.0  # a rate alarm ends after the rate has been back within its limit this long
 _VF_WINDOW_S = 4.0
@@ -296,6 +299,8 @@ class AlarmEngine:
         self._cond_since: dict[str, int | None] = {}
         self._clear_since: dict[str, int | None] = {}
         self._vf_since: int | None = None
+        self._pause_checked: int | None = None  # the newest beat whose RR was judged for a pause
+        self._pause_from: int | None = None  # the beat the newest pause alarm started from
         self._vf_clear_since: int | None = None
         self._vf_last: vf.VfMeasure | None = None
         self._run: list[int] = []  # seqs of the current run, from its first V beat to its last
@@ -566,6 +571,7 @@ class AlarmEngine:
         start = last if last is not None else self._since
         gap_s = (horizon - start) / self.fs
         settle = int(_BEAT_SETTLE_S * self.fs) if last is not None else 0
+        events += self._pause_at_beat(last)
         if gap_s < min(s.pause_seconds, s.asystole_seconds) and not self.active.keys() & {
             "asystole",
             "pause",
@@ -609,6 +615,7 @@ class AlarmEngine:
             and "asystole" not in self.active
         ):
             at = last + round(s.pause_seconds * self.fs)
+            self._pause_from = last
             events.append(
                 self._onset(
                     "pause",
@@ -640,6 +647,45 @@ class AlarmEngine:
                 if name in self.active:
                     events.append(self._end(name, self._stop, None, "superseded by asystole"))
         return events
+
+    def _pause_at_beat(self, last: int | None) -> list[AlarmEvent]:
+        """A pause the new beat's RR shows that the real-time check could not: that one looks a block at
+        a time at beats confirmed up to the horizon, so a beat closing the interval within a block of the
+        limit (or its P wave or QRS onset, before its position) always came first (MIT-BIH 207: 2.511 s
+        between two beats). Raised and ended at once, on the same evidence: no steep deflection between
+        the beats but the closing beat's own, nothing suspending the rate alarms, no asystole, no VF."""
+        s = self.settings
+        if last is None or last == self._pause_checked:
+            return []
+        self._pause_checked = last
+        earlier = [b for b in self._beats if self._since <= b.seq <= last]
+        if len(earlier) < 2 or not earlier[-1].rr_ok:
+            return []
+        prev = earlier[-2].seq
+        limit = round(s.pause_seconds * self.fs)
+        if (
+            last - prev <= limit
+            or prev == self._pause_from
+            or self._stop - prev > self._mv.size  # older than the signal kept: not judged here
+            or not self._on("pause")
+            or self.active.keys() & {"pause", "asystole"}
+            or self._vf_since is not None
+            or self._rate_suspended()
+        ):
+            return []
+        settle = int(_BEAT_SETTLE_S * self.fs)
+        if self._last_activity(prev + settle, last - round(_BEAT_LEAD_S * self.fs)) is not None:
+            return []
+        rr_s = (last - prev) / self.fs
+        self._pause_from = prev
+        onset = self._onset(
+            "pause",
+            prev + limit,
+            round(rr_s, 2),
+            s.pause_seconds,
+            f"an RR interval of {rr_s:.2f} s (limit {s.pause_seconds:g} s)",
+        )
+        return [onset, self._end("pause", last, None, "a QRS complex again")]
 
     def _threshold(self, name: str) -> float:
         return {"asystole": self.settings.asystole_seconds, "pause": self.settings.pause_seconds}[name]
