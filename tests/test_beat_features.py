@@ -7,7 +7,14 @@ import pytest
 from ecg_synth import FS, synth_ecg
 
 from ecgd.analysis.beat_detect import detect_beats
-from ecgd.analysis.beat_features import BEAT_FEATURES, BeatAnalyzer, RelearnSettings
+from ecgd.analysis.beat_features import (
+    BEAT_FEATURES,
+    POST_S,
+    PRE_S,
+    BeatAnalyzer,
+    RelearnSettings,
+    waveform_step,
+)
 from ecgd.analysis.rhythm import RR_FEATURES, p_wave_coherence, rr_features, span_p_wave_coherence
 
 F = {name: i for i, name in enumerate(BEAT_FEATURES)}
@@ -73,6 +80,24 @@ def test_wide_premature_beat_stands_out_from_a_narrow_template():
     assert pvc[F["rr_post_pre"]] > 1.8
     assert pvc[F["width_ratio"]] > 1.5
     assert pvc[F["corr_qrs"]] < allx[i - 2, F["corr_qrs"]]
+
+
+def test_waveforms_are_the_beat_and_its_difference_from_the_template_only_when_asked():
+    beats = list(np.arange(0.5, 60, 0.8))
+    wide = np.zeros(len(beats), dtype=bool)
+    wide[50] = True
+    x = synth_ecg(np.array(beats), wide, 61)
+    plain = run_windows(BeatAnalyzer(FS, RelearnSettings(learn_seconds=20)), x, np.array(beats))
+    assert all(f.waveform is None for f in plain)  # the daemon's analyser computes none
+    out = run_windows(BeatAnalyzer(FS, RelearnSettings(learn_seconds=20), waveforms=True), x, np.array(beats))
+    w = np.concatenate([f.waveform for f in out])
+    seq = np.concatenate([f.seq for f in out])
+    assert w.shape == (seq.size, round((PRE_S + POST_S) * FS) // waveform_step(FS), 2)
+    assert np.array_equal(np.concatenate([f.x for f in out]), np.concatenate([f.x for f in plain]))
+    i = int(np.argmin(np.abs(seq - round(beats[50] * FS))))
+    span = np.ptp(w[i - 2, :, 0])  # a normal beat, over the template's amplitude: about 1
+    assert 0.8 < span < 1.2 and np.abs(w[i - 2, :, 1]).max() < 0.1  # and like its template
+    assert np.abs(w[i, :, 1]).max() > 0.5  # the wide beat is not
 
 
 def bigeminy(start_s: float, n: int) -> tuple[np.ndarray, np.ndarray, float]:

@@ -142,10 +142,13 @@ def test_tiny_beat_model_run_end_to_end(tmp_path: Path, capsys: pytest.CaptureFi
         "200",
         "--relearn",
         "former_templates=1",
+        "--waveforms",
     )
     assert made == 0
     t = np.load(feats / "mitdb_119_pcf8591.npz")
     assert t["beat_x"].shape[1] == len(beat_data.BEAT_FEATURES) and (t["beat_y"] == 2).sum() > 300
+    assert t["beat_wave"].shape == (t["beat_y"].size, 78, 2)  # one row per beat row, ~120 Hz, 2 channels
+    assert np.array_equal(np.isnan(t["beat_wave"]).all(axis=(1, 2)), np.isnan(t["beat_x"]).all(axis=1))
     assert (
         train_beats.main(
             [
@@ -202,6 +205,9 @@ def test_tiny_beat_model_run_end_to_end(tmp_path: Path, capsys: pytest.CaptureFi
     cells = capsys.readouterr().out.splitlines()[-1].split(" | ")
     assert cells[0] == "| tiny" and len(cells) == 12
     assert float(cells[-2]) >= float(cells[-3])  # the alarm counts a beat at P(V) >= 0.5 or labelled V
+    assert screen.main([*args, "--epochs", "1", "--hidden", "8", "--waveforms"]) == 0
+    cells = capsys.readouterr().out.splitlines()[-1].split(" | ")
+    assert cells[0].endswith(", waveforms") and len(cells) == 12 and 0 <= float(cells[5]) <= 1
 
 
 def test_screen_options_reach_the_recipe_and_bad_layers_are_refused(
@@ -282,6 +288,16 @@ def test_tables_without_p_wave_stretches_are_refused(tmp_path: Path) -> None:
     np.savez(feats / "mitdb_100_pcf8591.npz", beat_x=np.zeros((1, len(beat_data.BEAT_FEATURES))))
     with pytest.raises(SystemExit, match="hold no P-wave stretches"):
         train_beats.main(["--data", str(DATA), "--features", str(feats), "--out", str(tmp_path / "run")])
+
+
+def test_screen_waveforms_need_tables_with_waveforms(tmp_path: Path) -> None:
+    from training import beat_data, screen
+
+    feats = tmp_path / "f"
+    feats.mkdir()
+    np.savez(feats / "mitdb_100_pcf8591.npz", beat_x=np.zeros((1, len(beat_data.BEAT_FEATURES))))
+    with pytest.raises(SystemExit, match="needs tables made with beat_data --waveforms"):
+        screen.main(["--features", str(feats), "--waveforms"])
 
 
 def test_ltafdb_tables_of_another_context_are_refused(tmp_path: Path) -> None:

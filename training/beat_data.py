@@ -101,14 +101,14 @@ def resample(mv: np.ndarray, fs: float, samples: np.ndarray, rate_hz: float) -> 
 
 
 def analysed_windows(
-    rec: SignalRecord, frontend: bool, relearn: RelearnSettings | None = None
+    rec: SignalRecord, frontend: bool, relearn: RelearnSettings | None = None, waveforms: bool = False
 ) -> Iterator[tuple[int, BeatFeatures, np.ndarray]]:
     """The record through the daemon's ``BeatAnalyzer`` window by window (10 s, non-overlapping, from
     sample 0) with the reference beat positions: each window's start, its features and, per row, the
     index of the reference beat it is (the analyser moves a position by ≤ REFINE_S)."""
     mv = AnalogFrontEnd().simulate_mv(rec.mv, FS).astype(np.float64) if frontend else rec.mv
     n = round(WINDOW_S * FS)
-    analyzer = BeatAnalyzer(FS, relearn)
+    analyzer = BeatAnalyzer(FS, relearn, waveforms)
     ref = rec.ann.beat_samples
     for start in range(0, mv.size - n + 1, n):
         lo, hi = np.searchsorted(ref, [start, start + n])
@@ -118,26 +118,30 @@ def analysed_windows(
 
 
 def record_features(
-    rec: SignalRecord, frontend: bool, relearn: RelearnSettings | None = None
+    rec: SignalRecord, frontend: bool, relearn: RelearnSettings | None = None, waveforms: bool = False
 ) -> dict[str, np.ndarray]:
-    """Beat rows (features, class, position, window, P-wave stretch) and window rows (label, start) of
-    one record through the daemon's beat stage (with the daemon's default ``relearn`` settings unless
-    given)."""
+    """Beat rows (features, class, position, window, P-wave stretch; with ``waveforms`` also
+    ``beat_wave``, :attr:`BeatFeatures.waveform`) and window rows (label, start) of one record through
+    the daemon's beat stage (with the daemon's default ``relearn`` settings unless given)."""
     n = round(WINDOW_S * FS)
-    bx, by, bseq, bwin, blearn, bp = [], [], [], [], [], []
+    bx, by, bseq, bwin, blearn, bp, bw = [], [], [], [], [], [], []
     wy, wstart = [], []
     ann = rec.ann
-    for k, (start, f, near) in enumerate(analysed_windows(rec, frontend, relearn)):
+    for k, (start, f, near) in enumerate(analysed_windows(rec, frontend, relearn, waveforms)):
         bx.append(f.x)
         by.append(beat_class(ann.beat_symbols[near]))
         bseq.append(ann.beat_samples[near])
         bwin.append(np.full(f.seq.size, k, dtype=np.int32))
         blearn.append(np.full(f.seq.size, f.learning))
         bp.append(f.p_wave)
+        if f.waveform is not None:
+            bw.append(f.waveform)
         lab = label_for_window(ann, start, start + n)
         wy.append(-1 if lab is None else LABELS.index(lab))
         wstart.append(start)
+    waves = {"beat_wave": np.concatenate(bw).astype(np.float32)} if waveforms else {}
     return {
+        **waves,
         "beat_x": np.concatenate(bx).astype(np.float32),
         "beat_y": np.concatenate(by),
         "beat_seq": np.concatenate(bseq).astype(np.int64),
@@ -241,6 +245,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--af-context", type=float, default=AF_CONTEXT_S, help="seconds of RR per AF decision")
     p.add_argument("--frontends", default="pcf8591", help="pcf8591 and/or clean, comma-separated")
     p.add_argument(
+        "--waveforms",
+        action="store_true",
+        help="also each beat's waveform and its difference from the template (training.screen --waveforms)",
+    )
+    p.add_argument(
         "--relearn",
         action="append",
         default=[],
@@ -259,7 +268,7 @@ def main(argv: list[str] | None = None) -> int:
     for rid in rids:
         rec = load_signal_record(args.data, rid)
         for tag in args.frontends.split(","):
-            f = record_features(rec, tag == "pcf8591", relearn)
+            f = record_features(rec, tag == "pcf8591", relearn, args.waveforms)
             np.savez_compressed(out / f"{rid.replace('/', '_')}_{tag}.npz", **f)
         print(f"[{time.monotonic() - t0:6.0f} s] {rid}: {f['beat_y'].size} beats", flush=True)
     if not args.no_ltafdb:

@@ -13,6 +13,9 @@ as extra beat features (table rows shifted; not a feature of the daemon); ``--rr
 decides AF from the intervals between beats the reference does not call V (``train_beats
 --rr-exclude-v``; the daemon uses its own V labels); ``--af-p-wave-max L`` applies the P-wave rule as
 ``train_beats --af-p-wave-max`` does, both when the thresholds are chosen and when the windows are called.
+``--waveforms`` gives the beat MLP a small convolutional branch on each beat's waveform and its difference
+from the template (tables made with ``beat_data --waveforms``; an experiment: the daemon's model has no
+such input).
 """
 
 from __future__ import annotations
@@ -38,6 +41,66 @@ def with_neighbours(t: dict) -> dict:
     prev, nxt = np.vstack((ones, x[:-1])), np.vstack((x[1:], ones))
     cols = list(NEIGHBOUR_COLUMNS)
     return {**t, "beat_x": np.hstack((x, prev[:, cols], nxt[:, cols])).astype(np.float32)}
+
+
+def waveform_rows(tables: dict, rids: list[str], run_weight: float):
+    """``train_beats.beat_xy``'s rows with their waveforms (the same rows: features and waveform finite)."""
+    xs, ws, ys, wts = [], [], [], []
+    for r in rids:
+        t = tables[r]
+        ok = (t["beat_y"] >= 0) & waveform_judged(t)
+        xs.append(t["beat_x"][ok])
+        ws.append(t["beat_wave"][ok])
+        ys.append(t["beat_y"][ok])
+        wts.append(np.where(train_beats.ventricular_run_lengths(t["beat_y"]) >= 3, run_weight, 1.0)[ok])
+    return np.concatenate(xs), np.concatenate(ws), np.concatenate(ys).astype(np.int64), np.concatenate(wts)
+
+
+def waveform_judged(t: dict) -> np.ndarray:
+    return np.isfinite(t["beat_x"]).all(axis=1) & np.isfinite(t["beat_wave"]).all(axis=(1, 2))
+
+
+def fit_waveform_beat(tables: dict, rids: list[str], cfg: train_beats.BeatTrainConfig, seed: int):
+    """The beat MLP with a convolutional branch (8, 16, 16 filters, global average) on the waveforms,
+    trained as ``train_beats.fit_beat`` is (classes weighted by inverse frequency, capped, times the
+    run weight); returns a function from a table to its beat probabilities and judged beats."""
+    import keras
+
+    x, w, y, wt = waveform_rows(tables, rids, cfg.run_weight)
+    mean, std = x.mean(axis=0), np.maximum(x.std(axis=0), 1e-3)
+    counts = np.bincount(y, minlength=3).astype(np.float64)
+    cw = np.minimum(counts.sum() / (3 * np.maximum(counts, 1)), cfg.class_weight_cap)
+    keras.utils.set_random_seed(seed)
+    fi, wi = keras.Input(shape=(x.shape[1],)), keras.Input(shape=w.shape[1:])
+    c = wi
+    for filters, kernel in ((8, 7), (16, 5)):
+        c = keras.layers.Conv1D(filters, kernel, activation="relu", padding="same")(c)
+        c = keras.layers.MaxPooling1D(2)(c)
+    c = keras.layers.Conv1D(16, 5, activation="relu", padding="same")(c)
+    h = keras.layers.Concatenate()([fi, keras.layers.GlobalAveragePooling1D()(c)])
+    for width in cfg.hidden:
+        h = keras.layers.Dense(width, activation="relu")(h)
+    model = keras.Model([fi, wi], keras.layers.Dense(3, activation="softmax")(h))
+    model.compile(optimizer=keras.optimizers.Adam(cfg.learning_rate), loss="sparse_categorical_crossentropy")
+    model.fit(
+        [(x - mean) / std, np.clip(w, -5, 5)],
+        y,
+        sample_weight=cw[y] * wt,
+        batch_size=cfg.batch_size,
+        epochs=cfg.beat_epochs,
+        verbose=0,
+        shuffle=True,
+    )
+
+    def probs(t: dict) -> tuple[np.ndarray, np.ndarray]:
+        ok = waveform_judged(t)
+        pb = np.zeros((ok.size, 3), dtype=np.float32)
+        if ok.any():
+            inputs = [(t["beat_x"][ok] - mean) / std, np.clip(t["beat_wave"][ok], -5, 5)]
+            pb[ok] = model.predict(inputs, batch_size=4096, verbose=0)
+        return pb, ok
+
+    return probs
 
 
 def recipe(args: argparse.Namespace) -> train_beats.BeatTrainConfig:
@@ -72,6 +135,10 @@ def screen(args: argparse.Namespace) -> dict:
     features = Path(args.features)
     rids = sorted(p.name[: -len("_pcf8591.npz")].replace("_", "/", 1) for p in features.glob("*_pcf8591.npz"))
     tables = train_beats.load_tables(features, rids, "pcf8591")
+    if args.waveforms and not all("beat_wave" in t for t in tables.values()):
+        raise SystemExit(f"--waveforms needs tables made with beat_data --waveforms; {features} has none")
+    if args.waveforms and (args.members > 1 or args.neighbours):
+        raise SystemExit("--waveforms screens one model per graph, without --neighbours")
     if args.neighbours:
         tables = {r: with_neighbours(t) for r, t in tables.items()}
     lnames = sorted(p.stem[len("ltafdb_") :] for p in features.glob("ltafdb_*.npz"))
@@ -87,10 +154,18 @@ def screen(args: argparse.Namespace) -> dict:
         ltrain = [n for n in lnames if n not in lfolds[k]]
         bx, by, bw = train_beats.beat_xy(tables, train, cfg.run_weight)
         ax, ay = train_beats.af_xy(tables, train, ltaf, ltrain, args.rr_exclude_v, cfg.af_context_s)
-        beat = train_beats.fit_beat(bx, by, bw, cfg, cfg.seed + 1 + k)
-        af = train_beats.fit_af(ax, ay, cfg, cfg.seed + 1 + k)
-        for r in folds[k]:
-            oof[r] = train_beats.oof_tables(tables, r, beat, af, args.rr_exclude_v, cfg.af_context_s)
+        if args.waveforms:
+            probs = fit_waveform_beat(tables, train, cfg, cfg.seed + 1 + k)
+            af = train_beats.fit_af(ax, ay, cfg, cfg.seed + 1 + k)
+            for r in folds[k]:
+                oof[r] = train_beats.oof_tables(
+                    tables, r, None, af, args.rr_exclude_v, cfg.af_context_s, probs(tables[r])
+                )
+        else:
+            beat = train_beats.fit_beat(bx, by, bw, cfg, cfg.seed + 1 + k)
+            af = train_beats.fit_af(ax, ay, cfg, cfg.seed + 1 + k)
+            for r in folds[k]:
+                oof[r] = train_beats.oof_tables(tables, r, beat, af, args.rr_exclude_v, cfg.af_context_s)
         for n in lfolds[k]:
             t = ltaf[n]
             kx, kok = ("x_nov", "ok_nov") if args.rr_exclude_v else ("x", "ok")
@@ -178,6 +253,11 @@ def parser() -> argparse.ArgumentParser:
         type=hidden_layers,
         help="the beat MLP's hidden layers, e.g. 64,64 (default: train_beats')",
     )
+    p.add_argument(
+        "--waveforms",
+        action="store_true",
+        help="a convolutional branch on each beat's waveform (tables from beat_data --waveforms)",
+    )
     p.add_argument("--name", help="the row's name (default: the options)")
     return p
 
@@ -192,6 +272,7 @@ def main(argv: list[str] | None = None) -> int:
         + (f", P-wave rule {args.af_p_wave_max:g}" if args.af_p_wave_max is not None else "")
         + (f", hidden {','.join(map(str, args.hidden))}" if args.hidden else "")
         + (f", beat epochs {args.beat_epochs}" if args.beat_epochs else "")
+        + (", waveforms" if args.waveforms else "")
     )
     print(HEADER)
     print(row(name, screen(args)), flush=True)

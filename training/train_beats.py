@@ -298,14 +298,26 @@ THRESHOLD_GRID = {
 }
 
 
-def oof_tables(tables: dict[str, dict], rid: str, beat, af, exclude_v: bool, context_s: float) -> dict:
-    """One held-out record's beat probabilities and window AF probabilities from its feature table."""
+def oof_tables(
+    tables: dict[str, dict],
+    rid: str,
+    beat,
+    af,
+    exclude_v: bool,
+    context_s: float,
+    probs: tuple[np.ndarray, np.ndarray] | None = None,
+) -> dict:
+    """One held-out record's beat probabilities and window AF probabilities from its feature table
+    (``probs``: the beat probabilities and which beats were judged, from another beat model than ``beat``)."""
     t = dict(tables[rid])
     t["win_x"], t["win_ok"] = window_rr(t, exclude_v, context_s)
-    ok = np.isfinite(t["beat_x"]).all(axis=1)
-    pb = np.zeros((ok.size, 3), dtype=np.float32)
-    if ok.any():
-        pb[ok] = beat[0].predict((t["beat_x"][ok] - beat[1]) / beat[2], batch_size=4096, verbose=0)
+    if probs is not None:
+        pb, ok = probs
+    else:
+        ok = np.isfinite(t["beat_x"]).all(axis=1)
+        pb = np.zeros((ok.size, 3), dtype=np.float32)
+        if ok.any():
+            pb[ok] = beat[0].predict((t["beat_x"][ok] - beat[1]) / beat[2], batch_size=4096, verbose=0)
     pa = af[0].predict((t["win_x"] - af[1]) / af[2], batch_size=4096, verbose=0)[:, 0]
     return {
         "pb": pb,

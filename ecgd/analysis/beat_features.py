@@ -37,6 +37,7 @@ BEAT_FEATURES: tuple[str, ...] = (
     "resid_rel",  # RMS of (beat - template) over the QRS / template RMS
 )
 PRE_S, POST_S = 0.25, 0.40  # the beat segment around the fiducial point
+WAVEFORM_HZ = 120.0  # BeatFeatures.waveform's rate
 QRS_S = (-0.10, 0.12)
 P_S = (-0.25, -0.08)
 REFINE_S = 0.08  # the fiducial is the centre of the QRS's slope energy within this of the given position
@@ -253,13 +254,24 @@ class BeatFeatures:
     rr_s: np.ndarray  # the window's RR intervals (seconds), the previous window's last beat included
     learning: bool  # the template was still being learned when these beats were judged
     p_wave: np.ndarray  # float32 [beats, P_S samples]: each beat's P-wave stretch, its line removed (AF)
+    # float32 [beats, samples, 2] with ``BeatAnalyzer(waveforms=True)``: the beat's segment and its
+    # difference from the patient's current template, over the template's amplitude, at ~120 Hz
+    waveform: np.ndarray | None = None
+
+
+def waveform_step(fs: float) -> int:
+    """Samples averaged into one waveform sample: ~120 Hz, as SVDB's 128 Hz carries no more."""
+    return max(1, round(fs / WAVEFORM_HZ))
 
 
 class BeatAnalyzer:
     """Stateful per patient: beat history for RR context and the :class:`PatientTemplate`."""
 
-    def __init__(self, fs: float, settings: RelearnSettings | None = None) -> None:
+    def __init__(self, fs: float, settings: RelearnSettings | None = None, waveforms: bool = False) -> None:
+        """``waveforms``: also give each beat's waveform (``BeatFeatures.waveform``; the training tables'
+        input for a waveform beat model, ``training.beat_data --waveforms``)."""
         self.fs = float(fs)
+        self.waveforms = waveforms
         self.settings = settings or RelearnSettings()
         self.template = PatientTemplate(self.fs, self.settings)
         self._hist = np.zeros(0, dtype=np.int64)  # recent beat seqs (before the latest window's end)
@@ -323,6 +335,7 @@ class BeatAnalyzer:
             self._updated_to = int(seqs[fresh].max()) if fresh.any() else self._updated_to
             fresh = np.zeros(nb, dtype=bool)
         feats, current = self._features(segments, pre, post, local)
+        waveform = self._waveform(segments) if self.waveforms else None  # before the template moves
         if fresh.any():
             if t.learning:
                 t.learn(segments[fresh], np.nan_to_num(pre[fresh], nan=0.0), self._span(seqs[fresh]))
@@ -338,7 +351,12 @@ class BeatAnalyzer:
             self._updated_to = int(seqs[fresh].max())
         self._hist = np.concatenate((before, seqs))[-2 * LOCAL_RR :]
         return BeatFeatures(
-            seqs.astype(np.int64), feats, rr_win.astype(np.float32), learning, self._p_wave(segments)
+            seqs.astype(np.int64),
+            feats,
+            rr_win.astype(np.float32),
+            learning,
+            self._p_wave(segments),
+            waveform,
         )
 
     def _span(self, seqs: np.ndarray) -> float:
@@ -358,6 +376,19 @@ class BeatAnalyzer:
         centred = p - p.mean(axis=1, keepdims=True)
         slope = (centred @ t) / float(t @ t)
         return (centred - slope[:, None] * t[None, :]).astype(np.float32)
+
+    def _waveform(self, seg: np.ndarray) -> np.ndarray:
+        """Each segment and its difference from the current template, over the template's amplitude,
+        block-averaged to ~120 Hz (NaN without a template)."""
+        t, k = self.template, waveform_step(self.fs)
+        n = seg.shape[1] // k
+        out = np.full((seg.shape[0], n, 2), np.nan, dtype=np.float32)
+        if t.wave is None or not t.amp > 0 or seg.shape[0] == 0:
+            return out
+        beat = seg[:, : n * k].reshape(seg.shape[0], n, k).mean(axis=2) / t.amp
+        out[:, :, 0] = beat
+        out[:, :, 1] = beat - t.wave[: n * k].reshape(n, k).mean(axis=1) / t.amp
+        return out
 
     def _segments(self, x: np.ndarray, rel: np.ndarray) -> np.ndarray:
         idx = np.clip(rel[:, None] + self._offsets[None, :], 0, x.size - 1)
