@@ -205,7 +205,7 @@ def test_tiny_beat_model_run_end_to_end(tmp_path: Path, capsys: pytest.CaptureFi
     cells = capsys.readouterr().out.splitlines()[-1].split(" | ")
     assert cells[0] == "| tiny" and len(cells) == 12
     assert float(cells[-2]) >= float(cells[-3])  # the alarm counts a beat at P(V) >= 0.5 or labelled V
-    assert screen.main([*args, "--epochs", "1", "--hidden", "8", "--waveforms"]) == 0
+    assert screen.main([*args, "--epochs", "1", "--hidden", "8", "--waveforms", "--members", "2"]) == 0
     cells = capsys.readouterr().out.splitlines()[-1].split(" | ")
     assert cells[0].endswith(", waveforms") and len(cells) == 12 and 0 <= float(cells[5]) <= 1
 

@@ -63,15 +63,33 @@ def waveform_judged(t: dict) -> np.ndarray:
 def fit_waveform_beat(tables: dict, rids: list[str], cfg: train_beats.BeatTrainConfig, seed: int):
     """The beat MLP with a convolutional branch (8, 16, 16 filters, global average) on the waveforms,
     trained as ``train_beats.fit_beat`` is (classes weighted by inverse frequency, capped, times the
-    run weight); returns a function from a table to its beat probabilities and judged beats."""
-    import keras
-
+    run weight; ``cfg.members`` of them from the seeds ``train_beats`` uses, their outputs averaged);
+    returns a function from a table to its beat probabilities and judged beats."""
     x, w, y, wt = waveform_rows(tables, rids, cfg.run_weight)
     mean, std = x.mean(axis=0), np.maximum(x.std(axis=0), 1e-3)
     counts = np.bincount(y, minlength=3).astype(np.float64)
     cw = np.minimum(counts.sum() / (3 * np.maximum(counts, 1)), cfg.class_weight_cap)
+    inputs = [(x - mean) / std, np.clip(w, -5, 5)]
+    models = [_waveform_model(inputs, y, cw[y] * wt, cfg, seed + 1000 * m) for m in range(cfg.members)]
+
+    def probs(t: dict) -> tuple[np.ndarray, np.ndarray]:
+        ok = waveform_judged(t)
+        pb = np.zeros((ok.size, 3), dtype=np.float32)
+        if ok.any():
+            rows = [(t["beat_x"][ok] - mean) / std, np.clip(t["beat_wave"][ok], -5, 5)]
+            pb[ok] = np.mean([m.predict(rows, batch_size=4096, verbose=0) for m in models], axis=0)
+        return pb, ok
+
+    return probs
+
+
+def _waveform_model(
+    inputs: list[np.ndarray], y: np.ndarray, weight: np.ndarray, cfg: train_beats.BeatTrainConfig, seed: int
+):
+    import keras
+
     keras.utils.set_random_seed(seed)
-    fi, wi = keras.Input(shape=(x.shape[1],)), keras.Input(shape=w.shape[1:])
+    fi, wi = keras.Input(shape=inputs[0].shape[1:]), keras.Input(shape=inputs[1].shape[1:])
     c = wi
     for filters, kernel in ((8, 7), (16, 5)):
         c = keras.layers.Conv1D(filters, kernel, activation="relu", padding="same")(c)
@@ -83,24 +101,15 @@ def fit_waveform_beat(tables: dict, rids: list[str], cfg: train_beats.BeatTrainC
     model = keras.Model([fi, wi], keras.layers.Dense(3, activation="softmax")(h))
     model.compile(optimizer=keras.optimizers.Adam(cfg.learning_rate), loss="sparse_categorical_crossentropy")
     model.fit(
-        [(x - mean) / std, np.clip(w, -5, 5)],
+        inputs,
         y,
-        sample_weight=cw[y] * wt,
+        sample_weight=weight,
         batch_size=cfg.batch_size,
         epochs=cfg.beat_epochs,
         verbose=0,
         shuffle=True,
     )
-
-    def probs(t: dict) -> tuple[np.ndarray, np.ndarray]:
-        ok = waveform_judged(t)
-        pb = np.zeros((ok.size, 3), dtype=np.float32)
-        if ok.any():
-            inputs = [(t["beat_x"][ok] - mean) / std, np.clip(t["beat_wave"][ok], -5, 5)]
-            pb[ok] = model.predict(inputs, batch_size=4096, verbose=0)
-        return pb, ok
-
-    return probs
+    return model
 
 
 def recipe(args: argparse.Namespace) -> train_beats.BeatTrainConfig:
@@ -137,8 +146,8 @@ def screen(args: argparse.Namespace) -> dict:
     tables = train_beats.load_tables(features, rids, "pcf8591")
     if args.waveforms and not all("beat_wave" in t for t in tables.values()):
         raise SystemExit(f"--waveforms needs tables made with beat_data --waveforms; {features} has none")
-    if args.waveforms and (args.members > 1 or args.neighbours):
-        raise SystemExit("--waveforms screens one model per graph, without --neighbours")
+    if args.waveforms and args.neighbours:
+        raise SystemExit("--waveforms takes the beat's own waveform, not its neighbours' columns")
     if args.neighbours:
         tables = {r: with_neighbours(t) for r, t in tables.items()}
     lnames = sorted(p.stem[len("ltafdb_") :] for p in features.glob("ltafdb_*.npz"))
