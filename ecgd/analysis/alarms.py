@@ -16,6 +16,8 @@ What may be concluded from what:
 - Noisy windows (the quality gate's ``gross noise``/``implausible amplitude``/``no QRS``) suspend the
   rate, pause, ventricular and AF alarms until a readable window. Active alarms stay active while
   suspended: only evidence ends an alarm.
+- A pause is one RR interval longer than ``pause_seconds``: raised once the line has been quiet that
+  long since the last beat, or from the RR itself when the closing beat comes within a block of it.
 - Asystole and VF supersede the rate and pause alarms (no brady/pause floods on top of an arrest); an
   asystole also supersedes a VF that has decayed into a flat line.
 """
