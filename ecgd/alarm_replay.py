@@ -50,6 +50,7 @@ def new_engine(
         rail_margin_fraction=quality.rail_margin_fraction,
         rail_max_run_s=quality.rail_max_run_s,
         min_qrs_slope_mv_per_s=quality.qrs_min_slope_mv_per_s,
+        refractory_s=qrs.refractory_s,
         id_prefix=id_prefix,
         labelled_beats=labelled_beats,
     )

@@ -193,7 +193,8 @@ BEATS_HELP = {
     "band_high_hz": "... high edge (Hz): muscle noise above; must be below half the sample rate",
     "filter_s": "length of the detector's FIR filters (s); half of it is filter delay",
     "integration_s": "moving-window integration (s): about the widest QRS",
-    "refractory_s": "no second QRS within this time of a beat (s): 0.2 s = 300 bpm",
+    "refractory_s": "no second QRS within this time of a beat (s): 0.2 s = 300 bpm; the pause alarm takes a "
+    "steep deflection this close before a beat for that beat's own",
     "t_wave_s": "a peak this soon after a beat (s) must be as steep as a QRS, or it is a T wave",
     "t_wave_slope_ratio": "... at least this fraction of the last QRS's steepest slope",
     "envelope_exponent": "candidate height = (envelope / a 1-mV QRS's) ** this: 0.5 is amplitude-like",

@@ -18,6 +18,7 @@ from conftest import REPO, shared_record
 from ecgd import config as cfg
 from ecgd.alarm_replay import episodes, replay
 from ecgd.analysis.alarms import AlarmEngine, AlarmSettings
+from ecgd.analysis.qrs import QrsSettings
 from ecgd.analysis.quality import QualitySettings, adc_rails_mv
 from ecgd.io import synthetic as syn
 from ecgd.io.frontend import AnalogFrontEnd
@@ -166,6 +167,24 @@ def test_a_pause_just_past_its_limit_is_raised_from_the_rr_when_the_closing_beat
     assert pause.end is not None and pause.end.value == pytest.approx(rr, abs=0.05)
     assert pause.end.detail == "a QRS complex again"
     assert (pause.onset.detected_seq - pause.end.seq) / FS < 1.2  # when the beat is confirmed
+
+
+@pytest.mark.parametrize(("refractory_s", "raised"), [(0.19, True), (0.08, False)])
+def test_a_deflection_just_before_the_closing_beat_counts_as_its_own_within_the_refractory_period(
+    refractory_s, raised
+):
+    # 207's pause has a P wave 0.13 s before its closing beat: within the detector's refractory period no
+    # QRS can be there, so it is that beat's; outside it, it may be a missed QRS and no pause is raised
+    pieces = [syn.regular(FS, 10, 70), syn.flat(FS, 1.8), syn.regular(FS, 8, 70)]
+    x = np.concatenate(pieces)
+    start = pieces[0].size + pieces[1].size
+    r = start + int(np.argmax(np.abs(x[start : start + round(0.8 * FS)])))  # the closing beat's R
+    at, k = r - round(0.14 * FS), round(0.02 * FS)
+    x[at - k : at + k + 1] += 0.2 * (1 - np.abs(np.arange(-k, k + 1)) / k)  # steep, 0.2 mV
+    mv = FE.simulate_mv(x, FS)
+    qrs = QrsSettings(refractory_s=refractory_s)
+    eps = list(episodes(replay(mv, FS, AlarmSettings(), QualitySettings(), RAILS, qrs=qrs)))
+    assert [e.onset.alarm for e in eps] == (["pause"] if raised else [])
 
 
 def test_an_rr_just_short_of_the_pause_limit_is_no_pause():

@@ -52,7 +52,7 @@ def waveform_rows(tables: dict, rids: list[str], run_weight: float):
         xs.append(t["beat_x"][ok])
         ws.append(t["beat_wave"][ok])
         ys.append(t["beat_y"][ok])
-        wts.append(np.where(train_beats.ventricular_run_lengths(t["beat_y"]) >= 3, run_weight, 1.0)[ok])
+        wts.append(train_beats.run_weights(t["beat_y"], run_weight)[ok])
     return np.concatenate(xs), np.concatenate(ws), np.concatenate(ys).astype(np.int64), np.concatenate(wts)
 
 
@@ -67,10 +67,9 @@ def fit_waveform_beat(tables: dict, rids: list[str], cfg: train_beats.BeatTrainC
     returns a function from a table to its beat probabilities and judged beats."""
     x, w, y, wt = waveform_rows(tables, rids, cfg.run_weight)
     mean, std = x.mean(axis=0), np.maximum(x.std(axis=0), 1e-3)
-    counts = np.bincount(y, minlength=3).astype(np.float64)
-    cw = np.minimum(counts.sum() / (3 * np.maximum(counts, 1)), cfg.class_weight_cap)
+    weight = train_beats.class_weights(y, cfg.class_weight_cap) * wt
     inputs = [(x - mean) / std, np.clip(w, -5, 5)]
-    models = [_waveform_model(inputs, y, cw[y] * wt, cfg, seed + 1000 * m) for m in range(cfg.members)]
+    models = [_waveform_model(inputs, y, weight, cfg, seed + 1000 * m) for m in range(cfg.members)]
 
     def probs(t: dict) -> tuple[np.ndarray, np.ndarray]:
         ok = waveform_judged(t)
@@ -161,7 +160,6 @@ def screen(args: argparse.Namespace) -> dict:
     for k in range(cfg.folds):
         train = [r for r in rids if r not in folds[k]]
         ltrain = [n for n in lnames if n not in lfolds[k]]
-        bx, by, bw = train_beats.beat_xy(tables, train, cfg.run_weight)
         ax, ay = train_beats.af_xy(tables, train, ltaf, ltrain, args.rr_exclude_v, cfg.af_context_s)
         if args.waveforms:
             probs = fit_waveform_beat(tables, train, cfg, cfg.seed + 1 + k)
@@ -171,6 +169,7 @@ def screen(args: argparse.Namespace) -> dict:
                     tables, r, None, af, args.rr_exclude_v, cfg.af_context_s, probs(tables[r])
                 )
         else:
+            bx, by, bw = train_beats.beat_xy(tables, train, cfg.run_weight)
             beat = train_beats.fit_beat(bx, by, bw, cfg, cfg.seed + 1 + k)
             af = train_beats.fit_af(ax, ay, cfg, cfg.seed + 1 + k)
             for r in folds[k]:

@@ -97,8 +97,19 @@ def beat_xy(tables: dict[str, dict], rids: list[str], run_weight: float = 1.0):
         ok = (t["beat_y"] >= 0) & np.isfinite(t["beat_x"]).all(axis=1)
         xs.append(t["beat_x"][ok])
         ys.append(t["beat_y"][ok])
-        ws.append(np.where(ventricular_run_lengths(t["beat_y"]) >= 3, run_weight, 1.0)[ok])
+        ws.append(run_weights(t["beat_y"], run_weight)[ok])
     return np.concatenate(xs), np.concatenate(ys).astype(np.int64), np.concatenate(ws)
+
+
+def run_weights(y: np.ndarray, run_weight: float) -> np.ndarray:
+    """Per beat: ``run_weight`` for the V beats of a run (≥ 3 consecutive reference V beats), else 1."""
+    return np.where(ventricular_run_lengths(y) >= 3, run_weight, 1.0)
+
+
+def class_weights(y: np.ndarray, cap: float) -> np.ndarray:
+    """Per beat: its class's inverse frequency (N, S, V), capped at ``cap``."""
+    counts = np.bincount(y, minlength=3).astype(np.float64)
+    return np.minimum(counts.sum() / (3 * np.maximum(counts, 1)), cap)[y]
 
 
 def ventricular_run_lengths(y: np.ndarray) -> np.ndarray:
@@ -167,9 +178,8 @@ def _mlp(n_in: int, hidden: tuple[int, ...], n_out: int, seed: int):
 
 def fit_beat(x: np.ndarray, y: np.ndarray, w: np.ndarray, cfg: BeatTrainConfig, seed: int):
     """The beat MLP (N, S, V), classes weighted by their inverse frequency (capped), times ``w``."""
-    counts = np.bincount(y, minlength=3).astype(np.float64)
-    cw = np.minimum(counts.sum() / (3 * np.maximum(counts, 1)), cfg.class_weight_cap)
-    return _fit(x, y, cfg.hidden, 3, "sparse_categorical_crossentropy", cfg.beat_epochs, cw[y] * w, cfg, seed)
+    weight = class_weights(y, cfg.class_weight_cap) * w
+    return _fit(x, y, cfg.hidden, 3, "sparse_categorical_crossentropy", cfg.beat_epochs, weight, cfg, seed)
 
 
 def fit_af(x: np.ndarray, y: np.ndarray, cfg: BeatTrainConfig, seed: int):

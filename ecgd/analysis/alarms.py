@@ -41,9 +41,6 @@ PHYSIOLOGICAL, TECHNICAL = "physiological", "technical"
 _HISTORY_S = 10.0  # signal kept for the asystole/VF/rail checks (≥ asystole_seconds + VF window)
 _SLOPE_SPAN_S = 0.02  # slope over ±10 ms, as the quality gate measures QRS steepness
 _BEAT_SETTLE_S = 0.5  # after a beat its own QRS and T wave is not "activity" in the gap that follows
-# Before a beat, as long as the QRS detector's refractory period (0.19 s): a steep deflection there is that
-# beat's P wave or QRS onset, never a QRS of its own (the ventricles cannot beat again so soon).
-_BEAT_LEAD_S = 0.19
 _RR_AVERAGE = 8  # heart rate from the mean of the last 8 RR intervals (IEC 60601-2-27 allows 4-16)
 _RATE_END_HOLD_S = 5.0  # a rate alarm ends after the rate has been back within its limit this long
 _VF_WINDOW_S = 4.0
@@ -263,6 +260,7 @@ class AlarmEngine:
         rail_margin_fraction: float = 0.02,
         rail_max_run_s: float = 0.4,
         min_qrs_slope_mv_per_s: float = 8.0,
+        refractory_s: float = 0.19,
         id_prefix: str = "",
         labelled_beats: bool = False,
     ) -> None:
@@ -274,6 +272,9 @@ class AlarmEngine:
         self.delay = int(delay_samples)
         self.id_prefix = id_prefix
         self.min_slope = min_qrs_slope_mv_per_s
+        # the QRS detector's refractory period: a steep deflection this close before a beat is that beat's
+        # P wave or QRS onset, never a QRS of its own (the ventricles cannot beat again so soon)
+        self._refractory = round(refractory_s * self.fs)
         if rails_mv is not None:
             low, high = min(rails_mv), max(rails_mv)
             margin = rail_margin_fraction * (high - low)
@@ -676,7 +677,7 @@ class AlarmEngine:
         ):
             return []
         settle = int(_BEAT_SETTLE_S * self.fs)
-        if self._last_activity(prev + settle, last - round(_BEAT_LEAD_S * self.fs)) is not None:
+        if self._last_activity(prev + settle, last - self._refractory) is not None:
             return []
         rr_s = (last - prev) / self.fs
         self._pause_from = prev
