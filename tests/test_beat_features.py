@@ -11,6 +11,7 @@ from ecgd.analysis.beat_features import (
     BEAT_FEATURES,
     POST_S,
     PRE_S,
+    WAVEFORM_SAMPLES,
     BeatAnalyzer,
     RelearnSettings,
     waveform_step,
@@ -93,11 +94,46 @@ def test_waveforms_are_the_beat_and_its_difference_from_the_template_only_when_a
     w = np.concatenate([f.waveform for f in out])
     seq = np.concatenate([f.seq for f in out])
     assert w.shape == (seq.size, round((PRE_S + POST_S) * FS) // waveform_step(FS), 2)
+    assert w.shape[1] == WAVEFORM_SAMPLES
     assert np.array_equal(np.concatenate([f.x for f in out]), np.concatenate([f.x for f in plain]))
     i = int(np.argmin(np.abs(seq - round(beats[50] * FS))))
     span = np.ptp(w[i - 2, :, 0])  # a normal beat, over the template's amplitude: about 1
     assert 0.8 < span < 1.2 and np.abs(w[i - 2, :, 1]).max() < 0.1  # and like its template
     assert np.abs(w[i, :, 1]).max() > 0.5  # the wide beat is not
+
+
+def test_waveforms_at_another_rate_are_on_the_same_instants_as_at_360_hz():
+    """A front end at 250 Hz gives the same 78 samples a waveform graph trained at 360 Hz takes: its
+    block means interpolated onto the 360-Hz instants (not 81 samples on another grid)."""
+    beats = np.arange(0.5, 40, 0.8)
+    wide = np.zeros(beats.size, dtype=bool)
+    wide[40] = True
+    x = synth_ecg(beats, wide, 41)
+    fs2 = 250.0
+    x2 = np.interp(np.arange(round(41 * fs2)) / fs2, np.arange(x.size) / FS, x)
+
+    def waves(signal: np.ndarray, fs: float) -> np.ndarray:
+        an = BeatAnalyzer(fs, RelearnSettings(learn_seconds=20), waveforms=True)
+        n = round(10 * fs)
+        seqs = np.round(beats * fs).astype(np.int64)
+        out = []
+        for start in range(0, signal.size - n + 1, n):
+            inside = seqs[(seqs >= start) & (seqs < start + n)]
+            f = an.analyse(start, signal[start : start + n], inside)
+            out.append(f.waveform)
+        return np.concatenate(out)
+
+    at360, at250 = waves(x, FS), waves(x2, fs2)
+    assert at250.shape == at360.shape == (beats.size, WAVEFORM_SAMPLES, 2)
+    known = ~np.isnan(at360).any(axis=(1, 2)) & ~np.isnan(at250).any(axis=(1, 2))
+    assert known.sum() > 20
+    # the same beats, the same shape: RMS within 5 % of the template's amplitude; the R peak differs more
+    # (the fiducial falls on a 4-ms grid at 250 Hz), the rest (50 ms and more from it) within 5 %
+    d = at250[known] - at360[known]
+    t = (np.arange(WAVEFORM_SAMPLES) * 3 + 1) / 360.0 - PRE_S  # the 360-Hz instants, from the fiducial
+    assert np.sqrt(np.mean(d**2)) < 0.05
+    assert np.abs(d[:, np.abs(t) > 0.05]).max() < 0.05
+    assert np.abs(at250[40, :, 1]).max() > 0.5  # and the wide beat still differs from its template
 
 
 def bigeminy(start_s: float, n: int) -> tuple[np.ndarray, np.ndarray, float]:

@@ -10,7 +10,13 @@ import numpy as np
 import pytest
 from ecg_synth import FS, synth_ecg
 
-from ecgd.analysis.beat_features import BEAT_FEATURES, FIDUCIAL, RelearnSettings
+from ecgd.analysis.beat_features import (
+    BEAT_FEATURES,
+    FIDUCIAL,
+    WAVEFORM_HZ,
+    WAVEFORM_SAMPLES,
+    RelearnSettings,
+)
 from ecgd.analysis.beat_model import BeatRhythmModel
 from ecgd.analysis.classifier import UNCLASSIFIED, WindowClassifier
 from ecgd.analysis.model import ModelError, load_model
@@ -304,3 +310,46 @@ def test_af_rr_leaves_out_the_intervals_of_v_beats_when_the_model_was_trained_so
             assert not irregular.any() and last.size >= 8, (run, last)
         else:
             assert irregular.sum() >= 10, (run, last)
+
+
+def _beat_model_with(edit) -> dict:
+    """The bundled model's ``beat_model`` metadata changed by ``edit``."""
+    beat = json.loads(BUNDLED_MODEL.with_suffix(".json").read_text())["beat_model"]
+    edit(beat)
+    return beat
+
+
+def test_a_bundle_whose_metadata_and_graph_disagree_on_the_waveform_input_is_refused(
+    tmp_path: Path, model: BeatRhythmModel
+):
+    """The waveform input is part of the contract: a graph with it and metadata without (or the
+    reverse) would be fed the wrong tensors, so it is refused at load, naming what the graph has."""
+    wave = {"samples": WAVEFORM_SAMPLES, "channels": 2, "rate_hz": WAVEFORM_HZ, "clip": 5.0}
+
+    def toggle(beat: dict) -> None:
+        if "waveform" in beat:
+            del beat["waveform"]
+        else:
+            beat["waveform"] = wave
+
+    want = (
+        r"expected one \[batch, features\] input" if model.needs_waveforms else r"and a \[batch, samples, 2\]"
+    )
+    with pytest.raises(ModelError, match=want):
+        load_model(_bundle_with(tmp_path, beat_model=_beat_model_with(toggle)))
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"samples": 81}, r"'beat_model\.waveform' \{'samples': 81\} is not the waveform this ecgd computes"),
+        ({"rate_hz": 128}, r"\{'rate_hz': 128\} is not the waveform"),
+        ({"clip": 0}, r"'beat_model\.waveform\.clip' must be a number > 0, got 0"),
+        ({"clip": "5"}, r"'beat_model\.waveform\.clip' must be a number > 0, got '5'"),
+    ],
+)
+def test_a_waveform_other_than_the_one_this_ecgd_computes_is_refused(tmp_path: Path, change, message):
+    wave = {"samples": WAVEFORM_SAMPLES, "channels": 2, "rate_hz": WAVEFORM_HZ, "clip": 5.0}
+    with pytest.raises(ModelError, match=message):
+        edit = _beat_model_with(lambda beat: beat.update(waveform={**wave, **change}))
+        load_model(_bundle_with(tmp_path, beat_model=edit))

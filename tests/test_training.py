@@ -172,6 +172,7 @@ def test_tiny_beat_model_run_end_to_end(tmp_path: Path, capsys: pytest.CaptureFi
                 "--rr-exclude-v",
                 "--af-p-wave-max",
                 "0.5",
+                "--waveforms",
             ]
         )
         == 0
@@ -181,6 +182,8 @@ def test_tiny_beat_model_run_end_to_end(tmp_path: Path, capsys: pytest.CaptureFi
     assert set(cv["per_patient_error"]) == set(records.split(","))
     model = load_model(out / "final" / "default.tflite")
     assert isinstance(model, BeatRhythmModel) and model.total_bytes < 500_000
+    assert model.needs_waveforms and model.metadata.beat is not None
+    assert model.metadata.beat.waveform_clip == train_beats.WAVE_CLIP
     assert model.metadata.beat_thresholds is not None
     assert model.metadata.af_context_s == beat_data.AF_CONTEXT_S and model.metadata.af_p_wave_max == 0.5
     assert model.metadata.trained_relearn is not None and model.metadata.trained_relearn.former_templates == 1
@@ -188,6 +191,7 @@ def test_tiny_beat_model_run_end_to_end(tmp_path: Path, capsys: pytest.CaptureFi
     assert fold.metadata.trained_relearn is not None and fold.metadata.trained_relearn.former_templates == 1
     config = json.loads((out / "config.json").read_text())
     assert config["run_weight"] == 4.0 and config["members"] == 2 and config["rr_exclude_v"] is True
+    assert config["waveforms"] is True
     from training import af_thresholds, screen
 
     # af_thresholds scores the AF graph on the RR it was trained on: here without the V beats' intervals
@@ -236,7 +240,7 @@ def test_members_are_averaged_in_one_graph() -> None:
 
     rng = np.random.default_rng(0)
     x, y = rng.normal(size=(300, 13)).astype(np.float32), rng.integers(0, 3, 300)
-    graph, mean, std = fit_beat(x, y, np.ones(300), BeatTrainConfig(members=3, beat_epochs=1), seed=4)
+    graph, mean, std, _ = fit_beat(x, y, np.ones(300), BeatTrainConfig(members=3, beat_epochs=1), seed=4)
     subs = [layer for layer in graph.layers if isinstance(layer, keras.Model)]
     assert len(subs) == 3
     z = (x - mean) / std

@@ -14,8 +14,7 @@ decides AF from the intervals between beats the reference does not call V (``tra
 --rr-exclude-v``; the daemon uses its own V labels); ``--af-p-wave-max L`` applies the P-wave rule as
 ``train_beats --af-p-wave-max`` does, both when the thresholds are chosen and when the windows are called.
 ``--waveforms`` gives the beat MLP a small convolutional branch on each beat's waveform and its difference
-from the template (tables made with ``beat_data --waveforms``; an experiment: the daemon's model has no
-such input).
+from the template (``train_beats --waveforms``; tables made with ``beat_data --waveforms``).
 """
 
 from __future__ import annotations
@@ -43,78 +42,14 @@ def with_neighbours(t: dict) -> dict:
     return {**t, "beat_x": np.hstack((x, prev[:, cols], nxt[:, cols])).astype(np.float32)}
 
 
-def waveform_rows(tables: dict, rids: list[str], run_weight: float):
-    """``train_beats.beat_xy``'s rows with their waveforms (the same rows: features and waveform finite)."""
-    xs, ws, ys, wts = [], [], [], []
-    for r in rids:
-        t = tables[r]
-        ok = (t["beat_y"] >= 0) & waveform_judged(t)
-        xs.append(t["beat_x"][ok])
-        ws.append(t["beat_wave"][ok])
-        ys.append(t["beat_y"][ok])
-        wts.append(train_beats.run_weights(t["beat_y"], run_weight)[ok])
-    return np.concatenate(xs), np.concatenate(ws), np.concatenate(ys).astype(np.int64), np.concatenate(wts)
-
-
-def waveform_judged(t: dict) -> np.ndarray:
-    return np.isfinite(t["beat_x"]).all(axis=1) & np.isfinite(t["beat_wave"]).all(axis=(1, 2))
-
-
-def fit_waveform_beat(tables: dict, rids: list[str], cfg: train_beats.BeatTrainConfig, seed: int):
-    """The beat MLP with a convolutional branch (8, 16, 16 filters, global average) on the waveforms,
-    trained as ``train_beats.fit_beat`` is (classes weighted by inverse frequency, capped, times the
-    run weight; ``cfg.members`` of them from the seeds ``train_beats`` uses, their outputs averaged);
-    returns a function from a table to its beat probabilities and judged beats."""
-    x, w, y, wt = waveform_rows(tables, rids, cfg.run_weight)
-    mean, std = x.mean(axis=0), np.maximum(x.std(axis=0), 1e-3)
-    weight = train_beats.class_weights(y, cfg.class_weight_cap) * wt
-    inputs = [(x - mean) / std, np.clip(w, -5, 5)]
-    models = [_waveform_model(inputs, y, weight, cfg, seed + 1000 * m) for m in range(cfg.members)]
-
-    def probs(t: dict) -> tuple[np.ndarray, np.ndarray]:
-        ok = waveform_judged(t)
-        pb = np.zeros((ok.size, 3), dtype=np.float32)
-        if ok.any():
-            rows = [(t["beat_x"][ok] - mean) / std, np.clip(t["beat_wave"][ok], -5, 5)]
-            pb[ok] = np.mean([m.predict(rows, batch_size=4096, verbose=0) for m in models], axis=0)
-        return pb, ok
-
-    return probs
-
-
-def _waveform_model(
-    inputs: list[np.ndarray], y: np.ndarray, weight: np.ndarray, cfg: train_beats.BeatTrainConfig, seed: int
-):
-    import keras
-
-    keras.utils.set_random_seed(seed)
-    fi, wi = keras.Input(shape=inputs[0].shape[1:]), keras.Input(shape=inputs[1].shape[1:])
-    c = wi
-    for filters, kernel in ((8, 7), (16, 5)):
-        c = keras.layers.Conv1D(filters, kernel, activation="relu", padding="same")(c)
-        c = keras.layers.MaxPooling1D(2)(c)
-    c = keras.layers.Conv1D(16, 5, activation="relu", padding="same")(c)
-    h = keras.layers.Concatenate()([fi, keras.layers.GlobalAveragePooling1D()(c)])
-    for width in cfg.hidden:
-        h = keras.layers.Dense(width, activation="relu")(h)
-    model = keras.Model([fi, wi], keras.layers.Dense(3, activation="softmax")(h))
-    model.compile(optimizer=keras.optimizers.Adam(cfg.learning_rate), loss="sparse_categorical_crossentropy")
-    model.fit(
-        inputs,
-        y,
-        sample_weight=weight,
-        batch_size=cfg.batch_size,
-        epochs=cfg.beat_epochs,
-        verbose=0,
-        shuffle=True,
-    )
-    return model
-
-
 def recipe(args: argparse.Namespace) -> train_beats.BeatTrainConfig:
     """The training configuration the options describe (``train_beats``' defaults for the rest)."""
     cfg = train_beats.BeatTrainConfig(
-        seed=args.seed, run_weight=args.run_weight, af_context_s=args.af_context, members=args.members
+        seed=args.seed,
+        run_weight=args.run_weight,
+        af_context_s=args.af_context,
+        members=args.members,
+        waveforms=args.waveforms,
     )
     if args.folds:  # parsed before, but never applied: the tiny test ran 5 folds on 3 patients
         cfg.folds = args.folds
@@ -161,19 +96,10 @@ def screen(args: argparse.Namespace) -> dict:
         train = [r for r in rids if r not in folds[k]]
         ltrain = [n for n in lnames if n not in lfolds[k]]
         ax, ay = train_beats.af_xy(tables, train, ltaf, ltrain, args.rr_exclude_v, cfg.af_context_s)
-        if args.waveforms:
-            probs = fit_waveform_beat(tables, train, cfg, cfg.seed + 1 + k)
-            af = train_beats.fit_af(ax, ay, cfg, cfg.seed + 1 + k)
-            for r in folds[k]:
-                oof[r] = train_beats.oof_tables(
-                    tables, r, None, af, args.rr_exclude_v, cfg.af_context_s, probs(tables[r])
-                )
-        else:
-            bx, by, bw = train_beats.beat_xy(tables, train, cfg.run_weight)
-            beat = train_beats.fit_beat(bx, by, bw, cfg, cfg.seed + 1 + k)
-            af = train_beats.fit_af(ax, ay, cfg, cfg.seed + 1 + k)
-            for r in folds[k]:
-                oof[r] = train_beats.oof_tables(tables, r, beat, af, args.rr_exclude_v, cfg.af_context_s)
+        beat = train_beats.fit_beat_model(tables, train, cfg, cfg.seed + 1 + k)
+        af = train_beats.fit_af(ax, ay, cfg, cfg.seed + 1 + k)
+        for r in folds[k]:
+            oof[r] = train_beats.oof_tables(tables, r, beat, af, args.rr_exclude_v, cfg.af_context_s)
         for n in lfolds[k]:
             t = ltaf[n]
             kx, kok = ("x_nov", "ok_nov") if args.rr_exclude_v else ("x", "ok")

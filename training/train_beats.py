@@ -32,10 +32,17 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, NamedTuple
 
 import numpy as np
 
-from ecgd.analysis.beat_features import BEAT_FEATURES, FIDUCIAL, RelearnSettings
+from ecgd.analysis.beat_features import (
+    BEAT_FEATURES,
+    FIDUCIAL,
+    WAVEFORM_HZ,
+    WAVEFORM_SAMPLES,
+    RelearnSettings,
+)
 from ecgd.analysis.rhythm import RR_FEATURES, rr_between_kept, rr_features, span_p_wave_coherence
 from training import beat_data, beat_eval
 from training.labels import ABNORMAL, LABELS
@@ -71,6 +78,20 @@ class BeatTrainConfig:
     af_context_s: float = beat_data.AF_CONTEXT_S  # AF decided on the RR of this span ending with the window
     members: int = 1  # MLPs per graph, each from its own seed, their outputs averaged in one graph
     af_p_wave_max: float | None = None  # no AF while the normal beats' P-wave coherence is >= this
+    waveforms: bool = False  # the beat graph also sees each beat's waveform (tables from --waveforms)
+
+
+WAVE_CLIP = 5.0  # the waveform input is clipped to ±this (template amplitudes): an artefact stays bounded
+WAVE_LAYERS = ((8, 7), (16, 5), (16, 5))  # (filters, kernel) of the waveform branch's convolutions
+
+
+class Trained(NamedTuple):
+    """A trained graph and its feature standardisation; ``wave_clip`` when it also takes waveforms."""
+
+    model: Any
+    mean: np.ndarray
+    std: np.ndarray
+    wave_clip: float | None = None
 
 
 def patient_folds(rids: list[str], k: int, seed: int) -> list[list[str]]:
@@ -99,6 +120,25 @@ def beat_xy(tables: dict[str, dict], rids: list[str], run_weight: float = 1.0):
         ys.append(t["beat_y"][ok])
         ws.append(run_weights(t["beat_y"], run_weight)[ok])
     return np.concatenate(xs), np.concatenate(ys).astype(np.int64), np.concatenate(ws)
+
+
+def waveform_rows(tables: dict[str, dict], rids: list[str], run_weight: float):
+    """:func:`beat_xy`'s rows with their waveforms (beats whose features and waveform are known)."""
+    xs, ws, ys, wts = [], [], [], []
+    for r in rids:
+        t = tables[r]
+        ok = (t["beat_y"] >= 0) & judged_rows(t, True)
+        xs.append(t["beat_x"][ok])
+        ws.append(t["beat_wave"][ok])
+        ys.append(t["beat_y"][ok])
+        wts.append(run_weights(t["beat_y"], run_weight)[ok])
+    return np.concatenate(xs), np.concatenate(ws), np.concatenate(ys).astype(np.int64), np.concatenate(wts)
+
+
+def judged_rows(t: dict, waveforms: bool) -> np.ndarray:
+    """The table's beats the daemon judges (``BeatRhythmModel.judge``): features (and waveform) known."""
+    ok = np.isfinite(t["beat_x"]).all(axis=1)
+    return ok & np.isfinite(t["beat_wave"]).all(axis=(1, 2)) if waveforms else ok
 
 
 def run_weights(y: np.ndarray, run_weight: float) -> np.ndarray:
@@ -176,6 +216,72 @@ def _mlp(n_in: int, hidden: tuple[int, ...], n_out: int, seed: int):
     return keras.Model(inp, out)
 
 
+def fit_beat_model(tables: dict[str, dict], rids: list[str], cfg: BeatTrainConfig, seed: int) -> Trained:
+    """The beat graph of ``cfg`` on the beats of ``rids``: the MLP on the features, or with
+    ``cfg.waveforms`` the MLP beside a convolutional branch on the waveforms."""
+    if cfg.waveforms:
+        return fit_waveform_beat(*waveform_rows(tables, rids, cfg.run_weight), cfg, seed)
+    return fit_beat(*beat_xy(tables, rids, cfg.run_weight), cfg, seed)
+
+
+def fit_waveform_beat(
+    x: np.ndarray, wave: np.ndarray, y: np.ndarray, w: np.ndarray, cfg: BeatTrainConfig, seed: int
+) -> Trained:
+    """The beat MLP with a convolutional branch (:data:`WAVE_LAYERS`, global average) on the beat's
+    waveform and its difference from the template, trained as :func:`fit_beat` (same weights, members,
+    seeds); one graph with two inputs averaging the members. Why: the 13 features summarise a beat's
+    shape in a few numbers, and wide or notched ventricular beats a template correlation calls alike
+    are told apart by their shape (docs/model-history.md, "The beat's waveform")."""
+    import keras
+
+    mean, std = x.mean(axis=0), np.maximum(x.std(axis=0), 1e-3)
+    weight = class_weights(y, cfg.class_weight_cap) * w
+    inputs = [(x - mean) / std, np.clip(wave, -WAVE_CLIP, WAVE_CLIP)]
+    members = []
+    for m in range(cfg.members):
+        model = _waveform_net(inputs[0].shape[1:], inputs[1].shape[1:], cfg.hidden, seed + 1000 * m)
+        model.compile(
+            optimizer=keras.optimizers.Adam(cfg.learning_rate), loss="sparse_categorical_crossentropy"
+        )
+        model.fit(
+            inputs, y, sample_weight=weight, batch_size=cfg.batch_size, epochs=cfg.beat_epochs, verbose=0
+        )
+        members.append(model)
+    if len(members) > 1:
+        fi, wi = keras.Input(shape=inputs[0].shape[1:]), keras.Input(shape=inputs[1].shape[1:])
+        members = [keras.Model([fi, wi], keras.layers.Average()([m([fi, wi]) for m in members]))]
+    return Trained(members[0], mean, std, WAVE_CLIP)
+
+
+def _waveform_net(feature_shape: tuple, wave_shape: tuple, hidden: tuple[int, ...], seed: int):
+    import keras
+
+    keras.utils.set_random_seed(seed)
+    fi, wi = keras.Input(shape=feature_shape), keras.Input(shape=wave_shape)
+    c = wi
+    for i, (filters, kernel) in enumerate(WAVE_LAYERS):
+        c = keras.layers.Conv1D(filters, kernel, activation="relu", padding="same")(c)
+        if i < len(WAVE_LAYERS) - 1:
+            c = keras.layers.MaxPooling1D(2)(c)
+    h = keras.layers.Concatenate()([fi, keras.layers.GlobalAveragePooling1D()(c)])
+    for width in hidden:
+        h = keras.layers.Dense(width, activation="relu")(h)
+    return keras.Model([fi, wi], keras.layers.Dense(3, activation="softmax")(h))
+
+
+def predict_beats(beat: Trained, t: dict) -> tuple[np.ndarray, np.ndarray]:
+    """A table's beat probabilities [beats, 3] (zeros where not judged) and which beats were judged."""
+    waveforms = beat.wave_clip is not None
+    ok = judged_rows(t, waveforms)
+    pb = np.zeros((ok.size, 3), dtype=np.float32)
+    if ok.any():
+        rows = [(t["beat_x"][ok] - beat.mean) / beat.std]
+        if waveforms:
+            rows.append(np.clip(t["beat_wave"][ok], -beat.wave_clip, beat.wave_clip))
+        pb[ok] = beat.model.predict(rows if waveforms else rows[0], batch_size=4096, verbose=0)
+    return pb, ok
+
+
 def fit_beat(x: np.ndarray, y: np.ndarray, w: np.ndarray, cfg: BeatTrainConfig, seed: int):
     """The beat MLP (N, S, V), classes weighted by their inverse frequency (capped), times ``w``."""
     weight = class_weights(y, cfg.class_weight_cap) * w
@@ -222,9 +328,9 @@ def _fit(
         )
         members.append(model)
     if len(members) == 1:
-        return members[0], mean, std
+        return Trained(members[0], mean, std)
     inp = keras.Input(shape=(x.shape[1],))
-    return keras.Model(inp, keras.layers.Average()([m(inp) for m in members])), mean, std
+    return Trained(keras.Model(inp, keras.layers.Average()([m(inp) for m in members])), mean, std)
 
 
 def to_tflite(model, path: Path) -> int:
@@ -255,7 +361,7 @@ def export_bundle(
     """``default.tflite`` (beats), ``default-af.tflite`` and ``default.json`` in ``out``; ``relearn`` is
     what the tables were made with (the daemon's defaults if not given)."""
     out.mkdir(parents=True, exist_ok=True)
-    (bm, bmean, bstd), (am, amean, astd) = beat, af
+    (bm, bmean, bstd, clip), (am, amean, astd, _) = beat, af
     b_bytes = to_tflite(bm, out / "default.tflite")
     a_bytes = to_tflite(am, out / "default-af.tflite")
     meta = {
@@ -275,6 +381,7 @@ def export_bundle(
             "mean": [round(float(v), 6) for v in bmean],
             "std": [round(float(v), 6) for v in bstd],
             "labels": ["N", "S", "V"],
+            **({} if clip is None else {"waveform": waveform_contract(clip)}),
         },
         "af_model": {
             "file": "default-af.tflite",
@@ -300,6 +407,11 @@ def export_bundle(
     return out / "default.tflite"
 
 
+def waveform_contract(clip: float) -> dict:
+    """``beat_model.waveform``: the second input, as ``ecgd.analysis.beat_model`` checks it."""
+    return {"samples": WAVEFORM_SAMPLES, "channels": 2, "rate_hz": WAVEFORM_HZ, "clip": clip}
+
+
 RHYTHM_LABELLED = beat_eval.RHYTHM_LABELLED
 THRESHOLD_GRID = {
     "S": (0.5, 0.6, 0.7, 0.8, 0.9, 0.95),
@@ -311,23 +423,15 @@ THRESHOLD_GRID = {
 def oof_tables(
     tables: dict[str, dict],
     rid: str,
-    beat,
-    af,
+    beat: Trained,
+    af: Trained,
     exclude_v: bool,
     context_s: float,
-    probs: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> dict:
-    """One held-out record's beat probabilities and window AF probabilities from its feature table
-    (``probs``: the beat probabilities and which beats were judged, from another beat model than ``beat``)."""
+    """One held-out record's beat probabilities and window AF probabilities from its feature table."""
     t = dict(tables[rid])
     t["win_x"], t["win_ok"] = window_rr(t, exclude_v, context_s)
-    if probs is not None:
-        pb, ok = probs
-    else:
-        ok = np.isfinite(t["beat_x"]).all(axis=1)
-        pb = np.zeros((ok.size, 3), dtype=np.float32)
-        if ok.any():
-            pb[ok] = beat[0].predict((t["beat_x"][ok] - beat[1]) / beat[2], batch_size=4096, verbose=0)
+    pb, ok = predict_beats(beat, t)
     pa = af[0].predict((t["win_x"] - af[1]) / af[2], batch_size=4096, verbose=0)[:, 0]
     return {
         "pb": pb,
@@ -431,6 +535,7 @@ def run(args: argparse.Namespace) -> int:
         cfg.members = args.members
     cfg.af_threshold_from = args.af_threshold_from
     cfg.af_p_wave_max = args.af_p_wave_max
+    cfg.waveforms = args.waveforms
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     features = Path(args.features)
@@ -461,6 +566,10 @@ def run(args: argparse.Namespace) -> int:
             f"{features}: the tables of {', '.join(sorted(set(stale))[:3])} … hold no P-wave stretches "
             "(made by an older training.beat_data): rerun python -m training.beat_data"
         )
+    if cfg.waveforms and any("beat_wave" not in t for f in tables.values() for t in f.values()):
+        raise SystemExit(f"--waveforms needs tables made with beat_data --waveforms; {features} has none")
+    # each front end's tables as records of their own: the beat graph learns from all of them
+    joined = {f"{tag}:{r}": t for tag, f in tables.items() for r, t in f.items()}
     ltaf = {n: dict(np.load(features / f"ltafdb_{n}.npz")) for n in lnames}
     for n, t in ltaf.items():
         made = float(t.get("context_s", beat_data.WINDOW_S))
@@ -480,11 +589,12 @@ def run(args: argparse.Namespace) -> int:
     for k in [] if args.no_cv else range(cfg.folds):
         train = [r for r in rids if r not in folds[k]]
         ltrain = [n for n in lnames if n not in lfolds[k]]
-        bx, by, bw = _cat([beat_xy(tables[t], train, cfg.run_weight) for t in cfg.frontends])
         ax, ay = _cat(
             [af_xy(tables[t], train, ltaf, ltrain, cfg.rr_exclude_v, cfg.af_context_s) for t in cfg.frontends]
         )
-        beat = fit_beat(bx, by, bw, cfg, cfg.seed + 1 + k)
+        beat = fit_beat_model(
+            joined, [f"{t}:{r}" for t in cfg.frontends for r in train], cfg, cfg.seed + 1 + k
+        )
         af = fit_af(ax, ay, cfg, cfg.seed + 1 + k)
         models.append((beat, af))
         for r in folds[k]:
@@ -495,7 +605,7 @@ def run(args: argparse.Namespace) -> int:
             af_y.append(t["af"])
             af_p.append(af[0].predict((t[kx] - af[1]) / af[2], batch_size=4096, verbose=0)[:, 0])
             af_ok.append(t[kok])
-        log(f"fold {k + 1}: trained on {len(bx)} beats, {len(ax)} RR windows")
+        log(f"fold {k + 1}: trained on {len(train)} patients' beats, {len(ax)} RR windows")
     # 2. nested thresholds (each fold's from the other folds' held-out predictions), 3. daemon-path scoring
     windows, windows_det, beats_ref, beats_det, fold_thr = [], [], [], [], []
     for k in range(len(models)):
@@ -589,11 +699,10 @@ def run(args: argparse.Namespace) -> int:
         _plots(out, wm, evaluation)
     if args.no_final:
         return 0
-    bx, by, bw = _cat([beat_xy(tables[t], rids, cfg.run_weight) for t in cfg.frontends])
     ax, ay = _cat(
         [af_xy(tables[t], rids, ltaf, lnames, cfg.rr_exclude_v, cfg.af_context_s) for t in cfg.frontends]
     )
-    beat = fit_beat(bx, by, bw, cfg, cfg.seed)
+    beat = fit_beat_model(joined, [f"{t}:{r}" for t in cfg.frontends for r in rids], cfg, cfg.seed)
     af = fit_af(ax, ay, cfg, cfg.seed)
     path = export_bundle(
         out / "final",
@@ -714,6 +823,11 @@ def main(argv: list[str] | None = None) -> int:
         type=float,
         help="no AF while the normal beats' P-wave coherence is at least this (bundle `af_p_wave_max`; "
         "default: no such rule)",
+    )
+    p.add_argument(
+        "--waveforms",
+        action="store_true",
+        help="the beat graph also sees each beat's waveform (tables from beat_data --waveforms)",
     )
     p.add_argument("--no-cv", action="store_true")
     p.add_argument("--no-final", action="store_true")

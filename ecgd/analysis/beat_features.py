@@ -38,6 +38,9 @@ BEAT_FEATURES: tuple[str, ...] = (
 )
 PRE_S, POST_S = 0.25, 0.40  # the beat segment around the fiducial point
 WAVEFORM_HZ = 120.0  # BeatFeatures.waveform's rate
+# its samples: block means of 3 at 360 Hz (the rate the model is trained at); other rates are interpolated
+# onto the same instants, so a waveform graph sees one shape whatever the front end's rate
+WAVEFORM_SAMPLES = round((PRE_S + POST_S) * WAVEFORM_HZ)
 QRS_S = (-0.10, 0.12)
 P_S = (-0.25, -0.08)
 REFINE_S = 0.08  # the fiducial is the centre of the QRS's slope energy within this of the given position
@@ -379,16 +382,29 @@ class BeatAnalyzer:
 
     def _waveform(self, seg: np.ndarray) -> np.ndarray:
         """Each segment and its difference from the current template, over the template's amplitude,
-        block-averaged to ~120 Hz (NaN without a template)."""
+        block-averaged to ~120 Hz and put on the 360-Hz grid's instants (NaN without a template)."""
         t, k = self.template, waveform_step(self.fs)
         n = seg.shape[1] // k
-        out = np.full((seg.shape[0], n, 2), np.nan, dtype=np.float32)
+        out = np.full((seg.shape[0], WAVEFORM_SAMPLES, 2), np.nan, dtype=np.float32)
         if t.wave is None or not t.amp > 0 or seg.shape[0] == 0:
             return out
         beat = seg[:, : n * k].reshape(seg.shape[0], n, k).mean(axis=2) / t.amp
+        diff = beat - t.wave[: n * k].reshape(n, k).mean(axis=1) / t.amp
+        if n != WAVEFORM_SAMPLES or k != waveform_step(360.0):
+            beat, diff = (self._onto_grid(a, k) for a in (beat, diff))
         out[:, :, 0] = beat
-        out[:, :, 1] = beat - t.wave[: n * k].reshape(n, k).mean(axis=1) / t.amp
+        out[:, :, 1] = diff
         return out
+
+    def _onto_grid(self, blocks: np.ndarray, k: int) -> np.ndarray:
+        """Block means of ``k`` samples at this rate, linearly interpolated to the instants of the block
+        means at 360 Hz (the training tables' rate)."""
+        k360 = waveform_step(360.0)
+        have = (np.arange(blocks.shape[1]) * k + (k - 1) / 2.0) / self.fs
+        want = (np.arange(WAVEFORM_SAMPLES) * k360 + (k360 - 1) / 2.0) / 360.0
+        i = np.clip(np.searchsorted(have, want) - 1, 0, blocks.shape[1] - 2)
+        frac = np.clip((want - have[i]) / (have[i + 1] - have[i]), 0.0, 1.0)
+        return blocks[:, i] * (1.0 - frac) + blocks[:, i + 1] * frac
 
     def _segments(self, x: np.ndarray, rel: np.ndarray) -> np.ndarray:
         idx = np.clip(rel[:, None] + self._offsets[None, :], 0, x.size - 1)

@@ -133,7 +133,7 @@ class BeatLabeller:
             raise ValueError(f"{model.metadata.ident} is not a beat-aware model: it cannot label beats")
         self.model = model
         self.fs = float(fs)
-        self.analyzer = BeatAnalyzer(self.fs, relearn)
+        self.analyzer = BeatAnalyzer(self.fs, relearn, model.needs_waveforms)
         self._before = round((PRE_S + REFINE_S + MAX_LAG_S) * self.fs) + 2  # signal needed before a beat
         self._after = round((POST_S + REFINE_S + MAX_LAG_S) * self.fs) + 2  # ... and after it
         self._wait = round(POST_WAIT_S * self.fs)
@@ -157,6 +157,7 @@ class BeatLabeller:
         its model and settings)."""
         if model is not None:
             self.model = model
+            self.analyzer.waveforms = model.needs_waveforms
         self.analyzer.relearn(settings)
 
     def replace_from(self, from_seq: int, seqs: Sequence[int]) -> None:
@@ -285,12 +286,12 @@ class BeatLabeller:
                 ms = 1000.0 / self.fs
                 self.template_changes.append(TemplateChange(int(inside[-1]), template.width * ms, width * ms))
             learning = f.learning
-            judged = ~np.isnan(f.x).any(axis=1)
+            judged, judged_probs = self.model.judge(f)
             row_labels = np.full(f.seq.size, "Q", "<U1")
             row_probs = np.full((f.seq.size, 3), np.nan, np.float32)
             if judged.any():
-                row_probs[judged] = self.model.beat_probs(f.x[judged])
-                row_labels[judged] = self.model.beat_labels(row_probs[judged])
+                row_probs[judged] = judged_probs
+                row_labels[judged] = self.model.beat_labels(judged_probs)
             if f.seq.size:
                 mine = seqs[:n_ready]
                 j = np.clip(np.searchsorted(f.seq, mine), 0, f.seq.size - 1)

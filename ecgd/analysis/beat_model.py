@@ -2,7 +2,10 @@
 
 Two small TFLite graphs take feature vectors, not samples: the beat model the
 :data:`~ecgd.analysis.beat_features.BEAT_FEATURES` of each beat (-> N, S, V), the AF model the
-:data:`~ecgd.analysis.rhythm.RR_FEATURES` of a window's RR series (-> P(AF)). The metadata names the
+:data:`~ecgd.analysis.rhythm.RR_FEATURES` of a window's RR series (-> P(AF)). A beat graph may also take
+each beat's waveform (``beat_model.waveform`` in the metadata, from 3.0.0: the beat's segment and its
+difference from the patient's template, :attr:`~ecgd.analysis.beat_features.BeatFeatures.waveform`),
+a second input of [batch, samples, 2]. The metadata names the
 feature order and their standardisation (mean, std), checked against the code's feature lists at load
 time, so a model trained on other features cannot be run silently. The beat graph's batch is fixed
 once at load (padding instead of re-allocating tensors per window).
@@ -10,6 +13,7 @@ once at load (padding instead of re-allocating tensors per window).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from dataclasses import asdict, dataclass, fields
@@ -18,7 +22,14 @@ from typing import Any
 
 import numpy as np
 
-from ecgd.analysis.beat_features import BEAT_FEATURES, FIDUCIAL, RelearnSettings
+from ecgd.analysis.beat_features import (
+    BEAT_FEATURES,
+    FIDUCIAL,
+    WAVEFORM_HZ,
+    WAVEFORM_SAMPLES,
+    BeatFeatures,
+    RelearnSettings,
+)
 from ecgd.analysis.model import (
     MetadataFacts,
     ModelError,
@@ -43,6 +54,10 @@ class FeatureGraph:
     mean: np.ndarray
     std: np.ndarray
     labels: tuple[str, ...]
+    waveform_clip: float | None = None  # a second input, the beat's waveform, clipped to ±this (None: none)
+
+
+WAVEFORM_CHANNELS = 2  # the beat over the template's amplitude, and its difference from the template
 
 
 @dataclass(frozen=True)
@@ -82,6 +97,22 @@ def _trained_relearn(raw: Any, problems: list[str]) -> RelearnSettings | None:
     return settings
 
 
+def _with_waveform(fg: FeatureGraph, raw: Any, problems: list[str]) -> FeatureGraph:
+    """``beat_model.waveform``: the waveform this ecgd computes (samples, channels, rate), and its clip."""
+    want = {"samples": WAVEFORM_SAMPLES, "channels": WAVEFORM_CHANNELS, "rate_hz": WAVEFORM_HZ}
+    if not isinstance(raw, dict):
+        problems.append("'beat_model.waveform' must be an object (samples, channels, rate_hz, clip)")
+        return fg
+    differ = {k: raw.get(k) for k, v in want.items() if raw.get(k) != v}
+    if differ:
+        problems.append(f"'beat_model.waveform' {differ} is not the waveform this ecgd computes {want}")
+    clip = raw.get("clip")
+    if isinstance(clip, bool) or not isinstance(clip, (int, float)) or not clip > 0:
+        problems.append(f"'beat_model.waveform.clip' must be a number > 0, got {clip!r}")
+        return fg
+    return dataclasses.replace(fg, waveform_clip=float(clip))
+
+
 def parse_metadata(path: Path, raw: dict[str, Any], base: ModelMetadata) -> BeatRhythmMetadata:
     problems = []
 
@@ -111,6 +142,8 @@ def parse_metadata(path: Path, raw: dict[str, Any], base: ModelMetadata) -> Beat
                 f"'beat_model.fiducial' {g.get('fiducial', OLD_FIDUCIAL)!r}: its beats were cut around "
                 f"another point than this ecgd's {FIDUCIAL!r} (retrain on tables made by this version)"
             )
+        if key == "beat_model" and "waveform" in g:
+            fg = _with_waveform(fg, g["waveform"], problems)
         if fg.mean.shape != (len(features),) or fg.std.shape != (len(features),) or np.any(fg.std <= 0):
             problems.append(f"'{key}.mean'/'std' must hold {len(features)} values (std > 0)")
         return fg
@@ -155,40 +188,75 @@ def parse_metadata(path: Path, raw: dict[str, Any], base: ModelMetadata) -> Beat
 
 
 class _Graph:
-    """A fixed-batch feature graph: [batch, features] float32 in, [batch, classes] probabilities out."""
+    """A fixed-batch feature graph: [batch, features] float32 in (and, for a beat graph with a waveform,
+    [batch, samples, 2]), [batch, classes] probabilities out."""
 
     def __init__(self, path: Path, spec: FeatureGraph, cls: type, num_threads: int, batch: int) -> None:
         self._interp = open_interpreter(path, cls, num_threads)
         ins, outs = self._interp.get_input_details(), self._interp.get_output_details()
-        if len(ins) != 1 or len(outs) != 1 or len(ins[0]["shape"]) != 2:
-            raise ModelError(f"{path}: expected one [batch, features] input and one output tensor")
+        want = [2] if spec.waveform_clip is None else [2, 3]
+        if sorted(len(i["shape"]) for i in ins) != want or len(outs) != 1:
+            shapes = " and ".join(str(list(i["shape"])) for i in ins)
+            expected = "one [batch, features] input"
+            if len(want) == 2:
+                expected = "a [batch, features] and a [batch, samples, 2] input"
+            raise ModelError(
+                f"{path}: expected {expected} and one output tensor; the graph has "
+                f"{shapes or 'no input'} and {len(outs)} output(s)"
+            )
         if int(ins[0].get("shape_signature", ins[0]["shape"])[0]) == -1 and batch > 1:
             # a dynamic batch: fix it once here (re-allocating per window would cost more than the graph)
-            self._interp.resize_tensor_input(ins[0]["index"], [batch, int(ins[0]["shape"][1])])
+            for i in ins:
+                self._interp.resize_tensor_input(i["index"], [batch, *(int(v) for v in i["shape"][1:])])
             self._interp.allocate_tensors()
             ins, outs = self._interp.get_input_details(), self._interp.get_output_details()
-        self._in, self._out = ins[0], outs[0]
+        by_rank = {len(i["shape"]): i for i in ins}  # the graph's own input order is the converter's
+        self._in, self._wave_in, self._out = by_rank[2], by_rank.get(3), outs[0]
         batch, n_feat = (int(v) for v in self._in["shape"])
         n_out = int(self._out["shape"][-1])
-        if n_feat != len(spec.features) or n_out != len(spec.labels) or self._in["dtype"] != np.float32:
+        wave_ok = self._wave_in is None or (
+            [int(v) for v in self._wave_in["shape"]] == [batch, WAVEFORM_SAMPLES, WAVEFORM_CHANNELS]
+            and self._wave_in["dtype"] == np.float32
+        )
+        if (
+            n_feat != len(spec.features)
+            or n_out != len(spec.labels)
+            or self._in["dtype"] != np.float32
+            or not wave_ok
+        ):
             raise ModelError(
-                f"{path}: model does not match its metadata: input {list(self._in['shape'])} "
+                f"{path}: model does not match its metadata: inputs "
+                f"{' and '.join(str(list(i['shape'])) for i in ins)} "
                 f"{np.dtype(self._in['dtype']).name}, output {n_out} values; the metadata says float32 "
-                f"[batch, {len(spec.features)}] -> {len(spec.labels)} ({', '.join(spec.labels)})"
+                f"[batch, {len(spec.features)}]"
+                + ("" if spec.waveform_clip is None else f" and [batch, {WAVEFORM_SAMPLES}, 2]")
+                + f" -> {len(spec.labels)} ({', '.join(spec.labels)})"
             )
         self.batch = batch
         self.spec = spec
         self.bytes = path.stat().st_size
         self._buf = np.zeros((batch, n_feat), dtype=np.float32)
+        self._wave_buf = np.zeros((batch, WAVEFORM_SAMPLES, WAVEFORM_CHANNELS), dtype=np.float32)
 
-    def __call__(self, x: np.ndarray) -> np.ndarray:
+    def __call__(self, x: np.ndarray, wave: np.ndarray | None = None) -> np.ndarray:
         x = (np.asarray(x, dtype=np.float32) - self.spec.mean) / self.spec.std
+        if self._wave_in is not None:
+            if wave is None or wave.shape != (x.shape[0], WAVEFORM_SAMPLES, WAVEFORM_CHANNELS):
+                raise ValueError(
+                    f"this beat graph needs each beat's waveform [{x.shape[0]}, {WAVEFORM_SAMPLES}, 2]"
+                )
+            clip = self.spec.waveform_clip
+            wave = np.clip(np.asarray(wave, dtype=np.float32), -clip, clip)
         out = np.zeros((x.shape[0], len(self.spec.labels)), dtype=np.float32)
         for i in range(0, x.shape[0], self.batch):
             part = x[i : i + self.batch]
             self._buf[:] = 0.0
             self._buf[: part.shape[0]] = part
             self._interp.set_tensor(self._in["index"], self._buf)
+            if self._wave_in is not None:
+                self._wave_buf[:] = 0.0
+                self._wave_buf[: part.shape[0]] = wave[i : i + self.batch]
+                self._interp.set_tensor(self._wave_in["index"], self._wave_buf)
             self._interp.invoke()
             out[i : i + part.shape[0]] = self._interp.get_tensor(self._out["index"])[: part.shape[0]]
         return out
@@ -225,11 +293,29 @@ class BeatRhythmModel(MetadataFacts):
     def total_bytes(self) -> int:
         return self.beat_graph.bytes + self.af_graph.bytes
 
-    def beat_probs(self, x: np.ndarray) -> np.ndarray:
-        """[beats, 3] probabilities (N, S, V) for [beats, len(BEAT_FEATURES)] features."""
+    @property
+    def needs_waveforms(self) -> bool:
+        """The beat graph also takes each beat's waveform (``BeatAnalyzer(waveforms=True)``)."""
+        return self.beat_graph.spec.waveform_clip is not None
+
+    def beat_probs(self, x: np.ndarray, wave: np.ndarray | None = None) -> np.ndarray:
+        """[beats, 3] probabilities (N, S, V) for [beats, len(BEAT_FEATURES)] features (and, when the
+        graph takes it, [beats, samples, 2] waveforms)."""
         if x.shape[0] == 0:
             return np.zeros((0, len(BEAT_CLASSES)), dtype=np.float32)
-        return self.beat_graph(x)
+        return self.beat_graph(x, wave)
+
+    def judge(self, f: BeatFeatures) -> tuple[np.ndarray, np.ndarray]:
+        """Which of an analysed window's beats can be judged (features, and the waveform if the graph
+        takes it, all known: a template exists) and their [judged, 3] probabilities."""
+        judged = ~np.isnan(f.x).any(axis=1)
+        wave = None
+        if self.needs_waveforms:
+            if f.waveform is None:
+                raise ValueError("this beat graph needs the beats' waveforms: BeatAnalyzer(waveforms=True)")
+            judged &= ~np.isnan(f.waveform).any(axis=(1, 2))
+            wave = f.waveform[judged]
+        return judged, self.beat_probs(f.x[judged], wave)
 
     def af_prob(self, r: np.ndarray) -> float:
         return float(self.af_graph(np.asarray(r, dtype=np.float32)[None, :])[0, -1])

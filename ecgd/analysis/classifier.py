@@ -72,7 +72,9 @@ class WindowClassifier:
         self.max_gap_samples = int(max_gap_seconds * input_rate_hz)
         self.qrs = qrs  # the beat stage's detector settings: the quality gate counts QRS with it
         self.beat_aware = getattr(model, "kind", "waveform") == "beats"
-        self.analyzer = BeatAnalyzer(input_rate_hz, relearn) if self.beat_aware else None
+        self.analyzer = (
+            BeatAnalyzer(input_rate_hz, relearn, model.needs_waveforms) if self.beat_aware else None
+        )
         self._detector = None
         self._next_seq = 0
         # window path: the labelled beats of the AF context before the current window
@@ -226,9 +228,8 @@ class WindowClassifier:
         if beat_seqs is None:
             beat_seqs = self._detect(first_seq, mv)
         f = self.analyzer.analyse(first_seq, mv, np.asarray(beat_seqs, dtype=np.int64))
-        judged = ~np.isnan(f.x).any(axis=1)
+        judged, probs = model.judge(f)
         labels = np.full(f.seq.size, "Q", dtype="<U1")
-        probs = model.beat_probs(f.x[judged])
         labels[judged] = model.beat_labels(probs)
         all_probs = np.full((f.seq.size, 3), np.nan, np.float32)
         all_probs[judged] = probs
