@@ -24,6 +24,9 @@ from ecgd.config import BUNDLED_MODEL
 from ecgd.io.frontend import AnalogFrontEnd
 
 BLOCK = round(BLOCK_S * FS)
+# a beat graph that also takes each beat's waveform (train_beats --waveforms, runs/w1; not shipped:
+# docs/model-history.md, "The beat's waveform"): the daemon's two-input path on a real graph
+WAVEFORM_BUNDLE = Path(__file__).parent / "models" / "beats-waveform" / "default.tflite"
 
 
 @pytest.fixture(scope="module")
@@ -70,7 +73,13 @@ def nearest(times_s: np.ndarray, seqs: np.ndarray) -> np.ndarray:
     return np.abs(seqs[:, None] / FS - times_s[None, :]).argmin(axis=1)
 
 
-def test_every_beat_labelled_once_in_order_pvcs_v_sinus_n(model):
+@pytest.mark.parametrize("bundle", ["bundled", "waveform"])
+def test_every_beat_labelled_once_in_order_pvcs_v_sinus_n(model, bundle):
+    """With the bundled model (features only) and with a beat graph that also sees each beat's waveform
+    (tests/models/beats-waveform): both kinds of beat graph run through the same labeller."""
+    if bundle == "waveform":
+        model = load_model(WAVEFORM_BUNDLE)
+        assert model.needs_waveforms
     times, wide = sinus_with_pvcs()
     out, detected, untils, _ = run(model, synth_ecg(times, wide, 90.0))
     seqs = np.array([s for s, _, _ in out])
@@ -82,6 +91,36 @@ def test_every_beat_labelled_once_in_order_pvcs_v_sinus_n(model):
     assert np.flatnonzero(~judged).max() < 8  # only the first beats, before a template exists
     assert np.mean(labels[judged & truth] == "V") >= 0.95
     assert np.mean(labels[judged & ~truth] == "N") >= 0.97
+
+
+def test_a_reload_to_a_model_of_the_other_kind_switches_the_waveforms(model):
+    """A reload hands the labeller the new model (worker: ``labeller.relearn(model, ...)``): from a
+    features-only graph to one with the waveform input the analyser starts computing the waveforms, and
+    back; the beats after the reload are labelled by the new model."""
+    old, model = model, load_model(WAVEFORM_BUNDLE)
+    times, wide = sinus_with_pvcs(120.0)
+    mv = AnalogFrontEnd().simulate_mv(synth_ecg(times, wide, 120.0), FS)
+    tracker = BeatTracker(FS)
+    labeller = BeatLabeller(old, FS)
+    assert labeller.analyzer.waveforms is False
+    swap = {round(60 * FS) // BLOCK * BLOCK: model}
+    labelled = []
+    for a in range(0, mv.size, BLOCK):
+        if a in swap:
+            labeller.relearn(swap[a])
+            assert labeller.analyzer.waveforms is True
+        new = tracker.feed(a, mv[a : a + BLOCK])
+        lb = labeller.feed(a, mv[a : a + BLOCK], None, [b.seq for b in new], tracker.confirmed_until())
+        labelled += list(zip(lb.seq.tolist(), lb.labels.tolist(), strict=True))
+    late = [(s, lab) for s, lab in labelled if s > 90 * FS]  # relearned by then
+    seqs = np.array([s for s, _ in late])
+    truth = wide[nearest(times, seqs)]
+    labels = np.array([lab for _, lab in late])
+    assert (
+        labels.size > 30 and np.mean(labels[truth] == "V") >= 0.9 and np.mean(labels[~truth] == "N") >= 0.95
+    )
+    labeller.relearn(old)
+    assert labeller.analyzer.waveforms is False
 
 
 def test_a_label_trails_its_beat_by_about_one_rr(model):

@@ -319,24 +319,45 @@ def _beat_model_with(edit) -> dict:
     return beat
 
 
-def test_a_bundle_whose_metadata_and_graph_disagree_on_the_waveform_input_is_refused(
-    tmp_path: Path, model: BeatRhythmModel
-):
+WAVEFORM_BUNDLE = Path(__file__).parent / "models" / "beats-waveform" / "default.tflite"
+
+
+@pytest.mark.parametrize("source", [BUNDLED_MODEL, WAVEFORM_BUNDLE], ids=["features-only", "waveform"])
+def test_a_bundle_whose_metadata_and_graph_disagree_on_the_waveform_input_is_refused(tmp_path: Path, source):
     """The waveform input is part of the contract: a graph with it and metadata without (or the
     reverse) would be fed the wrong tensors, so it is refused at load, naming what the graph has."""
-    wave = {"samples": WAVEFORM_SAMPLES, "channels": 2, "rate_hz": WAVEFORM_HZ, "clip": 5.0}
-
-    def toggle(beat: dict) -> None:
-        if "waveform" in beat:
-            del beat["waveform"]
-        else:
-            beat["waveform"] = wave
-
-    want = (
-        r"expected one \[batch, features\] input" if model.needs_waveforms else r"and a \[batch, samples, 2\]"
+    model = load_model(source)
+    assert isinstance(model, BeatRhythmModel)
+    p = model.beat_probs(
+        np.ones((3, len(BEAT_FEATURES)), np.float32),
+        np.zeros((3, WAVEFORM_SAMPLES, 2), np.float32) if model.needs_waveforms else None,
     )
+    assert p.shape == (3, 3) and np.allclose(p.sum(axis=1), 1.0, atol=1e-3)  # as it is, it loads and runs
+    for name in ("default.tflite", "default-af.tflite"):
+        shutil.copyfile(source.parent / name, tmp_path / name)
+    meta = json.loads(source.with_suffix(".json").read_text())
+    if model.needs_waveforms:
+        del meta["beat_model"]["waveform"]
+        want = r"expected one \[batch, features\] input and one output tensor; the graph has .*\[1, 78, 2\]"
+    else:
+        meta["beat_model"]["waveform"] = {
+            "samples": WAVEFORM_SAMPLES,
+            "channels": 2,
+            "rate_hz": WAVEFORM_HZ,
+            "clip": 5.0,
+        }
+        want = r"expected a \[batch, features\] and a \[batch, samples, 2\] input"
+    (tmp_path / "default.json").write_text(json.dumps(meta))
     with pytest.raises(ModelError, match=want):
-        load_model(_bundle_with(tmp_path, beat_model=_beat_model_with(toggle)))
+        load_model(tmp_path / "default.tflite")
+
+
+def test_a_waveform_graph_without_waveforms_is_an_error_not_a_guess():
+    """Fed features alone, a two-input graph raises instead of running on zeros."""
+    model = load_model(WAVEFORM_BUNDLE)
+    assert isinstance(model, BeatRhythmModel)
+    with pytest.raises(ValueError, match=r"needs each beat's waveform \[2, 78, 2\]"):
+        model.beat_probs(np.ones((2, len(BEAT_FEATURES)), np.float32))
 
 
 @pytest.mark.parametrize(
