@@ -13,7 +13,8 @@
 
 Beat model: standardised :data:`BEAT_FEATURES` -> dense 32 -> dense 32 -> softmax N/S/V (with
 ``--waveforms`` beside a convolutional branch on each beat's waveform, :func:`fit_waveform_beat`; not
-shipped), class-balanced weights (capped), the V beats of runs of >= 3 weighted ``run_weight`` more. AF model: standardised
+shipped), class-balanced weights (capped), the V beats of runs of >= 3 weighted ``run_weight`` more.
+AF model: standardised
 :data:`RR_FEATURES` of the RR of the ``af_context_s`` ending with each window -> dense 16 -> dense 8 ->
 sigmoid (balanced). Thresholds by window macro-F1 on held-out predictions (nested). With
 ``--af-p-wave-max`` the bundle also carries the P-wave rule (``af_p_wave_max``: no AF while the normal
