@@ -343,3 +343,19 @@ def test_a_run_is_judged_by_its_mean_rate_not_each_interval(run_rr_s, vtach):
         assert vt.value == pytest.approx(60 / np.mean(run_rr_s), abs=4)
     else:
         assert not onsets
+
+
+def test_a_constructed_wide_complex_tachycardia_is_ventricular_beat_by_beat(model):
+    """The daemon test's wide-complex tachycardia (QRS 180 ms at 160/min after sinus at 70/min): every
+    beat of it `V`. The bundle's `beat_wide_not_s` makes it so; 2.6.0, without it, labelled the 11 beats
+    after the first nine `N` (P(V) about 0.7, below its V threshold 0.8), and the waveform candidate
+    (tests/models/beats-waveform) called the daemon test's `S`."""
+    from ecgd.io import synthetic as syn
+
+    assert model.metadata.wide_not_s is not None
+    x = np.concatenate(
+        [syn.regular(FS, 12, 70), syn.regular(FS, 8, 160, width_ms=180), syn.regular(FS, 8, 70)]
+    )
+    out, _, _, _ = run(model, x)
+    wct = [lab for s, lab, _ in out if 12.0 * FS < s < 19.5 * FS]  # its 20 beats
+    assert len(wct) == 20 and set(wct) == {"V"}

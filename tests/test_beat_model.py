@@ -42,7 +42,7 @@ def windows(clf: WindowClassifier, x: np.ndarray, beats_s: np.ndarray | None = N
 
 
 def test_bundle_is_the_shipped_version_and_within_budget(model: BeatRhythmModel):
-    assert model.metadata.ident == "ecgd-rhythm@2.6.0"
+    assert model.metadata.ident == "ecgd-rhythm@2.7.0"
     assert model.labels == ("N", "S", "V", "AF")
     assert model.metadata.beat is not None and model.metadata.beat.features == BEAT_FEATURES
     assert model.total_bytes <= 500_000
@@ -55,7 +55,7 @@ def test_relearn_settings_other_than_the_trained_ones_are_named(model: BeatRhyth
     """The bundle records the relearn settings of its training tables; the daemon names each one that
     the configuration changes (a different rule moves the morphology features the graph learned)."""
     meta = model.metadata
-    assert meta.trained_relearn == RelearnSettings()  # 2.6.0 was trained on the default tables
+    assert meta.trained_relearn == RelearnSettings()  # 2.7.0 was trained on the default tables
     assert meta.relearn_differences(RelearnSettings()) == []
     differ = meta.relearn_differences(RelearnSettings(former_templates=0, learn_seconds=30.0))
     assert differ == ["learn_seconds 30.0 (trained with 60.0)", "former_templates 0 (trained with 2)"]
@@ -374,3 +374,35 @@ def test_a_waveform_other_than_the_one_this_ecgd_computes_is_refused(tmp_path: P
     with pytest.raises(ModelError, match=message):
         edit = _beat_model_with(lambda beat: beat.update(waveform={**wave, **change}))
         load_model(_bundle_with(tmp_path, beat_model=edit))
+
+
+def test_a_wide_beat_is_never_s_when_the_bundle_says_so():
+    """``beat_wide_not_s``: a beat at least that many times the template's QRS width has its P(S)
+    counted as P(V); narrower beats and bundles without the field are untouched."""
+    from ecgd.analysis.beat_model import WIDTH_RATIO, wide_not_supraventricular
+
+    x = np.ones((3, len(BEAT_FEATURES)), np.float32)
+    x[:, WIDTH_RATIO] = (1.0, 1.69, 1.7)
+    p = np.array([[0.2, 0.7, 0.1]] * 3, np.float32)
+    out = wide_not_supraventricular(x, p, 1.7)
+    np.testing.assert_allclose(out, [[0.2, 0.7, 0.1], [0.2, 0.7, 0.1], [0.2, 0.0, 0.8]])
+    assert wide_not_supraventricular(x, p, None) is p
+
+
+@pytest.mark.parametrize("bad", [1.0, 0.5, "2", True])
+def test_a_bad_wide_beat_limit_is_refused(tmp_path: Path, bad):
+    with pytest.raises(ModelError, match=r"'beat_wide_not_s' must be a number > 1"):
+        load_model(_bundle_with(tmp_path, beat_wide_not_s=bad))
+
+
+def test_the_bundles_wide_beat_limit_reaches_the_beat_probabilities(tmp_path: Path):
+    from ecgd.analysis.beat_model import WIDTH_RATIO
+
+    x = np.ones((2, len(BEAT_FEATURES)), np.float32)
+    x[:, BEAT_FEATURES.index("rr_pre_local")] = 0.6  # premature
+    x[1, WIDTH_RATIO] = 3.0
+    with_rule = load_model(_bundle_with(tmp_path, beat_wide_not_s=2.0))
+    assert isinstance(with_rule, BeatRhythmModel) and with_rule.metadata.wide_not_s == 2.0
+    p = with_rule.beat_probs(x)
+    assert p[1, 1] == 0.0 and p[0, 1] > 0.0
+    np.testing.assert_allclose(p.sum(axis=1), 1.0, atol=1e-3)

@@ -173,6 +173,8 @@ def test_tiny_beat_model_run_end_to_end(tmp_path: Path, capsys: pytest.CaptureFi
                 "--af-p-wave-max",
                 "0.5",
                 "--waveforms",
+                "--beat-wide-not-s",
+                "1.7",
             ]
         )
         == 0
@@ -184,6 +186,7 @@ def test_tiny_beat_model_run_end_to_end(tmp_path: Path, capsys: pytest.CaptureFi
     assert isinstance(model, BeatRhythmModel) and model.total_bytes < 500_000
     assert model.needs_waveforms and model.metadata.beat is not None
     assert model.metadata.beat.waveform_clip == train_beats.WAVE_CLIP
+    assert model.metadata.wide_not_s == 1.7  # the rule the thresholds were chosen with travels with them
     assert model.metadata.beat_thresholds is not None
     assert model.metadata.af_context_s == beat_data.AF_CONTEXT_S and model.metadata.af_p_wave_max == 0.5
     assert model.metadata.trained_relearn is not None and model.metadata.trained_relearn.former_templates == 1
@@ -191,7 +194,7 @@ def test_tiny_beat_model_run_end_to_end(tmp_path: Path, capsys: pytest.CaptureFi
     assert fold.metadata.trained_relearn is not None and fold.metadata.trained_relearn.former_templates == 1
     config = json.loads((out / "config.json").read_text())
     assert config["run_weight"] == 4.0 and config["members"] == 2 and config["rr_exclude_v"] is True
-    assert config["waveforms"] is True
+    assert config["waveforms"] is True and config["wide_not_s"] == 1.7
     from training import af_thresholds, screen
 
     # af_thresholds scores the AF graph on the RR it was trained on: here without the V beats' intervals
@@ -205,7 +208,7 @@ def test_tiny_beat_model_run_end_to_end(tmp_path: Path, capsys: pytest.CaptureFi
     assert len(curve) == 2 + len(af_thresholds.GRID) and curve[2].startswith("| 0.5 |")
     args = ["--features", str(feats), "--af-context", str(beat_data.AF_CONTEXT_S), "--folds", "2"]
     tiny = ["--epochs", "1", "--beat-epochs", "1", "--hidden", "8", "--name", "tiny"]
-    assert screen.main([*args, *tiny, "--af-p-wave-max", "0.5"]) == 0
+    assert screen.main([*args, *tiny, "--af-p-wave-max", "0.5", "--beat-wide-not-s", "1.7"]) == 0
     cells = capsys.readouterr().out.splitlines()[-1].split(" | ")
     assert cells[0] == "| tiny" and len(cells) == 12
     assert float(cells[-2]) >= float(cells[-3])  # the alarm counts a beat at P(V) >= 0.5 or labelled V

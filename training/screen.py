@@ -50,6 +50,7 @@ def recipe(args: argparse.Namespace) -> train_beats.BeatTrainConfig:
         af_context_s=args.af_context,
         members=args.members,
         waveforms=args.waveforms,
+        wide_not_s=args.beat_wide_not_s,
     )
     if args.folds:  # parsed before, but never applied: the tiny test ran 5 folds on 3 patients
         cfg.folds = args.folds
@@ -99,7 +100,9 @@ def screen(args: argparse.Namespace) -> dict:
         beat = train_beats.fit_beat_model(tables, train, cfg, cfg.seed + 1 + k)
         af = train_beats.fit_af(ax, ay, cfg, cfg.seed + 1 + k)
         for r in folds[k]:
-            oof[r] = train_beats.oof_tables(tables, r, beat, af, args.rr_exclude_v, cfg.af_context_s)
+            oof[r] = train_beats.oof_tables(
+                tables, r, beat, af, args.rr_exclude_v, cfg.af_context_s, cfg.wide_not_s
+            )
         for n in lfolds[k]:
             t = ltaf[n]
             kx, kok = ("x_nov", "ok_nov") if args.rr_exclude_v else ("x", "ok")
@@ -192,6 +195,9 @@ def parser() -> argparse.ArgumentParser:
         action="store_true",
         help="a convolutional branch on each beat's waveform (tables from beat_data --waveforms)",
     )
+    p.add_argument(
+        "--beat-wide-not-s", type=float, help="a beat this many times the template's QRS width is never S"
+    )
     p.add_argument("--name", help="the row's name (default: the options)")
     return p
 
@@ -207,6 +213,7 @@ def main(argv: list[str] | None = None) -> int:
         + (f", hidden {','.join(map(str, args.hidden))}" if args.hidden else "")
         + (f", beat epochs {args.beat_epochs}" if args.beat_epochs else "")
         + (", waveforms" if args.waveforms else "")
+        + (f", wide beats not S at {args.beat_wide_not_s:g}" if args.beat_wide_not_s else "")
     )
     print(HEADER)
     print(row(name, screen(args)), flush=True)

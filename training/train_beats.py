@@ -1,8 +1,8 @@
-"""Train, cross-validate and ship the beat-aware model bundle ``ecgd-rhythm@2.6.0``.
+"""Train, cross-validate and ship the beat-aware model bundle ``ecgd-rhythm@2.7.0``.
 
     .venv/bin/python -m training.beat_data --out runs/f62                 # features (no TF), ~2-4 min
-    .venv-train/bin/python -m training.train_beats --features runs/f62 --out runs/b12 \
-        --rr-exclude-v --members 3 --af-p-wave-max 0.5 [--ship]              # ~20-30 min
+    .venv-train/bin/python -m training.train_beats --features runs/f62 --out runs/b13 \
+        --rr-exclude-v --members 3 --af-p-wave-max 0.5 --beat-wide-not-s 1.7 [--ship]  # ~20 min
 
 1. Patient-wise 5-fold CV over the 80 patients with signals (MIT-BIH DS1 + SVDB; folds by record,
    the two AF records of DS1 in different folds) and, for the AF model, over LTAFDB's 84 patients
@@ -45,12 +45,13 @@ from ecgd.analysis.beat_features import (
     WAVEFORM_SAMPLES,
     RelearnSettings,
 )
+from ecgd.analysis.beat_model import wide_not_supraventricular
 from ecgd.analysis.rhythm import RR_FEATURES, rr_between_kept, rr_features, span_p_wave_coherence
 from training import beat_data, beat_eval
 from training.labels import ABNORMAL, LABELS
 
 REPO = Path(__file__).resolve().parent.parent
-NAME, VERSION = "ecgd-rhythm", "2.6.0"
+NAME, VERSION = "ecgd-rhythm", "2.7.0"
 AF_RECORDS = ("mitdb/201", "mitdb/203")
 TRAINING_DATA = (
     "MIT-BIH Arrhythmia Database v1.0.0 (doi:10.13026/C2F305), DS1 of de Chazal et al. 2004 (22 records, "
@@ -81,6 +82,7 @@ class BeatTrainConfig:
     members: int = 1  # MLPs per graph, each from its own seed, their outputs averaged in one graph
     af_p_wave_max: float | None = None  # no AF while the normal beats' P-wave coherence is >= this
     waveforms: bool = False  # the beat graph also sees each beat's waveform (tables from --waveforms)
+    wide_not_s: float | None = None  # a beat this many times the template's QRS width is never S
 
 
 WAVE_CLIP = 5.0  # the waveform input is clipped to ±this (template amplitudes): an artefact stays bounded
@@ -359,6 +361,7 @@ def export_bundle(
     context_s: float | None = None,
     relearn: dict | None = None,
     p_wave_max: float | None = None,
+    wide_not_s: float | None = None,
 ) -> Path:
     """``default.tflite`` (beats), ``default-af.tflite`` and ``default.json`` in ``out``; ``relearn`` is
     what the tables were made with (the daemon's defaults if not given)."""
@@ -397,6 +400,7 @@ def export_bundle(
         **({} if context_s is None else {"af_context_seconds": context_s}),
         **({} if p_wave_max is None else {"af_p_wave_max": p_wave_max}),
         "beat_thresholds": {"S": thr["S"], "V": thr["V"]},
+        **({} if wide_not_s is None else {"beat_wide_not_s": wide_not_s}),
         "relearn": dataclasses.asdict(RelearnSettings()) if relearn is None else relearn,
         "provenance": {
             "training_data": TRAINING_DATA,
@@ -429,11 +433,14 @@ def oof_tables(
     af: Trained,
     exclude_v: bool,
     context_s: float,
+    wide_not_s: float | None = None,
 ) -> dict:
-    """One held-out record's beat probabilities and window AF probabilities from its feature table."""
+    """One held-out record's beat probabilities and window AF probabilities from its feature table
+    (with ``wide_not_s``, the daemon's rule that a wide beat is never S applied to the beats)."""
     t = dict(tables[rid])
     t["win_x"], t["win_ok"] = window_rr(t, exclude_v, context_s)
     pb, ok = predict_beats(beat, t)
+    pb = wide_not_supraventricular(t["beat_x"], pb, wide_not_s)
     pa = af[0].predict((t["win_x"] - af[1]) / af[2], batch_size=4096, verbose=0)[:, 0]
     return {
         "pb": pb,
@@ -538,6 +545,7 @@ def run(args: argparse.Namespace) -> int:
     cfg.af_threshold_from = args.af_threshold_from
     cfg.af_p_wave_max = args.af_p_wave_max
     cfg.waveforms = args.waveforms
+    cfg.wide_not_s = args.beat_wide_not_s
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     features = Path(args.features)
@@ -600,7 +608,9 @@ def run(args: argparse.Namespace) -> int:
         af = fit_af(ax, ay, cfg, cfg.seed + 1 + k)
         models.append((beat, af))
         for r in folds[k]:
-            oof[r] = oof_tables(tables["pcf8591"], r, beat, af, cfg.rr_exclude_v, cfg.af_context_s)
+            oof[r] = oof_tables(
+                tables["pcf8591"], r, beat, af, cfg.rr_exclude_v, cfg.af_context_s, cfg.wide_not_s
+            )
         for n in lfolds[k]:  # AF on held-out LTAFDB patients' RR series
             t = ltaf[n]
             kx, kok = ("x_nov", "ok_nov") if cfg.rr_exclude_v else ("x", "ok")
@@ -624,6 +634,7 @@ def run(args: argparse.Namespace) -> int:
             cfg.af_context_s,
             relearn,
             cfg.af_p_wave_max,
+            cfg.wide_not_s,
         )
         w, b = beat_eval.score_records(path, args.data, folds[k], "reference")
         windows += w
@@ -717,6 +728,7 @@ def run(args: argparse.Namespace) -> int:
         cfg.af_context_s,
         relearn,
         cfg.af_p_wave_max,
+        cfg.wide_not_s,
     )
     size = json.loads((path.parent / "default.json").read_text())["evaluation"]["model_bytes"]
     log(f"final bundle {path.parent}: {size} bytes, thresholds {final_thr}")
@@ -830,6 +842,12 @@ def main(argv: list[str] | None = None) -> int:
         "--waveforms",
         action="store_true",
         help="the beat graph also sees each beat's waveform (tables from beat_data --waveforms)",
+    )
+    p.add_argument(
+        "--beat-wide-not-s",
+        type=float,
+        help="a beat at least this many times the template's QRS width is never S (bundle "
+        "`beat_wide_not_s`; default: no such rule)",
     )
     p.add_argument("--no-cv", action="store_true")
     p.add_argument("--no-final", action="store_true")
