@@ -232,6 +232,14 @@ def test_screen_options_reach_the_recipe_and_bad_layers_are_refused(
         with pytest.raises(SystemExit):
             screen.parser().parse_args(["--hidden", bad])
         assert "is not layer sizes" in capsys.readouterr().err
+    assert screen.recipe(screen.parser().parse_args(["--beat-wide-not-s", "1.7"])).wide_not_s == 1.7
+    for bad in ("1", "0.9", "wide"):  # refused before training, not by the loader after it
+        with pytest.raises(SystemExit):
+            screen.parser().parse_args(["--beat-wide-not-s", bad])
+        assert "is not a width ratio above 1" in capsys.readouterr().err
+        with pytest.raises(SystemExit):
+            train_beats.main(["--beat-wide-not-s", bad])
+        assert "is not a width ratio above 1" in capsys.readouterr().err
 
 
 def test_members_are_averaged_in_one_graph() -> None:

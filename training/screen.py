@@ -106,7 +106,7 @@ def screen(args: argparse.Namespace) -> dict:
         for n in lfolds[k]:
             t = ltaf[n]
             kx, kok = ("x_nov", "ok_nov") if args.rr_exclude_v else ("x", "ok")
-            p = af[0].predict((t[kx] - af[1]) / af[2], batch_size=8192, verbose=0)[:, 0]
+            p = af.predict(t[kx])[:, 0]
             ltaf_rows.append((k, p, t[kok], t["af"]))
         print(f"fold {k + 1} trained", file=sys.stderr, flush=True)
     rows, counts, fold_af = [], np.zeros(8, dtype=np.int64), []
@@ -196,7 +196,9 @@ def parser() -> argparse.ArgumentParser:
         help="a convolutional branch on each beat's waveform (tables from beat_data --waveforms)",
     )
     p.add_argument(
-        "--beat-wide-not-s", type=float, help="a beat this many times the template's QRS width is never S"
+        "--beat-wide-not-s",
+        type=train_beats.width_ratio_limit,
+        help="a beat this many times the template's QRS width is never S",
     )
     p.add_argument("--name", help="the row's name (default: the options)")
     return p

@@ -45,7 +45,7 @@ from ecgd.analysis.beat_features import (
     WAVEFORM_SAMPLES,
     RelearnSettings,
 )
-from ecgd.analysis.beat_model import wide_not_supraventricular
+from ecgd.analysis.beat_model import WAVEFORM_CHANNELS, wide_not_supraventricular
 from ecgd.analysis.rhythm import RR_FEATURES, rr_between_kept, rr_features, span_p_wave_coherence
 from training import beat_data, beat_eval
 from training.labels import ABNORMAL, LABELS
@@ -96,6 +96,10 @@ class Trained(NamedTuple):
     mean: np.ndarray
     std: np.ndarray
     wave_clip: float | None = None
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        """A features-only graph's outputs for unstandardised rows ``x``."""
+        return self.model.predict((x - self.mean) / self.std, batch_size=8192, verbose=0)
 
 
 def patient_folds(rids: list[str], k: int, seed: int) -> list[list[str]]:
@@ -236,25 +240,15 @@ def fit_waveform_beat(
     seeds); one graph with two inputs averaging the members. Why: the 13 features summarise a beat's
     shape in a few numbers, and wide or notched ventricular beats a template correlation calls alike
     are told apart by their shape (docs/model-history.md, "The beat's waveform")."""
-    import keras
-
     mean, std = x.mean(axis=0), np.maximum(x.std(axis=0), 1e-3)
     weight = class_weights(y, cfg.class_weight_cap) * w
     inputs = [(x - mean) / std, np.clip(wave, -WAVE_CLIP, WAVE_CLIP)]
-    members = []
-    for m in range(cfg.members):
-        model = _waveform_net(inputs[0].shape[1:], inputs[1].shape[1:], cfg.hidden, seed + 1000 * m)
-        model.compile(
-            optimizer=keras.optimizers.Adam(cfg.learning_rate), loss="sparse_categorical_crossentropy"
-        )
-        model.fit(
-            inputs, y, sample_weight=weight, batch_size=cfg.batch_size, epochs=cfg.beat_epochs, verbose=0
-        )
-        members.append(model)
-    if len(members) > 1:
-        fi, wi = keras.Input(shape=inputs[0].shape[1:]), keras.Input(shape=inputs[1].shape[1:])
-        members = [keras.Model([fi, wi], keras.layers.Average()([m([fi, wi]) for m in members]))]
-    return Trained(members[0], mean, std, WAVE_CLIP)
+
+    def build(member_seed: int):
+        return _waveform_net(inputs[0].shape[1:], inputs[1].shape[1:], cfg.hidden, member_seed)
+
+    loss = "sparse_categorical_crossentropy"
+    return Trained(_members(build, inputs, y, weight, loss, cfg.beat_epochs, cfg, seed), mean, std, WAVE_CLIP)
 
 
 def _waveform_net(feature_shape: tuple, wave_shape: tuple, hidden: tuple[int, ...], seed: int):
@@ -310,19 +304,30 @@ def _fit(
     cfg: BeatTrainConfig,
     seed: int,
 ):
-    """Standardise, build and train ``cfg.members`` MLPs (the first from ``seed``, as one MLP always was,
+    """Standardise, then :func:`_members` MLPs; returns the graph with the standardisation (mean, std)."""
+    mean, std = x.mean(axis=0), np.maximum(x.std(axis=0), 1e-3)
+
+    def build(member_seed: int):
+        return _mlp(x.shape[1], hidden, n_out, member_seed)
+
+    return Trained(_members(build, (x - mean) / std, y, sample_weight, loss, epochs, cfg, seed), mean, std)
+
+
+def _members(
+    build, inputs, y, sample_weight: np.ndarray, loss: str, epochs: int, cfg: BeatTrainConfig, seed: int
+):
+    """Train ``cfg.members`` graphs from ``build(seed)`` (the first from ``seed``, as one graph always was,
     the others from seeds far from every fold's); returns one graph averaging their outputs, with the
-    standardisation (mean, std). Why several: with one MLP the seed alone moves the CV more than most
-    recipes do (docs/model-history.md), and the average of a few is steadier, at a few kB each."""
+    members' inputs. Why several: with one MLP the seed alone moves the CV more than most recipes do
+    (docs/model-history.md), and the average of a few is steadier, at a few kB each."""
     import keras
 
-    mean, std = x.mean(axis=0), np.maximum(x.std(axis=0), 1e-3)
     members = []
     for m in range(cfg.members):
-        model = _mlp(x.shape[1], hidden, n_out, seed + 1000 * m)
+        model = build(seed + 1000 * m)
         model.compile(optimizer=keras.optimizers.Adam(cfg.learning_rate), loss=loss)
         model.fit(
-            (x - mean) / std,
+            inputs,
             y,
             sample_weight=sample_weight,
             batch_size=cfg.batch_size,
@@ -332,9 +337,10 @@ def _fit(
         )
         members.append(model)
     if len(members) == 1:
-        return Trained(members[0], mean, std)
-    inp = keras.Input(shape=(x.shape[1],))
-    return Trained(keras.Model(inp, keras.layers.Average()([m(inp) for m in members])), mean, std)
+        return members[0]
+    ins = [keras.Input(shape=tuple(t.shape[1:])) for t in members[0].inputs]
+    arg = ins if len(ins) > 1 else ins[0]
+    return keras.Model(arg, keras.layers.Average()([m(arg) for m in members]))
 
 
 def to_tflite(model, path: Path) -> int:
@@ -415,7 +421,7 @@ def export_bundle(
 
 def waveform_contract(clip: float) -> dict:
     """``beat_model.waveform``: the second input, as ``ecgd.analysis.beat_model`` checks it."""
-    return {"samples": WAVEFORM_SAMPLES, "channels": 2, "rate_hz": WAVEFORM_HZ, "clip": clip}
+    return {"samples": WAVEFORM_SAMPLES, "channels": WAVEFORM_CHANNELS, "rate_hz": WAVEFORM_HZ, "clip": clip}
 
 
 RHYTHM_LABELLED = beat_eval.RHYTHM_LABELLED
@@ -441,7 +447,7 @@ def oof_tables(
     t["win_x"], t["win_ok"] = window_rr(t, exclude_v, context_s)
     pb, ok = predict_beats(beat, t)
     pb = wide_not_supraventricular(t["beat_x"], pb, wide_not_s)
-    pa = af[0].predict((t["win_x"] - af[1]) / af[2], batch_size=4096, verbose=0)[:, 0]
+    pa = af.predict(t["win_x"])[:, 0]
     return {
         "pb": pb,
         "judged": ok,
@@ -615,7 +621,7 @@ def run(args: argparse.Namespace) -> int:
             t = ltaf[n]
             kx, kok = ("x_nov", "ok_nov") if cfg.rr_exclude_v else ("x", "ok")
             af_y.append(t["af"])
-            af_p.append(af[0].predict((t[kx] - af[1]) / af[2], batch_size=4096, verbose=0)[:, 0])
+            af_p.append(af.predict(t[kx])[:, 0])
             af_ok.append(t[kok])
         log(f"fold {k + 1}: trained on {len(train)} patients' beats, {len(ax)} RR windows")
     # 2. nested thresholds (each fold's from the other folds' held-out predictions), 3. daemon-path scoring
@@ -800,6 +806,18 @@ def _stream_summary(rows: list[dict]) -> dict:
     }
 
 
+def width_ratio_limit(text: str) -> float:
+    """``--beat-wide-not-s T``: a QRS width ratio above 1 (the bundle's loader refuses any other; say so
+    before a run of many minutes, not after)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not value > 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a width ratio above 1, such as 1.7")
+    return value
+
+
 def _cat(parts):
     return tuple(np.concatenate([p[i] for p in parts]) for i in range(len(parts[0])))
 
@@ -845,7 +863,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument(
         "--beat-wide-not-s",
-        type=float,
+        type=width_ratio_limit,
         help="a beat at least this many times the template's QRS width is never S (bundle "
         "`beat_wide_not_s`; default: no such rule)",
     )
