@@ -172,7 +172,7 @@ def test_tiny_beat_model_run_end_to_end(tmp_path: Path, capsys: pytest.CaptureFi
                 "--rr-exclude-v",
                 "--af-p-wave-max",
                 "0.5",
-                "--waveforms",
+                "--blend",
                 "--beat-wide-not-s",
                 "1.7",
             ]
@@ -194,7 +194,7 @@ def test_tiny_beat_model_run_end_to_end(tmp_path: Path, capsys: pytest.CaptureFi
     assert fold.metadata.trained_relearn is not None and fold.metadata.trained_relearn.former_templates == 1
     config = json.loads((out / "config.json").read_text())
     assert config["run_weight"] == 4.0 and config["members"] == 2 and config["rr_exclude_v"] is True
-    assert config["waveforms"] is True and config["wide_not_s"] == 1.7
+    assert config["waveforms"] is True and config["blend"] is True and config["wide_not_s"] == 1.7
     from training import af_thresholds, screen
 
     # af_thresholds scores the AF graph on the RR it was trained on: here without the V beats' intervals
@@ -233,6 +233,8 @@ def test_screen_options_reach_the_recipe_and_bad_layers_are_refused(
             screen.parser().parse_args(["--hidden", bad])
         assert "is not layer sizes" in capsys.readouterr().err
     assert screen.recipe(screen.parser().parse_args(["--beat-wide-not-s", "1.7"])).wide_not_s == 1.7
+    blend = screen.recipe(screen.parser().parse_args(["--blend"]))
+    assert blend.blend and blend.waveforms and not default.blend
     for bad in ("1", "0.9", "wide"):  # refused before training, not by the loader after it
         with pytest.raises(SystemExit):
             screen.parser().parse_args(["--beat-wide-not-s", bad])
@@ -242,6 +244,7 @@ def test_screen_options_reach_the_recipe_and_bad_layers_are_refused(
         assert "is not a width ratio above 1" in capsys.readouterr().err
 
 
+@pytest.mark.train
 def test_members_are_averaged_in_one_graph() -> None:
     """``--members``: several MLPs from their own seeds, one graph whose output is their mean."""
     pytest.importorskip("tensorflow", reason="training needs the [train] extra (TensorFlow)")
@@ -260,6 +263,28 @@ def test_members_are_averaged_in_one_graph() -> None:
     assert not np.allclose(each[0], each[1])  # their own seeds
     single, *_ = fit_beat(x, y, np.ones(300), BeatTrainConfig(beat_epochs=1), seed=4)
     np.testing.assert_allclose(single.predict(z, verbose=0), each[0], rtol=1e-5, atol=1e-6)  # as before
+
+
+@pytest.mark.train
+def test_blend_averages_the_waveform_graph_and_the_mlp() -> None:
+    """``--blend``: one two-input graph whose output is the mean of the waveform graph's and the
+    features-only MLP's (each itself the mean of its members)."""
+    pytest.importorskip("tensorflow", reason="training needs the [train] extra (TensorFlow)")
+    import keras
+
+    from training.train_beats import BeatTrainConfig, fit_waveform_beat
+
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(300, 13)).astype(np.float32), rng.integers(0, 3, 300)
+    wave = rng.normal(size=(300, 78, 2)).astype(np.float32)
+    cfg = BeatTrainConfig(members=2, beat_epochs=1, waveforms=True, blend=True)
+    graph, mean, std, clip = fit_waveform_beat(x, wave, y, np.ones(300), cfg, seed=4)
+    subs = {len(m.inputs): m for m in graph.layers if isinstance(m, keras.Model)}
+    assert sorted(subs) == [1, 2] and len(graph.inputs) == 2
+    z = [(x - mean) / std, np.clip(wave, -clip, clip)]
+    both = (subs[2].predict(z, verbose=0) + subs[1].predict(z[0], verbose=0)) / 2
+    np.testing.assert_allclose(graph.predict(z, verbose=0), both, rtol=1e-5, atol=1e-6)
+    assert not np.allclose(subs[2].predict(z, verbose=0), subs[1].predict(z[0], verbose=0))
 
 
 def test_ventricular_run_lengths() -> None:

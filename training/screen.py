@@ -49,7 +49,8 @@ def recipe(args: argparse.Namespace) -> train_beats.BeatTrainConfig:
         run_weight=args.run_weight,
         af_context_s=args.af_context,
         members=args.members,
-        waveforms=args.waveforms,
+        waveforms=args.waveforms or args.blend,
+        blend=args.blend,
         wide_not_s=args.beat_wide_not_s,
     )
     if args.folds:  # parsed before, but never applied: the tiny test ran 5 folds on 3 patients
@@ -79,9 +80,9 @@ def screen(args: argparse.Namespace) -> dict:
     features = Path(args.features)
     rids = sorted(p.name[: -len("_pcf8591.npz")].replace("_", "/", 1) for p in features.glob("*_pcf8591.npz"))
     tables = train_beats.load_tables(features, rids, "pcf8591")
-    if args.waveforms and not all("beat_wave" in t for t in tables.values()):
+    if (args.waveforms or args.blend) and not all("beat_wave" in t for t in tables.values()):
         raise SystemExit(f"--waveforms needs tables made with beat_data --waveforms; {features} has none")
-    if args.waveforms and args.neighbours:
+    if (args.waveforms or args.blend) and args.neighbours:
         raise SystemExit("--waveforms takes the beat's own waveform, not its neighbours' columns")
     if args.neighbours:
         tables = {r: with_neighbours(t) for r, t in tables.items()}
@@ -196,6 +197,11 @@ def parser() -> argparse.ArgumentParser:
         help="a convolutional branch on each beat's waveform (tables from beat_data --waveforms)",
     )
     p.add_argument(
+        "--blend",
+        action="store_true",
+        help="--waveforms, and the graph also averages in as many features-only MLPs",
+    )
+    p.add_argument(
         "--beat-wide-not-s",
         type=train_beats.width_ratio_limit,
         help="a beat this many times the template's QRS width is never S",
@@ -214,7 +220,8 @@ def main(argv: list[str] | None = None) -> int:
         + (f", P-wave rule {args.af_p_wave_max:g}" if args.af_p_wave_max is not None else "")
         + (f", hidden {','.join(map(str, args.hidden))}" if args.hidden else "")
         + (f", beat epochs {args.beat_epochs}" if args.beat_epochs else "")
-        + (", waveforms" if args.waveforms else "")
+        + (", waveforms" if args.waveforms and not args.blend else "")
+        + (", waveform graph and MLP blended" if args.blend else "")
         + (f", wide beats not S at {args.beat_wide_not_s:g}" if args.beat_wide_not_s else "")
     )
     print(HEADER)

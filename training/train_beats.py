@@ -12,8 +12,9 @@
 2. The shipped bundle is trained on everything with the same recipe and seed.
 
 Beat model: standardised :data:`BEAT_FEATURES` -> dense 32 -> dense 32 -> softmax N/S/V (with
-``--waveforms`` beside a convolutional branch on each beat's waveform, :func:`fit_waveform_beat`; not
-shipped), class-balanced weights (capped), the V beats of runs of >= 3 weighted ``run_weight`` more.
+``--waveforms`` beside a convolutional branch on each beat's waveform, :func:`fit_waveform_beat`, not
+shipped; with ``--blend`` the average of both kinds), class-balanced weights (capped), the V
+beats of runs of >= 3 weighted ``run_weight`` more.
 AF model: standardised
 :data:`RR_FEATURES` of the RR of the ``af_context_s`` ending with each window -> dense 16 -> dense 8 ->
 sigmoid (balanced). Thresholds by window macro-F1 on held-out predictions (nested). With
@@ -82,6 +83,7 @@ class BeatTrainConfig:
     members: int = 1  # MLPs per graph, each from its own seed, their outputs averaged in one graph
     af_p_wave_max: float | None = None  # no AF while the normal beats' P-wave coherence is >= this
     waveforms: bool = False  # the beat graph also sees each beat's waveform (tables from --waveforms)
+    blend: bool = False  # with waveforms: the graph also averages in ``members`` features-only MLPs
     wide_not_s: float | None = None  # a beat this many times the template's QRS width is never S
 
 
@@ -248,7 +250,24 @@ def fit_waveform_beat(
         return _waveform_net(inputs[0].shape[1:], inputs[1].shape[1:], cfg.hidden, member_seed)
 
     loss = "sparse_categorical_crossentropy"
-    return Trained(_members(build, inputs, y, weight, loss, cfg.beat_epochs, cfg, seed), mean, std, WAVE_CLIP)
+    model = _members(build, inputs, y, weight, loss, cfg.beat_epochs, cfg, seed)
+    if cfg.blend:
+
+        def mlp(member_seed: int):
+            return _mlp(x.shape[1], cfg.hidden, 3, member_seed)
+
+        model = _blend(model, _members(mlp, inputs[0], y, weight, loss, cfg.beat_epochs, cfg, seed))
+    return Trained(model, mean, std, WAVE_CLIP)
+
+
+def _blend(wave_graph, mlp_graph):
+    """One two-input graph averaging the waveform graph and the features-only graph (``--blend``). Why:
+    the waveform graph finds more ventricular beats and the MLP more supraventricular ones
+    (docs/model-history.md); an average of differently built models is often better than either."""
+    import keras
+
+    ins = [keras.Input(shape=tuple(t.shape[1:])) for t in wave_graph.inputs]
+    return keras.Model(ins, keras.layers.Average()([wave_graph(ins), mlp_graph(ins[0])]))
 
 
 def _waveform_net(feature_shape: tuple, wave_shape: tuple, hidden: tuple[int, ...], seed: int):
@@ -550,7 +569,8 @@ def run(args: argparse.Namespace) -> int:
         cfg.members = args.members
     cfg.af_threshold_from = args.af_threshold_from
     cfg.af_p_wave_max = args.af_p_wave_max
-    cfg.waveforms = args.waveforms
+    cfg.waveforms = args.waveforms or args.blend
+    cfg.blend = args.blend
     cfg.wide_not_s = args.beat_wide_not_s
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -860,6 +880,11 @@ def main(argv: list[str] | None = None) -> int:
         "--waveforms",
         action="store_true",
         help="the beat graph also sees each beat's waveform (tables from beat_data --waveforms)",
+    )
+    p.add_argument(
+        "--blend",
+        action="store_true",
+        help="--waveforms, and the graph also averages in as many features-only MLPs",
     )
     p.add_argument(
         "--beat-wide-not-s",
