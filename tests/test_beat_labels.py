@@ -24,9 +24,9 @@ from ecgd.config import BUNDLED_MODEL
 from ecgd.io.frontend import AnalogFrontEnd
 
 BLOCK = round(BLOCK_S * FS)
-# a beat graph that also takes each beat's waveform (train_beats --waveforms, runs/w1; not shipped:
-# docs/model-history.md, "The beat's waveform"): the daemon's two-input path on a real graph
-WAVEFORM_BUNDLE = Path(__file__).parent / "models" / "beats-waveform" / "default.tflite"
+# the previous release, 2.7.0, whose beat graph takes the features alone (the shipped one also takes
+# each beat's waveform): the daemon's one-input path on a real graph
+FEATURES_BUNDLE = Path(__file__).parent / "models" / "beats-2.7.0" / "default.tflite"
 
 
 @pytest.fixture(scope="module")
@@ -73,13 +73,14 @@ def nearest(times_s: np.ndarray, seqs: np.ndarray) -> np.ndarray:
     return np.abs(seqs[:, None] / FS - times_s[None, :]).argmin(axis=1)
 
 
-@pytest.mark.parametrize("bundle", ["bundled", "waveform"])
+@pytest.mark.parametrize("bundle", ["bundled", "features-only"])
 def test_every_beat_labelled_once_in_order_pvcs_v_sinus_n(model, bundle):
-    """With the bundled model (features only) and with a beat graph that also sees each beat's waveform
-    (tests/models/beats-waveform): both kinds of beat graph run through the same labeller."""
-    if bundle == "waveform":
-        model = load_model(WAVEFORM_BUNDLE)
-        assert model.needs_waveforms
+    """With the bundled model (features and waveform) and with 2.7.0's beat graph on the features alone
+    (tests/models/beats-2.7.0): both kinds of beat graph run through the same labeller."""
+    assert model.needs_waveforms
+    if bundle == "features-only":
+        model = load_model(FEATURES_BUNDLE)
+        assert not model.needs_waveforms
     times, wide = sinus_with_pvcs()
     out, detected, untils, _ = run(model, synth_ecg(times, wide, 90.0))
     seqs = np.array([s for s, _, _ in out])
@@ -95,20 +96,20 @@ def test_every_beat_labelled_once_in_order_pvcs_v_sinus_n(model, bundle):
 
 def test_a_reload_to_a_model_of_the_other_kind_switches_the_waveforms(model):
     """A reload hands the labeller the new model (worker: ``labeller.relearn(model, ...)``): from a
-    features-only graph to one with the waveform input the analyser starts computing the waveforms, and
+    graph with the waveform input to a features-only one the analyser stops computing the waveforms, and
     back; the beats after the reload are labelled by the new model."""
-    old, model = model, load_model(WAVEFORM_BUNDLE)
+    old, model = model, load_model(FEATURES_BUNDLE)
     times, wide = sinus_with_pvcs(120.0)
     mv = AnalogFrontEnd().simulate_mv(synth_ecg(times, wide, 120.0), FS)
     tracker = BeatTracker(FS)
     labeller = BeatLabeller(old, FS)
-    assert labeller.analyzer.waveforms is False
+    assert labeller.analyzer.waveforms is True
     swap = {round(60 * FS) // BLOCK * BLOCK: model}
     labelled = []
     for a in range(0, mv.size, BLOCK):
         if a in swap:
             labeller.relearn(swap[a])
-            assert labeller.analyzer.waveforms is True
+            assert labeller.analyzer.waveforms is False
         new = tracker.feed(a, mv[a : a + BLOCK])
         lb = labeller.feed(a, mv[a : a + BLOCK], None, [b.seq for b in new], tracker.confirmed_until())
         labelled += list(zip(lb.seq.tolist(), lb.labels.tolist(), strict=True))
@@ -120,7 +121,7 @@ def test_a_reload_to_a_model_of_the_other_kind_switches_the_waveforms(model):
         labels.size > 30 and np.mean(labels[truth] == "V") >= 0.9 and np.mean(labels[~truth] == "N") >= 0.95
     )
     labeller.relearn(old)
-    assert labeller.analyzer.waveforms is False
+    assert labeller.analyzer.waveforms is True
 
 
 def test_a_label_trails_its_beat_by_about_one_rr(model):
@@ -348,8 +349,8 @@ def test_a_run_is_judged_by_its_mean_rate_not_each_interval(run_rr_s, vtach):
 def test_a_constructed_wide_complex_tachycardia_is_ventricular_beat_by_beat(model):
     """The daemon test's wide-complex tachycardia (QRS 180 ms at 160/min after sinus at 70/min): every
     beat of it `V`. The bundle's `beat_wide_not_s` makes it so; 2.6.0, without it, labelled the 11 beats
-    after the first nine `N` (P(V) about 0.7, below its V threshold 0.8), and the waveform candidate
-    (tests/models/beats-waveform) called the daemon test's `S`."""
+    after the first nine `N` (P(V) about 0.7, below its V threshold 0.8), and a waveform graph alone
+    (runs/w1, not shipped) called the daemon test's `S`."""
     from ecgd.io import synthetic as syn
 
     assert model.metadata.wide_not_s is not None

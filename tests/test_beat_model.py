@@ -17,7 +17,7 @@ from ecgd.analysis.beat_features import (
     WAVEFORM_SAMPLES,
     RelearnSettings,
 )
-from ecgd.analysis.beat_model import BeatRhythmModel
+from ecgd.analysis.beat_model import WAVEFORM_CHANNELS, BeatRhythmModel
 from ecgd.analysis.classifier import UNCLASSIFIED, WindowClassifier
 from ecgd.analysis.model import ModelError, load_model
 from ecgd.analysis.quality import QualitySettings
@@ -42,11 +42,15 @@ def windows(clf: WindowClassifier, x: np.ndarray, beats_s: np.ndarray | None = N
 
 
 def test_bundle_is_the_shipped_version_and_within_budget(model: BeatRhythmModel):
-    assert model.metadata.ident == "ecgd-rhythm@2.7.0"
+    assert model.metadata.ident == "ecgd-rhythm@2.8.0"
     assert model.labels == ("N", "S", "V", "AF")
     assert model.metadata.beat is not None and model.metadata.beat.features == BEAT_FEATURES
     assert model.total_bytes <= 500_000
-    p = model.beat_probs(np.ones((70, len(BEAT_FEATURES)), dtype=np.float32))  # > one batch of 64
+    assert model.needs_waveforms  # 2.8.0 also sees each beat's waveform
+    assert model.input_dtype == "float32 features and waveforms"  # as the start record says
+    assert load_model(FEATURES_BUNDLE).input_dtype == "float32 features"
+    wave = np.zeros((70, WAVEFORM_SAMPLES, WAVEFORM_CHANNELS), dtype=np.float32)
+    p = model.beat_probs(np.ones((70, len(BEAT_FEATURES)), dtype=np.float32), wave)  # > one batch of 64
     assert p.shape == (70, 3) and np.allclose(p.sum(axis=1), 1.0, atol=1e-3)
     assert np.allclose(p[0], p[69])
 
@@ -55,7 +59,7 @@ def test_relearn_settings_other_than_the_trained_ones_are_named(model: BeatRhyth
     """The bundle records the relearn settings of its training tables; the daemon names each one that
     the configuration changes (a different rule moves the morphology features the graph learned)."""
     meta = model.metadata
-    assert meta.trained_relearn == RelearnSettings()  # 2.7.0 was trained on the default tables
+    assert meta.trained_relearn == RelearnSettings()  # 2.8.0 was trained on the default tables
     assert meta.relearn_differences(RelearnSettings()) == []
     differ = meta.relearn_differences(RelearnSettings(former_templates=0, learn_seconds=30.0))
     assert differ == ["learn_seconds 30.0 (trained with 60.0)", "former_templates 0 (trained with 2)"]
@@ -319,10 +323,11 @@ def _beat_model_with(edit) -> dict:
     return beat
 
 
-WAVEFORM_BUNDLE = Path(__file__).parent / "models" / "beats-waveform" / "default.tflite"
+# the previous release, 2.7.0: a beat graph on the features alone (the shipped one also takes the waveform)
+FEATURES_BUNDLE = Path(__file__).parent / "models" / "beats-2.7.0" / "default.tflite"
 
 
-@pytest.mark.parametrize("source", [BUNDLED_MODEL, WAVEFORM_BUNDLE], ids=["features-only", "waveform"])
+@pytest.mark.parametrize("source", [BUNDLED_MODEL, FEATURES_BUNDLE], ids=["waveform", "features-only"])
 def test_a_bundle_whose_metadata_and_graph_disagree_on_the_waveform_input_is_refused(tmp_path: Path, source):
     """The waveform input is part of the contract: a graph with it and metadata without (or the
     reverse) would be fed the wrong tensors, so it is refused at load, naming what the graph has."""
@@ -354,7 +359,7 @@ def test_a_bundle_whose_metadata_and_graph_disagree_on_the_waveform_input_is_ref
 
 def test_a_waveform_graph_without_waveforms_is_an_error_not_a_guess():
     """Fed features alone, a two-input graph raises instead of running on zeros."""
-    model = load_model(WAVEFORM_BUNDLE)
+    model = load_model(BUNDLED_MODEL)
     assert isinstance(model, BeatRhythmModel)
     with pytest.raises(ValueError, match=r"needs each beat's waveform \[2, 78, 2\]"):
         model.beat_probs(np.ones((2, len(BEAT_FEATURES)), np.float32))
@@ -403,6 +408,6 @@ def test_the_bundles_wide_beat_limit_reaches_the_beat_probabilities(tmp_path: Pa
     x[1, WIDTH_RATIO] = 3.0
     with_rule = load_model(_bundle_with(tmp_path, beat_wide_not_s=2.0))
     assert isinstance(with_rule, BeatRhythmModel) and with_rule.metadata.wide_not_s == 2.0
-    p = with_rule.beat_probs(x)
+    p = with_rule.beat_probs(x, np.zeros((2, WAVEFORM_SAMPLES, WAVEFORM_CHANNELS), np.float32))
     assert p[1, 1] == 0.0 and p[0, 1] > 0.0
     np.testing.assert_allclose(p.sum(axis=1), 1.0, atol=1e-3)

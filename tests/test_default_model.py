@@ -42,11 +42,17 @@ def _graph(metadata: dict, key: str):
     return interp
 
 
-def _run(interp, x: np.ndarray) -> np.ndarray:
-    inp, out = interp.get_input_details()[0], interp.get_output_details()[0]
-    interp.resize_tensor_input(inp["index"], list(x.shape))
+def _run(interp, *xs: np.ndarray) -> np.ndarray:
+    """Each array to the graph input of its rank (features [batch, n]; a waveform [batch, samples, 2])."""
+    inputs, out = interp.get_input_details(), interp.get_output_details()[0]
+    assert sorted(len(i["shape"]) for i in inputs) == sorted(x.ndim for x in xs)
+    for x in xs:
+        (inp,) = [i for i in inputs if len(i["shape"]) == x.ndim]
+        interp.resize_tensor_input(inp["index"], list(x.shape))
     interp.allocate_tensors()
-    interp.set_tensor(inp["index"], x.astype(np.float32))
+    for x in xs:
+        (inp,) = [i for i in inputs if len(i["shape"]) == x.ndim]
+        interp.set_tensor(inp["index"], x.astype(np.float32))
     interp.invoke()
     return interp.get_tensor(out["index"])
 
@@ -70,7 +76,9 @@ def test_metadata_fields(metadata: dict) -> None:
 def test_graphs_match_metadata_and_give_probabilities(metadata: dict) -> None:
     rng = np.random.default_rng(0)
     beat = _graph(metadata, "beat_model")
-    p = _run(beat, rng.normal(0, 1, (20, len(BEAT_FEATURES))))
+    wave = metadata["beat_model"].get("waveform")  # a second input: each beat's waveform
+    extra = [rng.normal(0, 1, (20, wave["samples"], wave["channels"]))] if wave else []
+    p = _run(beat, rng.normal(0, 1, (20, len(BEAT_FEATURES))), *extra)
     assert p.shape == (20, 3) and np.all(p >= 0) and np.allclose(p.sum(axis=1), 1.0, atol=1e-3)
     af = _graph(metadata, "af_model")
     q = _run(af, rng.normal(0, 1, (5, len(RR_FEATURES))))

@@ -1,8 +1,8 @@
-"""Train, cross-validate and ship the beat-aware model bundle ``ecgd-rhythm@2.7.0``.
+"""Train, cross-validate and ship the beat-aware model bundle ``ecgd-rhythm@2.8.0``.
 
-    .venv/bin/python -m training.beat_data --out runs/f62                 # features (no TF), ~2-4 min
-    .venv-train/bin/python -m training.train_beats --features runs/f62 --out runs/b13 \
-        --rr-exclude-v --members 3 --af-p-wave-max 0.5 --beat-wide-not-s 1.7 [--ship]  # ~20 min
+    .venv/bin/python -m training.beat_data --out runs/f65 --waveforms     # features (no TF), ~2-4 min
+    .venv-train/bin/python -m training.train_beats --features runs/f65 --out runs/b14 \
+        --rr-exclude-v --members 3 --af-p-wave-max 0.5 --beat-wide-not-s 1.7 --blend [--ship]  # ~31 min
 
 1. Patient-wise 5-fold CV over the 80 patients with signals (MIT-BIH DS1 + SVDB; folds by record,
    the two AF records of DS1 in different folds) and, for the AF model, over LTAFDB's 84 patients
@@ -12,8 +12,8 @@
 2. The shipped bundle is trained on everything with the same recipe and seed.
 
 Beat model: standardised :data:`BEAT_FEATURES` -> dense 32 -> dense 32 -> softmax N/S/V (with
-``--waveforms`` beside a convolutional branch on each beat's waveform, :func:`fit_waveform_beat`, not
-shipped; with ``--blend`` the average of both kinds), class-balanced weights (capped), the V
+``--waveforms`` beside a convolutional branch on each beat's waveform, :func:`fit_waveform_beat`; with
+``--blend``, as shipped since 2.8.0, the average of both kinds), class-balanced weights (capped), the V
 beats of runs of >= 3 weighted ``run_weight`` more.
 AF model: standardised
 :data:`RR_FEATURES` of the RR of the ``af_context_s`` ending with each window -> dense 16 -> dense 8 ->
@@ -52,7 +52,7 @@ from training import beat_data, beat_eval
 from training.labels import ABNORMAL, LABELS
 
 REPO = Path(__file__).resolve().parent.parent
-NAME, VERSION = "ecgd-rhythm", "2.7.0"
+NAME, VERSION = "ecgd-rhythm", "2.8.0"
 AF_RECORDS = ("mitdb/201", "mitdb/203")
 TRAINING_DATA = (
     "MIT-BIH Arrhythmia Database v1.0.0 (doi:10.13026/C2F305), DS1 of de Chazal et al. 2004 (22 records, "

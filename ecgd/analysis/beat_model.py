@@ -293,7 +293,7 @@ class BeatRhythmModel(MetadataFacts):
 
     @property
     def input_dtype(self) -> str:
-        return "float32 features"
+        return "float32 features and waveforms" if self.needs_waveforms else "float32 features"
 
     @property
     def total_bytes(self) -> int:
