@@ -335,7 +335,7 @@ def test_a_bundle_whose_metadata_and_graph_disagree_on_the_waveform_input_is_ref
     assert isinstance(model, BeatRhythmModel)
     p = model.beat_probs(
         np.ones((3, len(BEAT_FEATURES)), np.float32),
-        np.zeros((3, WAVEFORM_SAMPLES, 2), np.float32) if model.needs_waveforms else None,
+        np.zeros((3, WAVEFORM_SAMPLES, WAVEFORM_CHANNELS), np.float32) if model.needs_waveforms else None,
     )
     assert p.shape == (3, 3) and np.allclose(p.sum(axis=1), 1.0, atol=1e-3)  # as it is, it loads and runs
     for name in ("default.tflite", "default-af.tflite"):
@@ -347,7 +347,7 @@ def test_a_bundle_whose_metadata_and_graph_disagree_on_the_waveform_input_is_ref
     else:
         meta["beat_model"]["waveform"] = {
             "samples": WAVEFORM_SAMPLES,
-            "channels": 2,
+            "channels": WAVEFORM_CHANNELS,
             "rate_hz": WAVEFORM_HZ,
             "clip": 5.0,
         }

@@ -234,7 +234,12 @@ def test_screen_options_reach_the_recipe_and_bad_layers_are_refused(
         assert "is not layer sizes" in capsys.readouterr().err
     assert screen.recipe(screen.parser().parse_args(["--beat-wide-not-s", "1.7"])).wide_not_s == 1.7
     blend = screen.recipe(screen.parser().parse_args(["--blend"]))
-    assert blend.blend and blend.waveforms and not default.blend
+    assert blend.blend and blend.waveforms and not default.blend  # --blend is --waveforms and more
+    options = argparse.ArgumentParser()
+    train_beats.add_beat_graph_options(options)  # the same options in train_beats
+    parsed = vars(options.parse_args(["--blend"]))
+    assert parsed == {"waveforms": True, "blend": True, "beat_wide_not_s": None}
+    assert vars(options.parse_args(["--waveforms"]))["blend"] is False
     for bad in ("1", "0.9", "wide"):  # refused before training, not by the loader after it
         with pytest.raises(SystemExit):
             screen.parser().parse_args(["--beat-wide-not-s", bad])

@@ -49,7 +49,7 @@ def recipe(args: argparse.Namespace) -> train_beats.BeatTrainConfig:
         run_weight=args.run_weight,
         af_context_s=args.af_context,
         members=args.members,
-        waveforms=args.waveforms or args.blend,
+        waveforms=args.waveforms,
         blend=args.blend,
         wide_not_s=args.beat_wide_not_s,
     )
@@ -80,9 +80,9 @@ def screen(args: argparse.Namespace) -> dict:
     features = Path(args.features)
     rids = sorted(p.name[: -len("_pcf8591.npz")].replace("_", "/", 1) for p in features.glob("*_pcf8591.npz"))
     tables = train_beats.load_tables(features, rids, "pcf8591")
-    if (args.waveforms or args.blend) and not all("beat_wave" in t for t in tables.values()):
+    if args.waveforms and not all("beat_wave" in t for t in tables.values()):
         raise SystemExit(f"--waveforms needs tables made with beat_data --waveforms; {features} has none")
-    if (args.waveforms or args.blend) and args.neighbours:
+    if args.waveforms and args.neighbours:
         raise SystemExit("--waveforms takes the beat's own waveform, not its neighbours' columns")
     if args.neighbours:
         tables = {r: with_neighbours(t) for r, t in tables.items()}
@@ -191,21 +191,7 @@ def parser() -> argparse.ArgumentParser:
         type=hidden_layers,
         help="the beat MLP's hidden layers, e.g. 64,64 (default: train_beats')",
     )
-    p.add_argument(
-        "--waveforms",
-        action="store_true",
-        help="a convolutional branch on each beat's waveform (tables from beat_data --waveforms)",
-    )
-    p.add_argument(
-        "--blend",
-        action="store_true",
-        help="--waveforms, and the graph also averages in as many features-only MLPs",
-    )
-    p.add_argument(
-        "--beat-wide-not-s",
-        type=train_beats.width_ratio_limit,
-        help="a beat this many times the template's QRS width is never S",
-    )
+    train_beats.add_beat_graph_options(p)
     p.add_argument("--name", help="the row's name (default: the options)")
     return p
 

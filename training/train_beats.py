@@ -256,18 +256,10 @@ def fit_waveform_beat(
         def mlp(member_seed: int):
             return _mlp(x.shape[1], cfg.hidden, 3, member_seed)
 
-        model = _blend(model, _members(mlp, inputs[0], y, weight, loss, cfg.beat_epochs, cfg, seed))
+        # --blend: alone the waveform graph found more ventricular beats and the MLP more
+        # supraventricular ones (docs/model-history.md); their average ships since 2.8.0
+        model = _average([model, _members(mlp, inputs[0], y, weight, loss, cfg.beat_epochs, cfg, seed)])
     return Trained(model, mean, std, WAVE_CLIP)
-
-
-def _blend(wave_graph, mlp_graph):
-    """One two-input graph averaging the waveform graph and the features-only graph (``--blend``). Why:
-    the waveform graph finds more ventricular beats and the MLP more supraventricular ones
-    (docs/model-history.md); an average of differently built models is often better than either."""
-    import keras
-
-    ins = [keras.Input(shape=tuple(t.shape[1:])) for t in wave_graph.inputs]
-    return keras.Model(ins, keras.layers.Average()([wave_graph(ins), mlp_graph(ins[0])]))
 
 
 def _waveform_net(feature_shape: tuple, wave_shape: tuple, hidden: tuple[int, ...], seed: int):
@@ -355,11 +347,21 @@ def _members(
             shuffle=True,
         )
         members.append(model)
-    if len(members) == 1:
-        return members[0]
-    ins = [keras.Input(shape=tuple(t.shape[1:])) for t in members[0].inputs]
-    arg = ins if len(ins) > 1 else ins[0]
-    return keras.Model(arg, keras.layers.Average()([m(arg) for m in members]))
+    return members[0] if len(members) == 1 else _average(members)
+
+
+def _average(graphs):
+    """One graph whose output is the mean of ``graphs``' outputs. Its inputs are those of the graph with
+    the most; a graph with fewer reads the first of them (a features-only MLP beside the two-input
+    waveform graph: features come first in both)."""
+    import keras
+
+    ins = [keras.Input(shape=tuple(t.shape[1:])) for t in max(graphs, key=lambda g: len(g.inputs)).inputs]
+
+    def first(n: int):
+        return ins[:n] if n > 1 else ins[0]
+
+    return keras.Model(first(len(ins)), keras.layers.Average()([g(first(len(g.inputs))) for g in graphs]))
 
 
 def to_tflite(model, path: Path) -> int:
@@ -569,7 +571,7 @@ def run(args: argparse.Namespace) -> int:
         cfg.members = args.members
     cfg.af_threshold_from = args.af_threshold_from
     cfg.af_p_wave_max = args.af_p_wave_max
-    cfg.waveforms = args.waveforms or args.blend
+    cfg.waveforms = args.waveforms
     cfg.blend = args.blend
     cfg.wide_not_s = args.beat_wide_not_s
     out = Path(args.out)
@@ -838,6 +840,36 @@ def width_ratio_limit(text: str) -> float:
     return value
 
 
+class _Blend(argparse.Action):
+    """``--blend`` is ``--waveforms`` and more: set both, so no caller has to remember the implication."""
+
+    def __init__(self, option_strings, dest, **kwargs):
+        super().__init__(option_strings, dest, nargs=0, default=False, **kwargs)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        namespace.blend = namespace.waveforms = True
+
+
+def add_beat_graph_options(p: argparse.ArgumentParser) -> None:
+    """What the beat graph sees and the wide-beat rule: the same options in train_beats and screen."""
+    p.add_argument(
+        "--waveforms",
+        action="store_true",
+        help="the beat graph also sees each beat's waveform (tables from beat_data --waveforms)",
+    )
+    p.add_argument(
+        "--blend",
+        action=_Blend,
+        help="--waveforms, and the graph also averages in as many features-only MLPs (shipped)",
+    )
+    p.add_argument(
+        "--beat-wide-not-s",
+        type=width_ratio_limit,
+        help="a beat at least this many times the template's QRS width is never S (bundle "
+        "`beat_wide_not_s`; default: no such rule)",
+    )
+
+
 def _cat(parts):
     return tuple(np.concatenate([p[i] for p in parts]) for i in range(len(parts[0])))
 
@@ -876,22 +908,7 @@ def main(argv: list[str] | None = None) -> int:
         help="no AF while the normal beats' P-wave coherence is at least this (bundle `af_p_wave_max`; "
         "default: no such rule)",
     )
-    p.add_argument(
-        "--waveforms",
-        action="store_true",
-        help="the beat graph also sees each beat's waveform (tables from beat_data --waveforms)",
-    )
-    p.add_argument(
-        "--blend",
-        action="store_true",
-        help="--waveforms, and the graph also averages in as many features-only MLPs",
-    )
-    p.add_argument(
-        "--beat-wide-not-s",
-        type=width_ratio_limit,
-        help="a beat at least this many times the template's QRS width is never S (bundle "
-        "`beat_wide_not_s`; default: no such rule)",
-    )
+    add_beat_graph_options(p)
     p.add_argument("--no-cv", action="store_true")
     p.add_argument("--no-final", action="store_true")
     p.add_argument("--no-detector", action="store_true", help="score beats with reference positions only")

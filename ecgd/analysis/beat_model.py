@@ -5,7 +5,8 @@ Two small TFLite graphs take feature vectors, not samples: the beat model the
 :data:`~ecgd.analysis.rhythm.RR_FEATURES` of a window's RR series (-> P(AF)). A beat graph may also take
 each beat's waveform (``beat_model.waveform`` in the metadata: the beat's segment and its difference
 from the patient's template, :attr:`~ecgd.analysis.beat_features.BeatFeatures.waveform`), a second
-input of [batch, samples, 2] (no shipped bundle has one yet: docs/model-history.md). With
+input of [batch, samples, 2] (the bundled model's since 2.8.0; 2.7.0 and before took the features
+alone). With
 ``beat_wide_not_s`` a beat much wider than the template is never S (:func:`wide_not_supraventricular`).
 The metadata names the feature order and their standardisation (mean, std), checked against the code's
 feature lists at load time, so a model trained on other features cannot be run silently. The beat
