@@ -20,7 +20,7 @@ import numpy as np
 
 from ecgd.analysis.alarms import AlarmEngine, AlarmEvent, AlarmSettings
 from ecgd.analysis.beat_labels import BeatLabeller
-from ecgd.analysis.beats import BeatSettings, BeatTracker, confirmation_delay
+from ecgd.analysis.beats import BeatArrays, BeatSettings, BeatTracker, confirmation_delay
 from ecgd.analysis.classifier import SKIPPED, UNCLASSIFIED, UNREADABLE, Classification
 from ecgd.analysis.qrs import QrsDetector, QrsSettings
 from ecgd.analysis.quality import QualitySettings, adc_rails_mv
@@ -54,12 +54,6 @@ def new_engine(
         id_prefix=id_prefix,
         labelled_beats=labelled_beats,
     )
-
-
-@dataclass(frozen=True)
-class _Beats:
-    seq: np.ndarray
-    rr_ms: np.ndarray  # the beat stage's RR (NaN: not measured, e.g. across a gap)
 
 
 @dataclass
@@ -132,14 +126,8 @@ def replay(
     n = window_n if classify is not None else 0
     for ev in drive(mv, fs, n, hop_n, judge, tracker, None, labeller, finish=False):
         if isinstance(ev, Fed):
-            new = ev.beats
-            seqs = np.array([b.seq for b in new], dtype=np.int64)
-            rr = np.array([np.nan if b.rr_ms is None else b.rr_ms for b in new], dtype=np.float64)
-            widths = np.array([np.nan if b.width_ms is None else b.width_ms for b in new], dtype=np.float64)
             off = leads_off(ev.first, ev.first + ev.x.size) if leads_off is not None else None
-            yield from engine.feed(
-                ev.first, ev.x, None, _Beats(seqs, rr), off, widths_ms=widths, labelled=ev.labelled
-            )
+            yield from engine.feed(ev.first, ev.x, None, BeatArrays.of(ev.beats), off, labelled=ev.labelled)
         elif isinstance(ev, Screened):
             if ev.verdict is not None:  # a refusal (noise, missing samples) is heard at once, as live
                 yield from engine.window(ev.first, ev.stop, ev.verdict.label, ev.verdict.reason)

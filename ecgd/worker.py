@@ -25,7 +25,7 @@ from ecgd.acquisition.ring import RingOverrun, SampleRing
 from ecgd.alarm_replay import new_engine
 from ecgd.analysis.alarms import AlarmEngine, AlarmEvent
 from ecgd.analysis.beat_labels import BeatLabeller, LabelledBeats, beats_known
-from ecgd.analysis.beats import BLOCK_S, Beat, BeatTracker, LiveRate, WindowBeats
+from ecgd.analysis.beats import BLOCK_S, Beat, BeatArrays, BeatTracker, LiveRate, WindowBeats
 from ecgd.analysis.classifier import UNCLASSIFIED, UNREADABLE, Classification, WindowClassifier
 from ecgd.analysis.model import Model
 from ecgd.analysis.quality import adc_rails_mv
@@ -60,14 +60,6 @@ class _BeatStage:
     labeller: BeatLabeller | None  # a beat-aware model's: N/S/V/Q per beat, for the ventricular alarms
     model: Model
     template_changes: int = 0  # how many of the labeller's template changes were reported
-
-
-@dataclass(frozen=True)
-class _Beats:
-    """The new beats' R-peak seqs and the beat stage's RR (NaN: not measured), for the alarm engine."""
-
-    seq: np.ndarray
-    rr_ms: np.ndarray
 
 
 @dataclass
@@ -282,11 +274,18 @@ class Worker:
         if not self.relearn_requested.is_set():
             return
         self.relearn_requested.clear()
+        also = ""
+        if self._alarms is not None:
+            self._alarms.relearn()  # the QRS size the alarms compare beats with (alarms.qrs_fraction)
+            also = ", and the alarms its usual QRS size"
         if pipeline.classifier.beat_aware:
             pipeline.classifier.relearn()
             if stage.labeller is not None:
                 stage.labeller.relearn()
-            self.host.lifecycle("learning the patient's dominant beat again (relearn)", event="relearn")
+        if also or pipeline.classifier.beat_aware:
+            self.host.lifecycle(
+                f"learning the patient's dominant beat again (relearn){also}", event="relearn"
+            )
 
     def _emit_window(self, window: Window, pipeline: Pipeline, stage: _BeatStage, held: deque[_Held]) -> None:
         c: Classification | None = None
@@ -405,20 +404,8 @@ class Worker:
             off = self.host.leads.off_between(
                 grid.deadline_ns(first_seq), grid.deadline_ns(first_seq + mv.size - 1)
             )
-        seqs = np.fromiter((b.seq for b in beats), dtype=np.int64, count=len(beats))
-        widths = np.array([np.nan if b.width_ms is None else b.width_ms for b in beats], dtype=np.float64)
         try:
-            events = engine.feed(
-                first_seq,
-                mv,
-                valid,
-                _Beats(
-                    seqs, np.array([np.nan if b.rr_ms is None else b.rr_ms for b in beats], dtype=np.float64)
-                ),
-                off,
-                widths_ms=widths,
-                labelled=labelled,
-            )
+            events = engine.feed(first_seq, mv, valid, BeatArrays.of(beats), off, labelled=labelled)
         except Exception as exc:  # never let the alarm layer kill the worker; say so loudly
             self._alarms = None
             self.alarm_status = "ALARMS DOWN"

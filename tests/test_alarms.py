@@ -18,7 +18,7 @@ from conftest import REPO, shared_record
 from ecgd import config as cfg
 from ecgd.alarm_replay import episodes, replay
 from ecgd.analysis.alarms import AlarmEngine, AlarmSettings
-from ecgd.analysis.qrs import QrsSettings
+from ecgd.analysis.qrs import QrsDetector, QrsSettings
 from ecgd.analysis.quality import QualitySettings, adc_rails_mv
 from ecgd.io import synthetic as syn
 from ecgd.io.frontend import AnalogFrontEnd
@@ -97,6 +97,67 @@ def test_a_pin_high_on_a_flat_line_is_leads_off_and_the_same_line_with_pins_low_
     assert "asystole" in [e.onset.alarm for e in pins_low] and "leads_off" not in [
         e.onset.alarm for e in pins_low
     ]
+
+
+@pytest.mark.parametrize("p_mv", [0.15, 0.25, 0.3])
+def test_the_p_waves_of_a_ventricular_standstill_are_no_heartbeat(p_mv):
+    """The QRS stops, the atria go on: with nothing but P waves (0.15-0.3 mV, as tall as they come)
+    the detector's levels decay until it takes them for beats, and without ``qrs_fraction`` the monitor
+    showed a heart rate of 80 with no alarm, or at most a pause, through a cardiac arrest."""
+    last_qrs = 11.5 * FS  # the 14th beat of syn.regular(12 s, 70 bpm), its R peak 0.3 s into its RR
+    pieces = [syn.regular(FS, 12, 70), syn.p_waves(FS, 12, 80, p_mv), syn.regular(FS, 6, 70)]
+    _events, eps = run(pieces)
+    (asy,) = kinds(eps, "asystole")
+    assert abs(asy.onset.onset_seq - last_qrs - 4 * FS) <= 0.25 * FS
+    assert (asy.onset.detected_seq - last_qrs) / FS <= 5.0  # asystole_seconds + 1 s
+    assert "× the usual QRS" in asy.onset.detail
+    assert asy.end is not None and 24 * FS <= asy.end.seq <= 24.6 * FS  # the QRS is back
+    assert not kinds(eps, "alarms_suspended")  # an arrest, not a technical warning
+    _events, every_beat = run(pieces, AlarmSettings(qrs_fraction=0))
+    assert not kinds(every_beat, "asystole")  # what the monitor did before
+
+
+def test_smaller_beats_still_count_and_a_relearn_accepts_a_lower_qrs():
+    """A QRS at 40 % of the usual is a heartbeat (no alarm); one at 15 % is not, until a relearn says
+    the lead changed: then the same small beats are the patient's QRS again and the asystole ends."""
+    small = syn.beats(FS, [60 / 70] * 14, amplitude_mv=0.48)
+    _events, eps = run([syn.regular(FS, 12, 70), small, syn.regular(FS, 6, 70)])
+    assert eps == []
+    tiny = FE.simulate_mv(
+        np.concatenate([syn.regular(FS, 12, 70), syn.beats(FS, [60 / 70] * 42, amplitude_mv=0.18)]), FS
+    )
+    engine = AlarmEngine(FS, AlarmSettings(), rails_mv=RAILS)
+    detector = QrsDetector(FS, QrsSettings())
+    events, relearnt = [], None
+    for first in range(0, tiny.size, round(0.2 * FS)):
+        block = tiny[first : first + round(0.2 * FS)]
+        found = detector.process(first, block)
+        if relearnt is None and "asystole" in engine.active and first > 20 * FS:
+            engine.relearn()
+            relearnt = first
+        events += engine.feed(first, block, None, found)
+    onsets = [e for e in events if e.alarm == "asystole"]
+    assert [e.state for e in onsets] == ["onset", "end"] and engine.small_beats > 0
+    assert onsets[0].onset_seq < 17 * FS  # 4 s after the last full-size QRS (at 11.5 s)
+    assert relearnt < onsets[1].detected_seq < relearnt + 5 * FS  # the small beats count again
+
+
+def test_a_reload_during_a_standstill_keeps_the_usual_qrs_and_the_asystole():
+    """A reload relearns the beat model, not the alarms' QRS size: an automatic reload during an arrest
+    must not make the P waves the patient's QRS and end the asystole."""
+    x = FE.simulate_mv(np.concatenate([syn.regular(FS, 12, 70), syn.p_waves(FS, 20, 80, 0.25)]), FS)
+    engine = AlarmEngine(FS, AlarmSettings(), rails_mv=RAILS)
+    detector = QrsDetector(FS, QrsSettings())
+    events, reloaded = [], False
+    for first in range(0, x.size, round(0.2 * FS)):
+        block = x[first : first + round(0.2 * FS)]
+        if not reloaded and "asystole" in engine.active:
+            events += engine.apply_settings(AlarmSettings(tachy_bpm=130))
+            reloaded = True
+        events += engine.feed(first, block, None, detector.process(first, block))
+    assert reloaded and engine.settings.tachy_bpm == 130
+    assert [e.state for e in events if e.alarm == "asystole"] == ["onset"]  # never ended by P waves
+    assert engine.small_beats >= 10  # the P waves were detected, and not counted
 
 
 def test_one_onset_only_while_an_alarm_stays_active():
@@ -320,7 +381,10 @@ def test_engine_rejects_a_gap_in_the_blocks():
 
 def test_alarm_config_is_validated_with_every_problem_at_once():
     with pytest.raises(cfg.ConfigError) as e:
-        cfg.parse("alarms: {brady_bpm: 30, asystol_seconds: 3, vtach_beats: 2.5, pause_seconds: 9, vfib: 1}")
+        cfg.parse(
+            "alarms: {brady_bpm: 30, asystol_seconds: 3, vtach_beats: 2.5, pause_seconds: 9, vfib: 1, "
+            "qrs_fraction: 0.95}"
+        )
     text = str(e.value)
     for bit in (
         "alarms.asystol_seconds: unknown key; did you mean alarms.asystole_seconds?",
@@ -328,6 +392,7 @@ def test_alarm_config_is_validated_with_every_problem_at_once():
         "alarms.extreme_brady_bpm: 40 must be below brady_bpm (30)",
         "alarms.pause_seconds: 9 must be shorter than asystole_seconds (4)",
         "alarms.vfib: must be true or false",
+        "alarms.qrs_fraction: 0.95 is out of range; allowed 0 to 0.9",
     ):
         assert bit in text
     s = cfg.parse("alarms: {tachy_bpm: 110, afib: false}")

@@ -51,7 +51,7 @@ def test_asystole_and_vtach_through_the_daemon_with_journald_fields_and_status(d
     rec = recording(
         tmp,
         syn.regular(FS, 12, 70),
-        syn.flat(FS, 8),  # asystole, electrodes on
+        syn.p_waves(FS, 8, 80, 0.25),  # asystole, electrodes on: P waves, no QRS (a ventricular standstill)
         syn.regular(FS, 8, 70),
         syn.regular(FS, 6, 160, width_ms=180),  # wide-complex tachycardia
         syn.regular(FS, 12, 70),

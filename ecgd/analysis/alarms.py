@@ -13,6 +13,9 @@ What may be concluded from what:
 - A flat line with the electrodes on *is* an asystole: no QRS for ``asystole_seconds`` and no steep
   deflection in that stretch. No QRS but a busy signal that is not VF is a detector that cannot see
   beats: the rate alarms are suspended (``alarms_suspended``), never reported as resolved.
+- P waves are not a heartbeat: when the QRS stops and the atria go on, the detector's levels decay until
+  it takes P waves for beats. A detected beat under ``qrs_fraction`` of the patient's usual QRS height
+  is no QRS here, and for asystole only a deflection ``qrs_fraction`` as steep as the usual QRS is one.
 - Noisy windows (the quality gate's ``gross noise``/``implausible amplitude``/``no QRS``) suspend the
   rate, pause, ventricular and AF alarms until a readable window. Active alarms stay active while
   suspended: only evidence ends an alarm.
@@ -50,6 +53,9 @@ _RUN_GAP_S = 1.5  # no beat this long after a ventricular beat: the run is over
 _RUN_RR_SLACK = 1.25  # a run's beats follow each other within this × the VT interval; its mean rate decides
 _LEADS_ON_HOLD_S = 1.0  # the output must stay off the rails this long before leads count as on again
 _MISSING_MAX = 0.5  # more of the last second missing than this: nothing can be judged
+_QRS_REFERENCE = 16  # the patient's usual QRS: the median of the last this many beats that counted ...
+_QRS_REFERENCE_MIN = 8  # ... once there are this many (before: every beat counts)
+_QRS_SLOPE_S = 0.06  # a beat's steepness: the steepest slope within ±60 ms of its R peak
 _NOISE_PREFIXES = ("gross noise", "implausible amplitude", "no QRS complexes found")
 _ALARM_NAMES = (
     "asystole",
@@ -76,6 +82,15 @@ class AlarmSettings:
     enabled: bool = _opt(True, "run the alarm layer at all (false: no alarm records, said once at start)")
     asystole: bool = _opt(True, "alarm `asystole` (high): no QRS while the electrodes are on")
     asystole_seconds: float = _opt(4.0, "no QRS for this long (s) with a flat line: asystole", 2, 30)
+    qrs_fraction: float = _opt(
+        0.3,
+        "a detected beat lower than this fraction of the patient's usual QRS (the median of the last "
+        "16 beats that counted) is no QRS for the alarms, and for asystole a line is flat while "
+        "nothing in it is this fraction as steep as the usual QRS: the P waves of a ventricular "
+        "standstill are not a heartbeat (0: every detected beat counts)",
+        0,
+        0.9,
+    )
     vfib: bool = _opt(True, "alarm `vfib` (high): ventricular fibrillation/flutter from the signal")
     vfib_seconds: float = _opt(2.0, "the signal must look like VF for this long (s)", 0.5, 20)
     vfib_max_leakage: float = _opt(0.45, "VF filter leakage below this: a VF-like oscillation", 0.01, 1)
@@ -318,6 +333,9 @@ class AlarmEngine:
         self._af_count = 0
         self._non_af_count = 0
         self._in_af = False  # afib's condition, kept whether or not that alarm is on (the VT rule reads it)
+        self._qrs_heights: deque[float] = deque(maxlen=_QRS_REFERENCE)  # of the beats that counted
+        self._qrs_slopes: deque[float] = deque(maxlen=_QRS_REFERENCE)
+        self.small_beats = 0  # detected beats not counted as QRS (below qrs_fraction of the usual)
 
     # -- public -------------------------------------------------------------------------------
     @property
@@ -325,7 +343,9 @@ class AlarmEngine:
         return self._stop
 
     def apply_settings(self, settings: AlarmSettings) -> list[AlarmEvent]:
-        """A reload: new limits apply from the next block; an alarm switched off while active ends."""
+        """A reload: new limits apply from the next block; an alarm switched off while active ends. The
+        patient's usual QRS is kept (only :meth:`relearn` forgets it): a reload during an arrest must
+        not make the P waves the QRS."""
         self.settings = settings
         off = set(settings.switched_off())
         return [
@@ -400,6 +420,11 @@ class AlarmEngine:
         events += self._technical_suspend()
         return events
 
+    def relearn(self) -> None:
+        """Forget the patient's usual QRS (``ecgd relearn``: the lead or the patient changed)."""
+        self._qrs_heights.clear()
+        self._qrs_slopes.clear()
+
     def close(self) -> list[AlarmEvent]:
         """Nothing: an alarm active at the end stays active (offline: ``end`` is null)."""
         return []
@@ -435,19 +460,51 @@ class AlarmEngine:
         k = min(self._mv.size, max(0, self._stop - start_seq))
         return self._mv[self._mv.size - k :], self._valid[self._mv.size - k :]
 
-    def _last_activity(self, start_seq: int, stop_seq: int) -> int | None:
-        """The seq just after the last QRS-steep sample in ``[start_seq, stop_seq)`` (None: flat)."""
+    def _slopes(self, start_seq: int, stop_seq: int) -> tuple[np.ndarray, int]:
+        """|slope| (mV/s, over ±10 ms; 0 where a sample is missing) over ``[start_seq, stop_seq)`` of the
+        history, and the seq just after the span of its first value."""
         x, ok = self._history(start_seq)
         cut = max(0, self._stop - stop_seq)
         x, ok = x[: x.size - cut], ok[: ok.size - cut]
         k = max(1, round(_SLOPE_SPAN_S * self.fs / 2))
         if x.size <= 2 * k:
-            return None
+            return np.zeros(0), stop_seq
         slope = np.abs(x[2 * k :] - x[: -2 * k]) * (self.fs / (2 * k))
-        steep = np.flatnonzero((slope >= self.min_slope) & ok[2 * k :] & ok[: -2 * k])
-        if steep.size == 0:
-            return None
-        return stop_seq - x.size + int(steep[-1]) + 2 * k  # the end of that slope's span
+        return np.where(ok[2 * k :] & ok[: -2 * k], slope, 0.0), stop_seq - x.size + 2 * k
+
+    def _last_activity(self, start_seq: int, stop_seq: int, min_slope: float | None = None) -> int | None:
+        """The seq just after the last QRS-steep sample in ``[start_seq, stop_seq)`` (None: flat):
+        at least ``min_slope`` (default: the absolute floor, ``min_qrs_slope_mv_per_s``)."""
+        slope, first = self._slopes(start_seq, stop_seq)
+        steep = np.flatnonzero(slope >= (self.min_slope if min_slope is None else min_slope))
+        return None if steep.size == 0 else first + int(steep[-1])  # the end of that slope's span
+
+    def _asystole_slope(self) -> float:
+        """What is steep enough to be a QRS the detector missed, for asystole: ``qrs_fraction`` of the
+        patient's usual QRS steepness, never below the absolute floor. A P wave of 0.3 mV is as steep
+        as the floor; a QRS several times steeper."""
+        if len(self._qrs_slopes) < _QRS_REFERENCE_MIN:
+            return self.min_slope
+        return max(self.min_slope, self.settings.qrs_fraction * float(np.median(self._qrs_slopes)))
+
+    def _counts_as_qrs(self, seq: int, height_mv: float) -> bool:
+        """Whether a detected beat is a QRS for the alarms, learning the patient's usual QRS from those
+        that are. Why: after the QRS stops, the detector's levels decay until it takes the P waves of a
+        ventricular standstill for beats (0.15-mV P waves after real patients' QRS, README); a beat
+        under ``qrs_fraction`` of the usual height is not one (on DS1 31 true beats of 51,459: README)."""
+        if not math.isfinite(height_mv):
+            return True
+        fraction = self.settings.qrs_fraction
+        known = fraction > 0 and len(self._qrs_heights) >= _QRS_REFERENCE_MIN
+        if known and height_mv < fraction * float(np.median(self._qrs_heights)):
+            self.small_beats += 1
+            return False
+        half = round(_QRS_SLOPE_S * self.fs)
+        slope, _ = self._slopes(seq - half, seq + half + 1)
+        if slope.size and self._stop - seq + half <= self._mv.size:  # its whole span still in the history
+            self._qrs_heights.append(height_mv)
+            self._qrs_slopes.append(float(slope.max()))
+        return True
 
     # -- technical state ------------------------------------------------------------------------
     def _check_rails(self, x: np.ndarray, ok: np.ndarray, first_seq: int) -> None:
@@ -521,9 +578,12 @@ class AlarmEngine:
         if widths_ms is None:
             widths_ms = getattr(beats, "width_ms", None)
         rr_ms = getattr(beats, "rr_ms", None)  # the beat stage's: NaN where no RR may be measured
+        heights = getattr(beats, "amplitude_mv", None)
         out = []
         for i in np.argsort(seqs, kind="stable").tolist():
             s = int(seqs[i])
+            if heights is not None and not self._counts_as_qrs(s, float(heights[i])):
+                continue
             if widths_ms is not None and not self.labelled_beats:
                 w = float(widths_ms[i])
                 ventricular = math.isfinite(w) and w >= self.settings.vtach_width_ms
@@ -584,7 +644,13 @@ class AlarmEngine:
         # The last steep deflection since the beat: a QRS the detector missed, noise, or VF. An
         # asystole needs asystole_seconds without one; a pause needs none since the last beat.
         activity = self._last_activity(start + settle, horizon)
-        quiet_since = start if activity is None else max(start, activity)
+        # for asystole only what could be a QRS is activity: P waves go on in a ventricular standstill
+        asystole_slope = self._asystole_slope()
+        if asystole_slope > self.min_slope and activity is not None:
+            activity_asystole = self._last_activity(start + settle, horizon, asystole_slope)
+        else:
+            activity_asystole = activity
+        quiet_since = start if activity_asystole is None else max(start, activity_asystole)
         flat_s = (horizon - quiet_since) / self.fs
         for name in ("asystole", "pause"):
             a = self.active.get(name)
@@ -630,19 +696,24 @@ class AlarmEngine:
             )
         # The signal is known up to now, the beats only up to the horizon: a beat not yet confirmed is a
         # steep deflection, so a line flat up to now is an asystole now, not one confirmation delay later.
-        recent = self._last_activity(max(quiet_since, horizon), self._stop)
+        recent = self._last_activity(max(quiet_since, horizon), self._stop, asystole_slope)
         quiet_now = quiet_since if recent is None else max(quiet_since, recent)
         flat_now_s = (self._stop - quiet_now) / self.fs
         if flat_now_s >= s.asystole_seconds and self._on("asystole") and "asystole" not in self.active:
             at = quiet_now + round(s.asystole_seconds * self.fs)
             since_beat_s = (self._stop - start) / self.fs
+            flat = f"flat for {flat_now_s:.1f} s"
+            if asystole_slope > self.min_slope:
+                flat += (
+                    f" (nothing as steep as {asystole_slope:.0f} mV/s, {s.qrs_fraction:g} × the usual QRS)"
+                )
             events.append(
                 self._onset(
                     "asystole",
                     at,
                     round(since_beat_s, 2),
                     s.asystole_seconds,
-                    f"no QRS for {since_beat_s:.1f} s, flat for {flat_now_s:.1f} s, electrodes on "
+                    f"no QRS for {since_beat_s:.1f} s, {flat}, electrodes on "
                     f"(limit {s.asystole_seconds:g} s)",
                 )
             )

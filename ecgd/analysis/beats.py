@@ -59,6 +59,25 @@ class Beat:
 
 
 @dataclass(frozen=True)
+class BeatArrays:
+    """New beats as arrays, what the alarm engine takes (NaN where the beat stage measured nothing)."""
+
+    seq: np.ndarray  # int64 R-peak seqs
+    rr_ms: np.ndarray
+    amplitude_mv: np.ndarray
+    width_ms: np.ndarray
+
+    @staticmethod
+    def of(beats: list[Beat]) -> BeatArrays:
+        def column(name: str) -> np.ndarray:
+            values = (getattr(b, name) for b in beats)
+            return np.fromiter((np.nan if v is None else v for v in values), np.float64, len(beats))
+
+        seq = np.fromiter((b.seq for b in beats), dtype=np.int64, count=len(beats))
+        return BeatArrays(seq, column("rr_ms"), column("amplitude_mv"), column("width_ms"))
+
+
+@dataclass(frozen=True)
 class WindowBeats:
     """Beat statistics of one window: the result record's beat fields."""
 

@@ -4,8 +4,8 @@ Real records do not offer steps of exactly 80 → 120 bpm, a clean 250 bpm, an a
 electrodes on or VF on demand; these traces are electrode millivolts at ``fs`` with the events
 placed where a test wants them, so the truth is known exactly. ``rr_schedule``/``synthetic_ecg``:
 P, QRS and T waves at chosen R-peak times (the heart-rate tests). ``beats``/``regular``/``flat``/
-``fibrillation``: pieces to concatenate for the alarm tests (beats at a rate and QRS width, a flat
-line with the front end's noise, coarse VF).
+``fibrillation``/``p_waves``: pieces to concatenate for the alarm tests (beats at a rate and QRS width,
+a flat line with the front end's noise, coarse VF, a ventricular standstill).
 """
 
 from __future__ import annotations
@@ -95,6 +95,18 @@ def flat(fs: float, seconds: float, rng: np.random.Generator | None = None) -> n
     n = round(seconds * fs)
     t = np.arange(n) / fs
     return FLAT_NOISE_MV * rng.standard_normal(n) + MAINS_MV * np.sin(2 * np.pi * 50.0 * t)
+
+
+def p_waves(
+    fs: float, seconds: float, bpm: float, p_mv: float, rng: np.random.Generator | None = None
+) -> np.ndarray:
+    """P waves alone (~100 ms wide) on the flat line: a ventricular standstill, the atria still beating
+    and the ventricles not (complete AV block without an escape rhythm). An asystole all the same."""
+    x = flat(fs, seconds, rng)
+    t = np.arange(x.size) / fs
+    for centre in np.arange(0.3, seconds, 60.0 / bpm):
+        x += p_mv * np.exp(-0.5 * ((t - centre) / 0.02) ** 2)
+    return x
 
 
 def fibrillation(
