@@ -362,6 +362,22 @@ def asystole_latency(
     return out
 
 
+def arrest_line(what: str, trials: list[dict], limit_s: float) -> str:
+    """One README line for ``asystole_latency``'s trials."""
+    lats = [r["latency_s"] for r in trials if r["latency_s"] is not None]
+    n = len(trials)
+    return (
+        f"- simulated {what} at {n} random DS1 points: detected {len(lats)}/{n}, within {limit_s:g} s of "
+        f"the last beat {sum(1 for v in lats if v <= limit_s)}/{n}"
+        + (
+            f"; latency after the last beat median {np.median(lats):.2f} s, max {max(lats):.2f} s"
+            if lats
+            else ""
+        )
+        + f"; false asystole before the cut: {sum(r['false_before'] for r in trials)}"
+    )
+
+
 def vf_latency(data: Path, settings, trials: int, rng, model=None) -> list[dict]:
     out = []
     for _ in range(trials):
@@ -524,24 +540,15 @@ def main() -> int:
     if args.svdb_only or args.cv is not None:  # the latency trials use the shipped model
         return 0
     rng = np.random.default_rng(9)
-    asy = asystole_latency(args.data, settings, 20, rng, model)
-    lats = [r["latency_s"] for r in asy if r["latency_s"] is not None]
-    within = sum(1 for v in lats if v <= settings.alarms.asystole_seconds + 1)
     print("## Latency (offline, the daemon's blocks)\n")
-    print(
-        f"- simulated asystole at 20 random DS1 points: detected {len(lats)}/20, within "
-        f"{settings.alarms.asystole_seconds + 1:g} s of the last beat {within}/20; latency after the last "
-        f"beat median {np.median(lats):.2f} s, max {max(lats):.2f} s; false asystole before the cut: "
-        f"{sum(r['false_before'] for r in asy)}"
-    )
+    limit_s = settings.alarms.asystole_seconds + 1
+    asy = asystole_latency(args.data, settings, 20, rng, model)
+    print(arrest_line("asystole", asy, limit_s))
     standstill = asystole_latency(args.data, settings, 20, np.random.default_rng(10), model, True)
-    sl = [r["latency_s"] for r in standstill if r["latency_s"] is not None]
     print(
-        f"- simulated ventricular standstill (P waves of 0.1-0.3 mV at 60-100/min, no QRS) at 20 random DS1 "
-        f"points: detected {len(sl)}/20, within {settings.alarms.asystole_seconds + 1:g} s of the last beat "
-        f"{sum(1 for v in sl if v <= settings.alarms.asystole_seconds + 1)}/20"
-        + (f"; latency median {np.median(sl):.2f} s, max {max(sl):.2f} s" if sl else "")
-        + f"; false asystole before the cut: {sum(r['false_before'] for r in standstill)}"
+        arrest_line(
+            "ventricular standstill (P waves of 0.1-0.3 mV at 60-100/min, no QRS)", standstill, limit_s
+        )
     )
     vf = vf_latency(args.data, settings, 10, rng, model)
     vl = [r["latency_s"] for r in vf if r["latency_s"] is not None]

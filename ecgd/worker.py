@@ -274,18 +274,17 @@ class Worker:
         if not self.relearn_requested.is_set():
             return
         self.relearn_requested.clear()
-        also = ""
-        if self._alarms is not None:
-            self._alarms.relearn()  # the QRS size the alarms compare beats with (alarms.qrs_fraction)
-            also = ", and the alarms its usual QRS size"
+        what = []
         if pipeline.classifier.beat_aware:
             pipeline.classifier.relearn()
             if stage.labeller is not None:
                 stage.labeller.relearn()
-        if also or pipeline.classifier.beat_aware:
-            self.host.lifecycle(
-                f"learning the patient's dominant beat again (relearn){also}", event="relearn"
-            )
+            what.append("the patient's dominant beat")
+        if self._alarms is not None:
+            self._alarms.relearn()  # the QRS size the alarms compare beats with (alarms.qrs_fraction)
+            what.append("the patient's usual QRS size for the alarms")
+        if what:
+            self.host.lifecycle(f"learning {' and '.join(what)} again (relearn)", event="relearn")
 
     def _emit_window(self, window: Window, pipeline: Pipeline, stage: _BeatStage, held: deque[_Held]) -> None:
         c: Classification | None = None

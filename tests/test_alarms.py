@@ -53,6 +53,21 @@ def run(
     return events, episodes(iter(events))
 
 
+def feed_engine(electrode_mv, before_block):
+    """The engine fed the QRS detector's beats block by block (0.2 s, as the daemon), through the front
+    end; ``before_block(engine, first)`` may act on it (a relearn, a reload) and return its events."""
+    x = FE.simulate_mv(electrode_mv, FS)
+    engine = AlarmEngine(FS, AlarmSettings(), rails_mv=RAILS)
+    detector = QrsDetector(FS, QrsSettings())
+    events = []
+    for first in range(0, x.size, round(0.2 * FS)):
+        block = x[first : first + round(0.2 * FS)]
+        found = detector.process(first, block)
+        events += before_block(engine, first)
+        events += engine.feed(first, block, None, found)
+    return engine, events
+
+
 def kinds(eps, name):
     return [e for e in eps if e.onset.alarm == name]
 
@@ -123,38 +138,36 @@ def test_smaller_beats_still_count_and_a_relearn_accepts_a_lower_qrs():
     small = syn.beats(FS, [60 / 70] * 14, amplitude_mv=0.48)
     _events, eps = run([syn.regular(FS, 12, 70), small, syn.regular(FS, 6, 70)])
     assert eps == []
-    tiny = FE.simulate_mv(
-        np.concatenate([syn.regular(FS, 12, 70), syn.beats(FS, [60 / 70] * 42, amplitude_mv=0.18)]), FS
-    )
-    engine = AlarmEngine(FS, AlarmSettings(), rails_mv=RAILS)
-    detector = QrsDetector(FS, QrsSettings())
-    events, relearnt = [], None
-    for first in range(0, tiny.size, round(0.2 * FS)):
-        block = tiny[first : first + round(0.2 * FS)]
-        found = detector.process(first, block)
-        if relearnt is None and "asystole" in engine.active and first > 20 * FS:
+    relearnt = []
+
+    def relearn_once(engine, first):
+        if not relearnt and "asystole" in engine.active and first > 20 * FS:
             engine.relearn()
-            relearnt = first
-        events += engine.feed(first, block, None, found)
+            relearnt.append(first)
+        return []
+
+    tiny = np.concatenate([syn.regular(FS, 12, 70), syn.beats(FS, [60 / 70] * 42, amplitude_mv=0.18)])
+    engine, events = feed_engine(tiny, relearn_once)
     onsets = [e for e in events if e.alarm == "asystole"]
     assert [e.state for e in onsets] == ["onset", "end"] and engine.small_beats > 0
     assert onsets[0].onset_seq < 17 * FS  # 4 s after the last full-size QRS (at 11.5 s)
-    assert relearnt < onsets[1].detected_seq < relearnt + 5 * FS  # the small beats count again
+    assert relearnt[0] < onsets[1].detected_seq < relearnt[0] + 5 * FS  # the small beats count again
 
 
 def test_a_reload_during_a_standstill_keeps_the_usual_qrs_and_the_asystole():
     """A reload relearns the beat model, not the alarms' QRS size: an automatic reload during an arrest
     must not make the P waves the patient's QRS and end the asystole."""
-    x = FE.simulate_mv(np.concatenate([syn.regular(FS, 12, 70), syn.p_waves(FS, 20, 80, 0.25)]), FS)
-    engine = AlarmEngine(FS, AlarmSettings(), rails_mv=RAILS)
-    detector = QrsDetector(FS, QrsSettings())
-    events, reloaded = [], False
-    for first in range(0, x.size, round(0.2 * FS)):
-        block = x[first : first + round(0.2 * FS)]
-        if not reloaded and "asystole" in engine.active:
-            events += engine.apply_settings(AlarmSettings(tachy_bpm=130))
-            reloaded = True
-        events += engine.feed(first, block, None, detector.process(first, block))
+    reloaded = []
+
+    def reload_once(engine, _first):
+        if reloaded or "asystole" not in engine.active:
+            return []
+        reloaded.append(True)
+        return engine.apply_settings(AlarmSettings(tachy_bpm=130))
+
+    engine, events = feed_engine(
+        np.concatenate([syn.regular(FS, 12, 70), syn.p_waves(FS, 20, 80, 0.25)]), reload_once
+    )
     assert reloaded and engine.settings.tachy_bpm == 130
     assert [e.state for e in events if e.alarm == "asystole"] == ["onset"]  # never ended by P waves
     assert engine.small_beats >= 10  # the P waves were detected, and not counted

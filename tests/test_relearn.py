@@ -38,7 +38,7 @@ def test_relearn_signal_restarts_learning_and_results_say_so(daemon_env):
     records = log_records(log)
     events = [r for r in records if r.get("event") == "relearn"]
     assert len(events) == 1 and "again" in events[0]["message"]
-    assert "the alarms its usual QRS size" in events[0]["message"]  # alarms.qrs_fraction's reference
+    assert "dominant beat and the patient's usual QRS size for the alarms" in events[0]["message"]
     results = [r for r in records if r["kind"] == "result" and r.get("learning") is not None]
     flags = [r["learning"] for r in results]
     assert flags[0] is True  # the first window: still learning

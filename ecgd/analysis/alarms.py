@@ -209,7 +209,9 @@ TECHNICAL_ALARMS = ("leads_off", "alarms_suspended")
 class BeatsLike(Protocol):
     """What the engine needs from the QRS detector (``ecgd.analysis.qrs.DetectedBeats`` fits)."""
 
-    seq: np.ndarray  # absolute R-peak sample seqs (``rr_ms``, NaN = not measured, is taken if present)
+    seq: np.ndarray  # absolute R-peak sample seqs
+    # read if present (``DetectedBeats`` and ``beats.BeatArrays`` have them; NaN = not measured):
+    # ``rr_ms`` (the beat stage's RR), ``amplitude_mv`` (qrs_fraction), ``width_ms`` (wide-complex rule)
 
 
 class LabelledLike(Protocol):
@@ -361,14 +363,13 @@ class AlarmEngine:
         valid: np.ndarray | None,
         beats: BeatsLike | None,
         leads_off: str | None = None,
-        widths_ms: np.ndarray | None = None,
         labelled: LabelledLike | None = None,
     ) -> list[AlarmEvent]:
         """One block of new samples ``[first_seq, first_seq + len(mv))`` and the beats found so far.
 
         ``leads_off`` is the LO pins' reason if an electrode was off during the block. Which beats are
         ventricular: with ``labelled_beats``, the beats ``labelled`` now (label ``V``; they trail
-        ``beats`` by about one RR interval); without, a beat whose ``widths_ms`` (from the detector)
+        ``beats`` by about one RR interval); without, a beat whose ``width_ms`` (from the detector)
         reaches ``vtach_width_ms`` (the wide-complex rule).
         """
         x = np.asarray(mv, dtype=np.float32)
@@ -385,7 +386,7 @@ class AlarmEngine:
         self._check_rails(x, ok, first_seq)
         events += self._technical()
         blocked = self._leads_off() or self._starved()
-        new = self._take_beats(beats, widths_ms)
+        new = self._take_beats(beats)
         horizon = self._stop - self.delay
         if self.labelled_beats:
             new = self._take_labelled(labelled)
@@ -500,10 +501,11 @@ class AlarmEngine:
             self.small_beats += 1
             return False
         half = round(_QRS_SLOPE_S * self.fs)
-        slope, _ = self._slopes(seq - half, seq + half + 1)
-        if slope.size and self._stop - seq + half <= self._mv.size:  # its whole span still in the history
-            self._qrs_heights.append(height_mv)
-            self._qrs_slopes.append(float(slope.max()))
+        if self._stop - (seq - half) <= self._mv.size:  # its whole span is still in the history
+            slope, _ = self._slopes(seq - half, seq + half + 1)
+            if slope.size:
+                self._qrs_heights.append(height_mv)
+                self._qrs_slopes.append(float(slope.max()))
         return True
 
     # -- technical state ------------------------------------------------------------------------
@@ -569,14 +571,13 @@ class AlarmEngine:
         return self._noise_reason is not None or self._blind_reason is not None
 
     # -- beats ----------------------------------------------------------------------------------
-    def _take_beats(self, beats: BeatsLike | None, widths_ms: np.ndarray | None) -> list[_Beat]:
+    def _take_beats(self, beats: BeatsLike | None) -> list[_Beat]:
         """New beats in seq order. A detector's search-back may report a beat late (before beats
         already seen): it joins the RR history, but the ventricular-run logic sees beats in order only."""
         if beats is None or len(beats.seq) == 0:
             return []
         seqs = np.asarray(beats.seq, dtype=np.int64)
-        if widths_ms is None:
-            widths_ms = getattr(beats, "width_ms", None)
+        widths_ms = getattr(beats, "width_ms", None)
         rr_ms = getattr(beats, "rr_ms", None)  # the beat stage's: NaN where no RR may be measured
         heights = getattr(beats, "amplitude_mv", None)
         out = []
@@ -646,10 +647,9 @@ class AlarmEngine:
         activity = self._last_activity(start + settle, horizon)
         # for asystole only what could be a QRS is activity: P waves go on in a ventricular standstill
         asystole_slope = self._asystole_slope()
-        if asystole_slope > self.min_slope and activity is not None:
+        activity_asystole = activity
+        if activity is not None and asystole_slope > self.min_slope:
             activity_asystole = self._last_activity(start + settle, horizon, asystole_slope)
-        else:
-            activity_asystole = activity
         quiet_since = start if activity_asystole is None else max(start, activity_asystole)
         flat_s = (horizon - quiet_since) / self.fs
         for name in ("asystole", "pause"):
