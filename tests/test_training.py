@@ -175,6 +175,8 @@ def test_tiny_beat_model_run_end_to_end(tmp_path: Path, capsys: pytest.CaptureFi
                 "--blend",
                 "--beat-wide-not-s",
                 "1.7",
+                "--af-threshold-from",
+                "patients",
             ]
         )
         == 0
@@ -195,6 +197,7 @@ def test_tiny_beat_model_run_end_to_end(tmp_path: Path, capsys: pytest.CaptureFi
     config = json.loads((out / "config.json").read_text())
     assert config["run_weight"] == 4.0 and config["members"] == 2 and config["rr_exclude_v"] is True
     assert config["waveforms"] is True and config["blend"] is True and config["wide_not_s"] == 1.7
+    assert config["af_threshold_from"] == "patients"  # LTAFDB's held-out patients reached the choice
     from training import af_thresholds, screen
 
     # af_thresholds scores the AF graph on the RR it was trained on: here without the V beats' intervals
@@ -208,7 +211,8 @@ def test_tiny_beat_model_run_end_to_end(tmp_path: Path, capsys: pytest.CaptureFi
     assert len(curve) == 2 + len(af_thresholds.GRID) and curve[2].startswith("| 0.5 |")
     args = ["--features", str(feats), "--af-context", str(beat_data.AF_CONTEXT_S), "--folds", "2"]
     tiny = ["--epochs", "1", "--beat-epochs", "1", "--hidden", "8", "--name", "tiny"]
-    assert screen.main([*args, *tiny, "--af-p-wave-max", "0.5", "--beat-wide-not-s", "1.7"]) == 0
+    shipped = ["--af-p-wave-max", "0.5", "--beat-wide-not-s", "1.7", "--af-threshold-from", "patients"]
+    assert screen.main([*args, *tiny, *shipped]) == 0
     cells = capsys.readouterr().out.splitlines()[-1].split(" | ")
     assert cells[0] == "| tiny" and len(cells) == 12
     assert float(cells[-2]) >= float(cells[-3])  # the alarm counts a beat at P(V) >= 0.5 or labelled V
@@ -236,9 +240,9 @@ def test_screen_options_reach_the_recipe_and_bad_layers_are_refused(
     blend = screen.recipe(screen.parser().parse_args(["--blend"]))
     assert blend.blend and blend.waveforms and not default.blend  # --blend is --waveforms and more
     options = argparse.ArgumentParser()
-    train_beats.add_beat_graph_options(options)  # the same options in train_beats
+    train_beats.add_recipe_options(options)  # the same options in train_beats
     parsed = vars(options.parse_args(["--blend"]))
-    assert parsed == {"waveforms": True, "blend": True, "beat_wide_not_s": None}
+    assert parsed == {"waveforms": True, "blend": True, "beat_wide_not_s": None, "af_threshold_from": "all"}
     assert vars(options.parse_args(["--waveforms"]))["blend"] is False
     for bad in ("1", "0.9", "wide"):  # refused before training, not by the loader after it
         with pytest.raises(SystemExit):
@@ -394,26 +398,45 @@ def test_af_is_also_scored_on_the_rhythm_annotated_records_alone() -> None:
     assert (af["se"], af["ppv"]) == (0.75, 0.75)
 
 
+def _one_beat_windows(pa: list[float], y: list[int], labelled: bool) -> dict:
+    """Held-out predictions of a record whose windows hold one normal beat each: only P(AF) differs."""
+    n = len(y)
+    return {
+        "pb": np.tile([1.0, 0.0, 0.0], (n, 1)),
+        "judged": np.ones(n, bool),
+        "win": np.arange(n),
+        "pa": np.array(pa),
+        "win_ok": np.ones(n, bool),
+        "y": np.array(y),
+        "rhythm_labelled": labelled,
+    }
+
+
 def test_the_af_threshold_can_be_chosen_on_rhythm_labelled_records_only() -> None:
     """SVDB has no rhythm annotations: with ``rhythm-labelled`` its AF calls do not push the threshold up."""
     from training.train_beats import choose_thresholds
 
-    def record(pa: list[float], y: list[int], labelled: bool) -> dict:
-        n = len(y)
-        return {
-            "pb": np.tile([1.0, 0.0, 0.0], (n, 1)),
-            "judged": np.ones(n, bool),
-            "win": np.arange(n),
-            "pa": np.array(pa),
-            "win_ok": np.ones(n, bool),
-            "y": np.array(y),
-            "rhythm_labelled": labelled,
-        }
-
+    record = _one_beat_windows
     ds1 = record([0.92, 0.93, 0.1, 0.2], [3, 3, 0, 0], True)
     svdb = record([0.91] * 10, [0] * 10, False)  # irregular ectopy, or an unannotated AF
     assert choose_thresholds([ds1, svdb])[0]["AF"] == 0.95
     assert choose_thresholds([ds1, svdb], "rhythm-labelled")[0]["AF"] == 0.3
+
+
+def test_the_af_threshold_can_be_chosen_by_the_patients_it_gets_wrong() -> None:
+    """Two AF patients among the signal records cannot speak for AF: with ``patients`` the LTAFDB
+    patients' held-out windows count too, each patient once, and a threshold that misses most of three
+    AF patients' windows loses to one that calls AF in one patient with irregular ectopy."""
+    from training.train_beats import choose_thresholds
+
+    record = _one_beat_windows
+    ds1 = record([0.99, 0.99, 0.1, 0.2], [3, 3, 0, 0], True)
+    svdb = record([0.91] * 10, [0] * 10, False)
+    ltafdb = [(np.array([0.8] * 8 + [0.1] * 2), np.array([True] * 8 + [False] * 2)) for _ in range(3)]
+    assert choose_thresholds([ds1, svdb])[0]["AF"] == 0.95
+    assert choose_thresholds([ds1, svdb], "patients", ltafdb=ltafdb)[0]["AF"] == 0.3
+    easy = [(np.array([0.99] * 8 + [0.1] * 2), y) for _, y in ltafdb]  # LTAFDB agrees with 0.95
+    assert choose_thresholds([ds1, svdb], "patients", ltafdb=easy)[0]["AF"] == 0.95
 
 
 def test_thresholds_are_chosen_with_the_p_wave_rule_the_daemon_applies() -> None:

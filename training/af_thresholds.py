@@ -33,8 +33,9 @@ def window_inputs(config: dict, t: dict) -> tuple[np.ndarray, np.ndarray]:
     return train_beats.window_rr(t, exclude_v, config.get("af_context_s", 10.0))
 
 
-def held_out_probabilities(run: Path, features: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """P(AF) and truth per held-out window: ``"ltafdb"``, ``"mitdb"`` and ``"svdb"`` (truth all False)."""
+def held_out_probabilities(run: Path, features: Path) -> dict[str, list[tuple[np.ndarray, np.ndarray]]]:
+    """P(AF) and truth per held-out window, one pair per patient: ``"ltafdb"``, ``"mitdb"`` and ``"svdb"``
+    (truth all False)."""
     from ecgd.analysis.model import load_model
 
     cv = json.loads((run / "cv_metrics.json").read_text())
@@ -49,33 +50,38 @@ def held_out_probabilities(run: Path, features: Path) -> dict[str, tuple[np.ndar
             p = np.array([float(graph(x[i : i + 1])[0, -1]) for i in range(x.shape[0])])
             return np.where(ok, p, 0.0)
 
-        for n in lnames[k::k_folds]:
+        kx, kok = ("x_nov", "ok_nov") if config.get("rr_exclude_v", False) else ("x", "ok")
+        for n in lnames[k::k_folds]:  # LTAFDB's RR as train_beats feeds it (its tables hold both series)
             t = np.load(features / f"ltafdb_{n}.npz")
-            out["ltafdb"].append((prob(t["x"], t["ok"]), t["af"] == 1))
+            out["ltafdb"].append((prob(t[kx], t[kok]), t["af"] == 1))
         for r in rids:
             t = dict(np.load(features / f"{r.replace('/', '_')}_pcf8591.npz"))
             x, ok = window_inputs(config, t)
             keep = t["win_y"] >= 0
             out[r.split("/")[0]].append((prob(x, ok)[keep], t["win_y"][keep] == LABELS.index("AF")))
-    return {
-        db: (np.concatenate([p for p, _ in v]), np.concatenate([y for _, y in v])) for db, v in out.items()
-    }
+    return out
 
 
-def table(probs: dict[str, tuple[np.ndarray, np.ndarray]]) -> str:
-    lp, ly = probs["ltafdb"]
-    mp, my = probs["mitdb"]
-    sp, _ = probs["svdb"]
+def table(probs: dict[str, list[tuple[np.ndarray, np.ndarray]]]) -> str:
+    """Per threshold: LTAFDB's windows pooled and its patients more than 20 % wrong (what
+    ``train_beats --af-threshold-from patients`` counts there), DS1's AF windows, SVDB's AF calls."""
+    lp, ly = (np.concatenate(a) for a in zip(*probs["ltafdb"], strict=True))
+    mp, my = (np.concatenate(a) for a in zip(*probs["mitdb"], strict=True))
+    sp = np.concatenate([p for p, _ in probs["svdb"]])
     rows = [
-        "| AF threshold | LTAFDB Se / Sp (%) | DS1 AF windows Se / +P (%) | DS1 false AF windows "
-        "| SVDB AF calls |",
-        "|---:|---|---|---:|---:|",
+        "| AF threshold | LTAFDB Se / Sp (%) | LTAFDB patients > 20 % wrong | DS1 AF windows Se / +P (%) "
+        "| DS1 false AF windows | SVDB AF calls |",
+        "|---:|---|---:|---|---:|---:|",
     ]
     for thr in GRID:
         said_l, said_m = lp >= thr, mp >= thr
         tp, fp = int(np.sum(said_m & my)), int(np.sum(said_m & ~my))
+        wrong = train_beats.patients_af_wrong(
+            [p >= thr for p, _ in probs["ltafdb"]], [y for _, y in probs["ltafdb"]]
+        )
         rows.append(
-            f"| {thr:g} | {100 * said_l[ly].mean():.1f} / {100 * (~said_l[~ly]).mean():.1f} | "
+            f"| {thr:g} | {100 * said_l[ly].mean():.1f} / {100 * (~said_l[~ly]).mean():.1f} | {wrong} of "
+            f"{len(probs['ltafdb'])} | "
             f"{100 * tp / max(int(my.sum()), 1):.1f} / {100 * tp / max(tp + fp, 1):.1f} | "
             f"{fp} of {int((~my).sum())} | {int(np.sum(sp >= thr))} of {sp.size} |"
         )

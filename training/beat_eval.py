@@ -3,6 +3,7 @@
     .venv/bin/python -m training.beat_eval ecgd/models/default.tflite --records mitdb/119,svdb/800
     .venv/bin/python -m training.beat_eval --cv runs/b1 --beats detector --out runs/b1/cv_stream.json
     .venv/bin/python -m training.beat_eval --rows runs/b3/cv_rows.json --beats detector   # no scoring
+    .venv/bin/python -m training.beat_eval --cv runs/b14 --beats detector --af-threshold 0.7  # another one
 
 Windows come from :func:`ecgd.offline.classify_recording` (non-overlapping 10-s windows from sample 0,
 the signal-quality gate on, one :class:`~ecgd.analysis.classifier.WindowClassifier` per record, so the
@@ -40,9 +41,13 @@ def score_records(
     data_dir: str | Path,
     rids: Sequence[str],
     beats: str = "reference",
+    af_threshold: float | None = None,
 ) -> tuple[list[dict], list[dict]]:
     """Window rows and per-record beat confusion rows for ``rids`` through the daemon's path, with the
-    relearn settings the bundle was trained with (its metadata's ``relearn``; the defaults if absent)."""
+    relearn settings the bundle was trained with (its metadata's ``relearn``; the defaults if absent);
+    ``af_threshold`` in place of the bundle's (how another AF threshold would have scored)."""
+    import dataclasses
+
     from ecgd.analysis.model import load_model
     from ecgd.io.frontend import AnalogFrontEnd
     from ecgd.io.records import Recording
@@ -50,6 +55,8 @@ def score_records(
     from training.beat_data import FS, beat_class, load_signal_record
 
     model = load_model(model_path)
+    if af_threshold is not None:
+        model.metadata = dataclasses.replace(model.metadata, af_threshold=af_threshold)
     relearn = getattr(model.metadata, "trained_relearn", None)
     windows, beat_rows = [], []
     for rid in rids:
@@ -213,6 +220,15 @@ def format_rhythm_labelled_af(af: dict) -> str:
     )
 
 
+def af_wrong_patients(rows: list[dict], over: float = 0.2) -> list[str]:
+    """The patients with more than ``over`` of their windows wrong between AF and not AF (what
+    ``train_beats --af-threshold-from patients`` counts on the signal records)."""
+    per: dict[str, list[bool]] = {}
+    for r in rows:
+        per.setdefault(r["record"], []).append((r["pred"] == "AF") != (r["truth"] == "AF"))
+    return sorted(rid for rid, wrong in per.items() if np.mean(wrong) > over)
+
+
 def worst_patients(rows: list[dict], n: int = 8) -> str:
     """The ``n`` patients with the most windows wrong, each with its two largest confusions."""
     wm = window_metrics(rows)
@@ -230,6 +246,12 @@ def worst_patients(rows: list[dict], n: int = 8) -> str:
     return "; ".join(parts)
 
 
+def _af_patients_line(rows: list[dict]) -> str:
+    wrong = af_wrong_patients(rows)
+    listed = f" ({', '.join(wrong)})" if wrong else ""
+    return f"patients > 20 % wrong between AF and not AF: {len(wrong)}{listed}"
+
+
 def _p(x: float | None) -> str:
     return "–" if x is None else f"{100 * x:.1f}"
 
@@ -245,6 +267,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--beats", choices=("reference", "detector"), default="reference")
     p.add_argument("--out", help="write metrics JSON here")
     p.add_argument(
+        "--af-threshold", type=float, help="score with this AF threshold in place of the bundles' own"
+    )
+    p.add_argument(
         "--rows", type=Path, help="report a train_beats run's cv_rows.json again (no scoring); with --beats"
     )
     args = p.parse_args(argv)
@@ -254,6 +279,7 @@ def main(argv: list[str] | None = None) -> int:
         beats = saved["beats_reference" if args.beats == "reference" else "beats_detector"]
         print(format_report(window_metrics(windows), beat_metrics(beats)))
         print(format_rhythm_labelled_af(rhythm_labelled_af(windows)))
+        print(_af_patients_line(windows))
         print("\nmost windows wrong: " + worst_patients(windows))
         return 0
     if (args.model is None) == (args.cv is None):
@@ -262,16 +288,18 @@ def main(argv: list[str] | None = None) -> int:
         folds = json.loads((args.cv / "cv_metrics.json").read_text())["folds"]
         windows, beats = [], []
         for k, rids in enumerate(folds):
-            w, b = score_records(args.cv / f"fold{k + 1}" / "default.tflite", args.data, rids, args.beats)
+            bundle = args.cv / f"fold{k + 1}" / "default.tflite"
+            w, b = score_records(bundle, args.data, rids, args.beats, args.af_threshold)
             windows += w
             beats += b
             print(f"# fold {k + 1}: {len(rids)} patients, {len(w)} windows", file=sys.stderr, flush=True)
     else:
         rids = args.records.split(",") if args.records else list(signal_records(args.data))
-        windows, beats = score_records(args.model, args.data, rids, args.beats)
+        windows, beats = score_records(args.model, args.data, rids, args.beats, args.af_threshold)
     wm, bm = window_metrics(windows), beat_metrics(beats)
     print(format_report(wm, bm))
     print(format_rhythm_labelled_af(rhythm_labelled_af(windows)))
+    print(_af_patients_line(windows))
     if args.out:
         Path(args.out).write_text(json.dumps({"windows": wm, "beats": bm}, indent=1) + "\n")
     return 0

@@ -113,7 +113,9 @@ def screen(args: argparse.Namespace) -> dict:
     rows, counts, fold_af = [], np.zeros(8, dtype=np.int64), []
     for k in range(cfg.folds):
         others = [oof[r] for j in range(cfg.folds) if j != k for r in folds[j]]
-        thr, _ = train_beats.choose_thresholds(others, p_wave_max=args.af_p_wave_max)
+        others_ltaf = [(np.where(ok, p, 0.0), af == 1) for j, p, ok, af in ltaf_rows if j != k]
+        how = args.af_threshold_from
+        thr, _ = train_beats.choose_thresholds(others, how, args.af_p_wave_max, others_ltaf)
         fold_af.append(thr["AF"])
         for r in folds[k]:
             o = oof[r]
@@ -191,7 +193,7 @@ def parser() -> argparse.ArgumentParser:
         type=hidden_layers,
         help="the beat MLP's hidden layers, e.g. 64,64 (default: train_beats')",
     )
-    train_beats.add_beat_graph_options(p)
+    train_beats.add_recipe_options(p)
     p.add_argument("--name", help="the row's name (default: the options)")
     return p
 
@@ -209,6 +211,7 @@ def main(argv: list[str] | None = None) -> int:
         + (", waveforms" if args.waveforms and not args.blend else "")
         + (", waveform graph and MLP blended" if args.blend else "")
         + (f", wide beats not S at {args.beat_wide_not_s:g}" if args.beat_wide_not_s else "")
+        + (f", AF threshold from {args.af_threshold_from}" if args.af_threshold_from != "all" else "")
     )
     print(HEADER)
     print(row(name, screen(args)), flush=True)

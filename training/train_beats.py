@@ -1,8 +1,9 @@
-"""Train, cross-validate and ship the beat-aware model bundle ``ecgd-rhythm@2.8.0``.
+"""Train, cross-validate and ship the beat-aware model bundle ``ecgd-rhythm@2.9.0``.
 
     .venv/bin/python -m training.beat_data --out runs/f65 --waveforms     # features (no TF), ~2-4 min
-    .venv-train/bin/python -m training.train_beats --features runs/f65 --out runs/b14 \
-        --rr-exclude-v --members 3 --af-p-wave-max 0.5 --beat-wide-not-s 1.7 --blend [--ship]  # ~31 min
+    .venv-train/bin/python -m training.train_beats --features runs/f65 --out runs/b16 \
+        --rr-exclude-v --members 3 --af-p-wave-max 0.5 --beat-wide-not-s 1.7 --blend \
+        --af-threshold-from patients [--ship]                                          # ~31-44 min
 
 1. Patient-wise 5-fold CV over the 80 patients with signals (MIT-BIH DS1 + SVDB; folds by record,
    the two AF records of DS1 in different folds) and, for the AF model, over LTAFDB's 84 patients
@@ -17,7 +18,9 @@ Beat model: standardised :data:`BEAT_FEATURES` -> dense 32 -> dense 32 -> softma
 beats of runs of >= 3 weighted ``run_weight`` more.
 AF model: standardised
 :data:`RR_FEATURES` of the RR of the ``af_context_s`` ending with each window -> dense 16 -> dense 8 ->
-sigmoid (balanced). Thresholds by window macro-F1 on held-out predictions (nested). With
+sigmoid (balanced). Thresholds by window macro-F1 on held-out predictions (nested); with
+``--af-threshold-from patients`` (shipped since 2.9.0) the AF threshold by the patients it gets wrong,
+LTAFDB's among them (:func:`choose_thresholds`). With
 ``--af-p-wave-max`` the bundle also carries the P-wave rule (``af_p_wave_max``: no AF while the normal
 beats' P-wave coherence reaches it), and the thresholds are chosen with the rule applied (the tables
 carry each beat's P-wave stretch; the normal beats are those the candidate thresholds call N).
@@ -52,7 +55,7 @@ from training import beat_data, beat_eval
 from training.labels import ABNORMAL, LABELS
 
 REPO = Path(__file__).resolve().parent.parent
-NAME, VERSION = "ecgd-rhythm", "2.8.0"
+NAME, VERSION = "ecgd-rhythm", "2.9.0"
 AF_RECORDS = ("mitdb/201", "mitdb/203")
 TRAINING_DATA = (
     "MIT-BIH Arrhythmia Database v1.0.0 (doi:10.13026/C2F305), DS1 of de Chazal et al. 2004 (22 records, "
@@ -78,7 +81,7 @@ class BeatTrainConfig:
     frontends: tuple[str, ...] = ("pcf8591",)  # feature tables trained on
     rr_exclude_v: bool = False  # AF features from the intervals between non-V beats (reference V in training)
     run_weight: float = 5.0  # sample weight of the V beats in runs of >= 3 (VT), against 1 for the others
-    af_threshold_from: str = "all"  # or "rhythm-labelled": the AF threshold on DS1's windows only
+    af_threshold_from: str = "all"  # "rhythm-labelled": on DS1's windows; "patients": see choose_thresholds
     af_context_s: float = beat_data.AF_CONTEXT_S  # AF decided on the RR of this span ending with the window
     members: int = 1  # MLPs per graph, each from its own seed, their outputs averaged in one graph
     af_p_wave_max: float | None = None  # no AF while the normal beats' P-wave coherence is >= this
@@ -446,6 +449,8 @@ def waveform_contract(clip: float) -> dict:
 
 
 RHYTHM_LABELLED = beat_eval.RHYTHM_LABELLED
+AF_THRESHOLD_FROM = ("all", "rhythm-labelled", "patients")  # how choose_thresholds picks the AF threshold
+PATIENT_WRONG = 0.2  # the issue's per-patient target: no patient with more than this of its windows wrong
 THRESHOLD_GRID = {
     "S": (0.5, 0.6, 0.7, 0.8, 0.9, 0.95),
     "V": (0.5, 0.6, 0.7, 0.8, 0.9, 0.95),
@@ -515,14 +520,28 @@ def window_predictions(o: dict, thr: dict[str, float], vetoed: np.ndarray | None
     return np.where(af, 3, np.where(any_v, 2, np.where(any_s, 1, 0)))
 
 
+def patients_af_wrong(calls: list[np.ndarray], truths: list[np.ndarray]) -> int:
+    """Patients with more than ``PATIENT_WRONG`` of their windows wrong between AF and not AF."""
+    return sum(int(np.mean(c != t) > PATIENT_WRONG) for c, t in zip(calls, truths, strict=True) if t.size)
+
+
 def choose_thresholds(
-    oofs: list[dict], af_from: str = "all", p_wave_max: float | None = None
+    oofs: list[dict],
+    af_from: str = "all",
+    p_wave_max: float | None = None,
+    ltafdb: list[tuple[np.ndarray, np.ndarray]] | None = None,
 ) -> tuple[dict[str, float], float]:
     """The S / V / AF thresholds with the best window macro-F1 over ``oofs`` (ties: the first in the
     grid, i.e. the lowest), with the P-wave rule at ``p_wave_max`` as the daemon applies it. With
     ``af_from="rhythm-labelled"`` the AF threshold is chosen first, by the F1 of AF windows over the
     records with rhythm annotations only (SVDB has none here, so an AF call there is not known to be
-    false), and S / V then (tried for 2.1.0, not kept: docs/model-history.md)."""
+    false), and S / V then (tried for 2.1.0, not kept: docs/model-history.md).
+
+    With ``af_from="patients"`` S and V are chosen by macro-F1 for each AF threshold, and the AF
+    threshold is the one with the fewest patients whose windows are more than 20 % wrong between AF
+    and not AF, counted over the signal records (the window rule, P-wave rule included) and over
+    ``ltafdb``'s patients (P(AF) of each window, 0 where it is not judged, and the truth): the signal
+    records hold two patients in AF, LTAFDB 84 (ties: the better macro-F1, then the lower threshold)."""
     af_grid = THRESHOLD_GRID["AF"]
     if af_from == "rhythm-labelled":
         labelled = [o for o in oofs if o["rhythm_labelled"]]
@@ -535,7 +554,9 @@ def choose_thresholds(
         af_grid = (max(af_grid, key=lambda ta: (af_f1(ta), -ta)),)
     truth = np.concatenate([o["y"] for o in oofs])
     keep = truth >= 0
-    best, best_f1 = None, -1.0
+    af = LABELS.index("AF")
+    overall: tuple[dict[str, float], float] | None = None
+    best: dict[float, tuple[dict[str, float], float, int]] = {}  # per AF threshold: S / V, F1, patients
     for ts in THRESHOLD_GRID["S"]:
         for tv in THRESHOLD_GRID["V"]:
             vetoed = [atrial_wave(o, {"S": ts, "V": tv}, p_wave_max) for o in oofs]
@@ -548,10 +569,26 @@ def choose_thresholds(
                 for c in np.unique(t):
                     tp = np.sum((pred == c) & (t == c))
                     f1.append(2 * tp / max(np.sum(pred == c) + np.sum(t == c), 1))
-                if np.mean(f1) > best_f1 + 1e-9:
-                    best, best_f1 = thr, float(np.mean(f1))
-    assert best is not None
-    return best, best_f1
+                if overall is None or np.mean(f1) > overall[1] + 1e-9:
+                    overall = thr, float(np.mean(f1))
+                if ta not in best or np.mean(f1) > best[ta][1] + 1e-9:
+                    wrong = 0
+                    if af_from == "patients":
+                        scored = [o["y"] >= 0 for o in oofs]
+                        wrong = patients_af_wrong(
+                            [(c == af)[k] for c, k in zip(calls, scored, strict=True)],
+                            [(o["y"] == af)[k] for o, k in zip(oofs, scored, strict=True)],
+                        )
+                    best[ta] = (thr, float(np.mean(f1)), wrong)
+    if af_from == "patients":
+        assert ltafdb is not None, "af_from='patients' needs the LTAFDB patients' held-out P(AF)"
+        truths = [y for _, y in ltafdb]
+        for ta, (thr, f1, wrong) in best.items():
+            best[ta] = (thr, f1, wrong + patients_af_wrong([p >= ta for p, _ in ltafdb], truths))
+        ta = min(best, key=lambda a: (best[a][2], -round(best[a][1], 9), a))
+        return best[ta][0], best[ta][1]
+    assert overall is not None
+    return overall
 
 
 def run(args: argparse.Namespace) -> int:
@@ -624,6 +661,7 @@ def run(args: argparse.Namespace) -> int:
     # 1. per fold: train on the other folds, predict the held-out records' feature tables
     models, oof = [], {}
     af_y, af_p, af_ok = [], [], []
+    ltaf_oof: dict[str, tuple[np.ndarray, np.ndarray]] = {}  # held-out P(AF) (0: not judged), truth
     for k in [] if args.no_cv else range(cfg.folds):
         train = [r for r in rids if r not in folds[k]]
         ltrain = [n for n in lnames if n not in lfolds[k]]
@@ -645,12 +683,14 @@ def run(args: argparse.Namespace) -> int:
             af_y.append(t["af"])
             af_p.append(af.predict(t[kx])[:, 0])
             af_ok.append(t[kok])
+            ltaf_oof[n] = (np.where(af_ok[-1], af_p[-1], 0.0), af_y[-1] == 1)
         log(f"fold {k + 1}: trained on {len(train)} patients' beats, {len(ax)} RR windows")
     # 2. nested thresholds (each fold's from the other folds' held-out predictions), 3. daemon-path scoring
     windows, windows_det, beats_ref, beats_det, fold_thr = [], [], [], [], []
     for k in range(len(models)):
         others = [oof[r] for j in range(cfg.folds) if j != k for r in folds[j]]
-        thr, f1 = choose_thresholds(others, cfg.af_threshold_from, cfg.af_p_wave_max)
+        others_ltaf = [ltaf_oof[n] for j in range(cfg.folds) if j != k for n in lfolds[j]]
+        thr, f1 = choose_thresholds(others, cfg.af_threshold_from, cfg.af_p_wave_max, others_ltaf)
         fold_thr.append(thr)
         path = export_bundle(
             out / f"fold{k + 1}",
@@ -691,7 +731,9 @@ def run(args: argparse.Namespace) -> int:
     evaluation: dict = {"protocol": "no cross-validation run"}
     final_thr = {"S": 0.5, "V": 0.5, "AF": 0.5}
     if windows:
-        final_thr, _ = choose_thresholds(list(oof.values()), cfg.af_threshold_from, cfg.af_p_wave_max)
+        final_thr, _ = choose_thresholds(
+            list(oof.values()), cfg.af_threshold_from, cfg.af_p_wave_max, list(ltaf_oof.values())
+        )
         wm = beat_eval.window_metrics(windows)
         bm = beat_eval.beat_metrics(beats_ref)
         bd = beat_eval.beat_metrics(beats_det) if beats_det else None
@@ -850,8 +892,16 @@ class _Blend(argparse.Action):
         namespace.blend = namespace.waveforms = True
 
 
-def add_beat_graph_options(p: argparse.ArgumentParser) -> None:
-    """What the beat graph sees and the wide-beat rule: the same options in train_beats and screen."""
+def add_recipe_options(p: argparse.ArgumentParser) -> None:
+    """The recipe's options that train_beats and screen share, defined once: what the beat graph sees,
+    the wide-beat rule and how the AF threshold is chosen."""
+    p.add_argument(
+        "--af-threshold-from",
+        choices=AF_THRESHOLD_FROM,
+        default=AF_THRESHOLD_FROM[0],
+        help="choose the AF threshold with the S/V ones on all windows (default), first on DS1's, or by "
+        "the fewest patients > 20 %% wrong between AF and not, over the signal records and LTAFDB (shipped)",
+    )
     p.add_argument(
         "--waveforms",
         action="store_true",
@@ -897,18 +947,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--run-weight", type=float, help="weight of V beats in runs of >= 3 (default 5)")
     p.add_argument("--members", type=int, help="MLPs averaged in each graph, one seed each (default 1)")
     p.add_argument(
-        "--af-threshold-from",
-        choices=("all", "rhythm-labelled"),
-        default="all",
-        help="choose the AF threshold with the S/V ones on all windows (default) or first, on DS1's",
-    )
-    p.add_argument(
         "--af-p-wave-max",
         type=float,
         help="no AF while the normal beats' P-wave coherence is at least this (bundle `af_p_wave_max`; "
         "default: no such rule)",
     )
-    add_beat_graph_options(p)
+    add_recipe_options(p)
     p.add_argument("--no-cv", action="store_true")
     p.add_argument("--no-final", action="store_true")
     p.add_argument("--no-detector", action="store_true", help="score beats with reference positions only")
