@@ -31,7 +31,7 @@ def test_check_config_prints_effective_settings():
     r = ecgd("check-config", "--config", str(REPO / "config" / "demo.yaml"))
     assert r.returncode == 0, r.stderr
     assert "kind: emulated" in r.stdout and "hop_seconds: 2.0" in r.stdout
-    assert "model ok: ecgd-rhythm@2.8.0" in r.stdout
+    assert "model ok: ecgd-rhythm@2.9.0" in r.stdout
 
 
 @pytest.mark.parametrize(
