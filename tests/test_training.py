@@ -197,7 +197,9 @@ def test_tiny_beat_model_run_end_to_end(tmp_path: Path, capsys: pytest.CaptureFi
     config = json.loads((out / "config.json").read_text())
     assert config["run_weight"] == 4.0 and config["members"] == 2 and config["rr_exclude_v"] is True
     assert config["waveforms"] is True and config["blend"] is True and config["wide_not_s"] == 1.7
-    assert config["af_threshold_from"] == "patients"  # LTAFDB's held-out patients reached the choice
+    assert (
+        config["af_threshold_from"] == "patients"
+    )  # chosen so (choose_thresholds refuses it without LTAFDB)
     from training import af_thresholds, screen
 
     # af_thresholds scores the AF graph on the RR it was trained on: here without the V beats' intervals
@@ -437,6 +439,23 @@ def test_the_af_threshold_can_be_chosen_by_the_patients_it_gets_wrong() -> None:
     assert choose_thresholds([ds1, svdb], "patients", ltafdb=ltafdb)[0]["AF"] == 0.3
     easy = [(np.array([0.99] * 8 + [0.1] * 2), y) for _, y in ltafdb]  # LTAFDB agrees with 0.95
     assert choose_thresholds([ds1, svdb], "patients", ltafdb=easy)[0]["AF"] == 0.95
+
+
+def test_a_patient_counts_when_more_than_a_fifth_of_its_windows_are_wrong_between_af_and_not() -> None:
+    """Both the threshold choice and beat_eval's report count patients by one rule; S called V is no AF
+    error, and exactly 20 % is not over the target."""
+    from training.beat_eval import af_wrong_patients
+    from training.train_beats import choose_thresholds
+
+    def rows(rid: str, pairs: list[tuple[str, str]]) -> list[dict]:
+        return [{"record": rid, "truth": t, "pred": p} for t, p in pairs]
+
+    table = rows("a", [("AF", "AF")] * 4 + [("AF", "N")])  # 20 %: not over
+    table += rows("b", [("AF", "AF")] * 3 + [("N", "AF")] * 2)  # 40 %
+    table += rows("c", [("S", "V")] * 5)  # all wrong, none between AF and not
+    assert af_wrong_patients(table) == ["b"]
+    with pytest.raises(ValueError, match="LTAFDB"):
+        choose_thresholds([_one_beat_windows([0.9], [3], True)], "patients")
 
 
 def test_thresholds_are_chosen_with_the_p_wave_rule_the_daemon_applies() -> None:

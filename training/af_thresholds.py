@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from training import train_beats
+from training import beat_eval, train_beats
 from training.labels import LABELS
 
 GRID = (0.5, 0.7, 0.85, 0.9, 0.95, 0.98, 0.99)
@@ -42,6 +42,7 @@ def held_out_probabilities(run: Path, features: Path) -> dict[str, list[tuple[np
     config = json.loads((run / "config.json").read_text())
     lnames = sorted(p.stem[len("ltafdb_") :] for p in features.glob("ltafdb_*.npz"))
     k_folds = len(cv["folds"])
+    exclude_v = bool(config.get("rr_exclude_v", False))
     out: dict[str, list] = {"ltafdb": [], "mitdb": [], "svdb": []}
     for k, rids in enumerate(cv["folds"]):
         graph = load_model(run / f"fold{k + 1}" / "default.tflite").af_graph
@@ -50,10 +51,9 @@ def held_out_probabilities(run: Path, features: Path) -> dict[str, list[tuple[np
             p = np.array([float(graph(x[i : i + 1])[0, -1]) for i in range(x.shape[0])])
             return np.where(ok, p, 0.0)
 
-        kx, kok = ("x_nov", "ok_nov") if config.get("rr_exclude_v", False) else ("x", "ok")
-        for n in lnames[k::k_folds]:  # LTAFDB's RR as train_beats feeds it (its tables hold both series)
-            t = np.load(features / f"ltafdb_{n}.npz")
-            out["ltafdb"].append((prob(t[kx], t[kok]), t["af"] == 1))
+        for n in lnames[k::k_folds]:
+            t = dict(np.load(features / f"ltafdb_{n}.npz"))
+            out["ltafdb"].append((prob(*train_beats.ltafdb_rr(t, exclude_v)), t["af"] == 1))
         for r in rids:
             t = dict(np.load(features / f"{r.replace('/', '_')}_pcf8591.npz"))
             x, ok = window_inputs(config, t)
@@ -76,8 +76,8 @@ def table(probs: dict[str, list[tuple[np.ndarray, np.ndarray]]]) -> str:
     for thr in GRID:
         said_l, said_m = lp >= thr, mp >= thr
         tp, fp = int(np.sum(said_m & my)), int(np.sum(said_m & ~my))
-        wrong = train_beats.patients_af_wrong(
-            [p >= thr for p, _ in probs["ltafdb"]], [y for _, y in probs["ltafdb"]]
+        wrong = sum(
+            beat_eval.af_over_wrong([p >= thr for p, _ in probs["ltafdb"]], [y for _, y in probs["ltafdb"]])
         )
         rows.append(
             f"| {thr:g} | {100 * said_l[ly].mean():.1f} / {100 * (~said_l[~ly]).mean():.1f} | {wrong} of "

@@ -105,15 +105,13 @@ def screen(args: argparse.Namespace) -> dict:
                 tables, r, beat, af, args.rr_exclude_v, cfg.af_context_s, cfg.wide_not_s
             )
         for n in lfolds[k]:
-            t = ltaf[n]
-            kx, kok = ("x_nov", "ok_nov") if args.rr_exclude_v else ("x", "ok")
-            p = af.predict(t[kx])[:, 0]
-            ltaf_rows.append((k, p, t[kok], t["af"]))
+            x, ok = train_beats.ltafdb_rr(ltaf[n], args.rr_exclude_v)
+            ltaf_rows.append((k, af.predict(x)[:, 0], ok, ltaf[n]["af"]))
         print(f"fold {k + 1} trained", file=sys.stderr, flush=True)
     rows, counts, fold_af = [], np.zeros(8, dtype=np.int64), []
     for k in range(cfg.folds):
         others = [oof[r] for j in range(cfg.folds) if j != k for r in folds[j]]
-        others_ltaf = [(np.where(ok, p, 0.0), af == 1) for j, p, ok, af in ltaf_rows if j != k]
+        others_ltaf = [train_beats.ltafdb_held_out(p, ok, af) for j, p, ok, af in ltaf_rows if j != k]
         how = args.af_threshold_from
         thr, _ = train_beats.choose_thresholds(others, how, args.af_p_wave_max, others_ltaf)
         fold_af.append(thr["AF"])

@@ -488,25 +488,27 @@ class AlarmEngine:
             return self.min_slope
         return max(self.min_slope, self.settings.qrs_fraction * float(np.median(self._qrs_slopes)))
 
-    def _counts_as_qrs(self, seq: int, height_mv: float) -> bool:
-        """Whether a detected beat is a QRS for the alarms, learning the patient's usual QRS from those
-        that are. Why: after the QRS stops, the detector's levels decay until it takes the P waves of a
-        ventricular standstill for beats (0.15-mV P waves after real patients' QRS, README); a beat
-        under ``qrs_fraction`` of the usual height is not one (on DS1 31 true beats of 51,459: README)."""
-        if not math.isfinite(height_mv):
-            return True
+    def _counts_as_qrs(self, height_mv: float) -> bool:
+        """Whether a detected beat is a QRS for the alarms. Why: after the QRS stops, the detector's
+        levels decay until it takes the P waves of a ventricular standstill for beats (0.15-mV P waves
+        after real patients' QRS, README); a beat under ``qrs_fraction`` of the usual height is not one
+        (on DS1 31 true beats of 51,459: README). A beat of unknown height counts."""
         fraction = self.settings.qrs_fraction
-        known = fraction > 0 and len(self._qrs_heights) >= _QRS_REFERENCE_MIN
+        known = fraction > 0 and len(self._qrs_heights) >= _QRS_REFERENCE_MIN and math.isfinite(height_mv)
         if known and height_mv < fraction * float(np.median(self._qrs_heights)):
             self.small_beats += 1
             return False
-        half = round(_QRS_SLOPE_S * self.fs)
-        if self._stop - (seq - half) <= self._mv.size:  # its whole span is still in the history
-            slope, _ = self._slopes(seq - half, seq + half + 1)
-            if slope.size:
-                self._qrs_heights.append(height_mv)
-                self._qrs_slopes.append(float(slope.max()))
         return True
+
+    def _learn_qrs(self, seq: int, height_mv: float) -> None:
+        """Add a beat that counted to the patient's usual QRS: its height and its steepest slope."""
+        half = round(_QRS_SLOPE_S * self.fs)
+        if not math.isfinite(height_mv) or self._stop - (seq - half) > self._mv.size:
+            return  # no height, or its span is no longer in the history
+        slope, _ = self._slopes(seq - half, seq + half + 1)
+        if slope.size:
+            self._qrs_heights.append(height_mv)
+            self._qrs_slopes.append(float(slope.max()))
 
     # -- technical state ------------------------------------------------------------------------
     def _check_rails(self, x: np.ndarray, ok: np.ndarray, first_seq: int) -> None:
@@ -583,8 +585,10 @@ class AlarmEngine:
         out = []
         for i in np.argsort(seqs, kind="stable").tolist():
             s = int(seqs[i])
-            if heights is not None and not self._counts_as_qrs(s, float(heights[i])):
-                continue
+            if heights is not None:
+                if not self._counts_as_qrs(float(heights[i])):
+                    continue
+                self._learn_qrs(s, float(heights[i]))
             if widths_ms is not None and not self.labelled_beats:
                 w = float(widths_ms[i])
                 ventricular = math.isfinite(w) and w >= self.settings.vtach_width_ms
