@@ -386,6 +386,23 @@ def test_worst_patients_names_their_largest_confusions() -> None:
     assert worst_patients(rows, 2) == "a 75 % (N → V 3); b 50 % (S → N 2)"
 
 
+def test_beat_errors_are_told_by_patient_with_what_the_beats_were_taken_for() -> None:
+    from training.beat_eval import beat_error_patients
+
+    def row(rid: str, matched: list[list[int]], unmatched: list[int]) -> dict:
+        return {"record": rid, "matched": matched, "unmatched": unmatched}
+
+    # rows: reference N, S, V, other; columns: labelled N, S, V, Q, not detected
+    a = row("a", [[50, 0, 4, 0, 0], [0, 6, 9, 0, 0], [0, 0, 10, 0, 0], [0, 0, 3, 0, 0]], [0, 0, 2, 0])
+    b = row("b", [[60, 2, 1, 0, 0], [3, 5, 0, 1, 0], [5, 1, 8, 0, 2], [0, 0, 0, 0, 0]], [0, 0, 0, 0])
+    lines = beat_error_patients([b, a], 2).splitlines()
+    # a reference beat outside N/S/V (fusion) labelled V is not a false VEB, as in the gross +P
+    assert lines[0] == "false VEB 16: a 15 (N 4, S 9, no reference beat 2); b 1 (N 1)"
+    assert lines[1] == "missed VEB 8: b 8 (as N 5, as S 1, not detected 2)"
+    assert lines[2] == "false SVEB 3: b 3 (N 2, V 1)"
+    assert lines[3] == "missed SVEB 13: a 9 (as V 9); b 4 (as N 3, as Q 1)"
+
+
 def test_af_is_also_scored_on_the_rhythm_annotated_records_alone() -> None:
     from training.beat_eval import rhythm_labelled_af
 
