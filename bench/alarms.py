@@ -15,7 +15,10 @@ rhythm annotations:
   (mean of the 8 RR before the onset) beyond the limit with 5 bpm of slack, and a tachycardia (or
   extreme) inside a (VT/(VFL/(VF rhythm within −3 … +1 s (the reference marks flutter waves, not beats,
   there, but the ventricles are fast); afib — (AFIB/(AFL within
-  the 30 s before. Technical alarms (leads_off, alarms_suspended) are counted, not judged.
+  the 30 s before. Technical alarms (leads_off, alarms_suspended) are counted, not judged. A false
+  asystole also says how large the reference's beats before it are on the monitored lead
+  (``lead_qrs_mv`` in the false log; the table counts those below ``SILENT_LEAD_MV`` at every beat)
+  and whether the reference marks that signal noisy there (MIT-BIH's ``~`` annotations).
 - **episode sensitivity**: reference runs of ≥ 6 V beats at ≥ 100 bpm (vtach or vfib raised or active
   within the run + 2 s), runs of 3-5 V beats (ventricular_run or vtach), RR > 2.5 s outside
   VF/flutter (pause or asystole, the gap + 1 s), the (VFL episodes of 207 (vfib, the episode + 5 s), and
@@ -65,6 +68,12 @@ BEATS = set("NLRBAaJSVFejnE/fQ?")
 VT_RHYTHMS = ("(VT", "(VFL", "(VF")
 AF_RHYTHMS = ("(AFIB", "(AFL")
 AF_BRIDGE_S = 30.0  # AF episodes of the reference joined across other rhythms shorter than this
+# A QRS this small on the monitored lead is one a heart-rate meter is built to ignore (AAMI EC13 has it
+# not respond to complexes of 0.15 mV or less; monitors specify QRS detection from 0.5 mV). A false
+# asystole with every reference beat below it is the lead going silent, which the annotators, who had a
+# second lead, did not have to see: told apart in the table and the false log, still counted false.
+SILENT_LEAD_MV = 0.15
+QRS_HALF_S = 0.06  # the span around a reference beat its QRS amplitude is read over
 
 
 def load(path: Path):
@@ -119,6 +128,7 @@ class Reference:
             rate = 60.0 * (k - 1) * fs / (self.beats[j] - self.beats[i]) if k > 1 else 0.0
             self.runs.append((int(self.beats[i]), int(self.beats[j]), k, rate))
             i = j + 1
+        self.noise0 = _noisy_first_signal(ann, samples, sym, n)
         rr = np.diff(self.beats)
         self.long_rr = [
             (int(a), int(b))
@@ -140,6 +150,11 @@ class Reference:
                 out.append([a, b])
         return [(a, b) for a, b in out]
 
+    def lead_noisy(self, lo: int, hi: int) -> bool:
+        """The reference marks the monitored signal (the record's first) noisy or unreadable somewhere in
+        ``[lo, hi)`` (MIT-BIH's ``~`` annotations; SVDB has none)."""
+        return any(a < hi and b > lo for a, b in self.noise0)
+
     def rhythm_near(self, names, lo: int, hi: int) -> bool:
         return any(r.startswith(names) and s < hi and e > lo for r, s, e in self.rhythms)
 
@@ -154,6 +169,34 @@ class Reference:
         if before.size < 3:
             return None
         return 60.0 * self.fs / float(np.mean(np.diff(before)))
+
+
+def _noisy_first_signal(ann, samples: np.ndarray, sym: np.ndarray, n: int) -> list[tuple[int, int]]:
+    """Stretches where a ``~`` annotation marks signal 0 noisy or unreadable, each until the next ``~``.
+    WFDB's convention for its subtype: bits 0-3 mark signals 0-3 noisy, bits 4-7 unreadable, -1 all
+    unreadable."""
+    subtype = getattr(ann, "subtype", None)
+    idx = np.flatnonzero(sym == "~")
+    if subtype is None or idx.size == 0:
+        return []
+    ends = [*(int(samples[j]) for j in idx[1:]), n]
+    kinds = np.asarray(subtype)[idx].astype(int)
+    return [(int(samples[i]), e) for i, e, k in zip(idx, ends, kinds, strict=True) if k == -1 or k & 0x11]
+
+
+def lead_qrs_mv(lead_mv: np.ndarray, beats: np.ndarray, fs: float) -> list[float]:
+    """Each beat's peak-to-peak on the monitored lead (as the device digitised it) over ±``QRS_HALF_S``,
+    the straight line between the span's ends taken off first: after a baseline jump the front end's
+    recovery slope would otherwise read as a QRS."""
+    h = round(QRS_HALF_S * fs)
+    out = []
+    for b in beats:
+        seg = np.asarray(lead_mv[max(0, b - h) : b + h + 1], dtype=np.float64)
+        if seg.size < 3:
+            continue
+        seg = seg - np.linspace(seg[0], seg[-1], seg.size)
+        out.append(round(float(np.ptp(seg)), 3))
+    return out
 
 
 def judge(ep, ref: Reference, s) -> bool:
@@ -214,13 +257,24 @@ def score_record(
     hours = mv.size / fs / 3600
     db = path.parent.name
     stats[db]["hours"] += hours
+    lead = None  # the monitored lead as the device digitised it: read only for a false asystole
     for ep in eps:
         a = ep.onset.alarm
         stats[db][f"{a}:n"] += 1
         true = a in TECHNICAL_ALARMS or judge(ep, ref, s)
         if not true:
             stats[db][f"{a}:false"] += 1
-            episodes_out.append({"record": f"{db}/{path.name}", **ep.row()})
+            row = {"record": f"{db}/{path.name}", **ep.row()}
+            if a == "asystole":
+                if lead is None:
+                    lead = settings.analog_frontend.simulate_mv(mv, fs)
+                lo, hi = ep.onset.onset_seq - round(s.asystole_seconds * fs), ep.onset.onset_seq + 1
+                amps = lead_qrs_mv(lead, ref.beats[(ref.beats >= lo) & (ref.beats < hi)], fs)
+                silent = bool(amps) and max(amps) < SILENT_LEAD_MV
+                stats[db]["asystole:silent_lead"] += silent
+                stats[db]["asystole:noisy_lead"] += ref.lead_noisy(lo, hi)
+                row |= {"lead_qrs_mv": amps, "reference_lead_noisy": ref.lead_noisy(lo, hi)}
+            episodes_out.append(row)
         if onsets_out is not None and a not in TECHNICAL_ALARMS:
             onsets_out.append({"record": f"{db}/{path.name}", "true": true, **ep.row()})
         if a == "alarms_suspended" and ep.end is not None:
@@ -279,7 +333,14 @@ def false_alarm_table(stats) -> str:
         cells = []
         for st in stats.values():
             n, f = st[f"{a}:n"], st[f"{a}:false"]
-            cells.append(f"{n:.0f}, {f:.0f} ({f / st['hours']:.2f}/h)")
+            cell = f"{n:.0f}, {f:.0f} ({f / st['hours']:.2f}/h)"
+            if a == "asystole" and f:
+                cell += (
+                    f"; the lead < {SILENT_LEAD_MV:g} mV at every reference beat: "
+                    f"{st['asystole:silent_lead']:.0f}, marked noisy by the reference: "
+                    f"{st['asystole:noisy_lead']:.0f}"
+                )
+            cells.append(cell)
         rows.append(f"| `{a}` | " + " | ".join(cells) + " |")
     for a in TECHNICAL_ALARMS:
         cells = [f"{st[f'{a}:n']:.0f} ({st[f'{a}:n'] / st['hours']:.1f}/h)" for st in stats.values()]
