@@ -37,6 +37,9 @@ playing a constructed recording (~70 s). ``--config`` scores other alarm setting
 ``alarms: {vtach_confidence: 0}``, the VT rule before that setting); ``--onset-log`` lists every
 physiological onset with its judgement, e.g. to read the mean P(V) in the ``vtach`` details;
 ``--missed-log`` every reference VT run, short ventricular run and pause that no alarm found.
+``--noise ma6`` adds NSTDB muscle noise (``bw``: baseline wander) at 6 dB SNR against the QRS before
+the front end, 2 minutes on and 2 off after the first 5, as ``bench/qrs_accuracy.py`` does: what the
+alarms do when the patient moves (DS1 with ``--quick``).
 """
 
 from __future__ import annotations
@@ -243,13 +246,21 @@ def score_record(
     onsets_out=None,
     missed_out=None,
     native_rate: bool = False,
+    noise: str | None = None,
 ) -> None:
     """Score one record into ``stats``, at the device's sampling rate unless ``native_rate``; its false
     onsets go to ``episodes_out``, every onset of a physiological alarm, judged (``true``), to
-    ``onsets_out`` and every reference episode no alarm found to ``missed_out`` if given."""
+    ``onsets_out`` and every reference episode no alarm found to ``missed_out`` if given. ``noise``
+    (e.g. ``ma6``): NSTDB noise of that kind added at that SNR (dB) before the front end, as
+    ``bench/qrs_accuracy.py`` adds it."""
     rec, ann = load(path)
     rate = None if native_rate else settings.sampling.rate_hz
     mv, fs, ann = at_device_rate(rec.p_signal[:, 0], float(rec.fs), ann, rate)
+    if noise is not None:
+        from qrs_accuracy import with_noise
+
+        beats = np.asarray(ann.sample)[np.isin(np.array(ann.symbol), list(BEATS))]
+        mv = with_noise(path.parent.parent, mv, fs, beats, noise[:2], float(noise[2:]))
     recording = Recording(mv, fs, path.name, "0")
     eps = episodes(recording_events(recording, settings, settings.analog_frontend, model))
     ref = Reference(ann, fs, mv.size)
@@ -544,12 +555,21 @@ def main() -> int:
         help="replay SVDB at its recorded 128 Hz, not the device's sampling.rate_hz (before 2026-12-03)",
     )
     ap.add_argument(
+        "--noise",
+        help="add NSTDB noise before the front end, e.g. ma6 (muscle, 6 dB SNR against the QRS) or bw0: "
+        "2 min on, 2 min off after the first 5 min, as bench/qrs_accuracy.py adds it",
+    )
+    ap.add_argument(
         "--cv",
         type=Path,
         help="a training.train_beats run: each record scored with the fold bundle that never saw its "
         "patient (the shipped model was trained on all of DS1 and SVDB)",
     )
     args = ap.parse_args()
+    if args.noise is not None and (
+        args.noise[:2] not in ("ma", "bw") or not args.noise[2:].lstrip("-").isdigit()
+    ):
+        ap.error(f"--noise {args.noise}: give ma or bw and an SNR in dB, e.g. ma6")
     settings = cfg.load(args.config) if args.config is not None else cfg.Settings()
     if args.daemon_only:
         print("## Latency on the daemon path (real time, emulated device)\n")
@@ -583,7 +603,15 @@ def main() -> int:
         before = sum(v for k, v in st.items() if k.endswith(":false"))
         record_model = fold_models.get(f"{p.parent.name}/{p.name}", model)
         score_record(
-            p, settings, record_model, {p.parent.name: st}, false_eps, onsets, missed, args.native_rate
+            p,
+            settings,
+            record_model,
+            {p.parent.name: st},
+            false_eps,
+            onsets,
+            missed,
+            args.native_rate,
+            args.noise,
         )
         after = sum(v for k, v in st.items() if k.endswith(":false"))
         print(f"# {p.parent.name}/{p.name}: {after - before:.0f} false onsets", file=sys.stderr, flush=True)
@@ -593,12 +621,14 @@ def main() -> int:
         args.onset_log.write_text("".join(json.dumps(e) + "\n" for e in onsets))
     if args.missed_log:
         args.missed_log.write_text("".join(json.dumps(e) + "\n" for e in missed))
+    noise = f", NSTDB {args.noise} added" if args.noise else ""
     print(
-        f"## Alarms on the reference databases (through the 8-bit front end; {time.monotonic() - t0:.0f} s)\n"
+        f"## Alarms on the reference databases (through the 8-bit front end{noise}; "
+        f"{time.monotonic() - t0:.0f} s)\n"
     )
     print(false_alarm_table(stats) + "\n")
     print(sensitivity_table(stats) + "\n")
-    if args.svdb_only or args.cv is not None:  # the latency trials use the shipped model
+    if args.svdb_only or args.cv is not None or args.noise:  # the latency trials: shipped model, no noise
         return 0
     rng = np.random.default_rng(9)
     print("## Latency (offline, the daemon's blocks)\n")

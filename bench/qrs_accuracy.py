@@ -177,12 +177,21 @@ def condition_signal(data: Path, rec: Record, condition: str) -> np.ndarray:
     if condition == "pcf8591":
         return fe.simulate_mv(rec.mv, rec.fs).astype(np.float64)
     kind, snr = condition[:2], float(condition[2:])
-    noise = noise_signal(data, kind, rec.fs, rec.mv.size)
+    return fe.simulate_mv(with_noise(data, rec.mv, rec.fs, rec.ref, kind, snr), rec.fs).astype(np.float64)
+
+
+def with_noise(
+    data: Path, mv: np.ndarray, fs: float, ref: np.ndarray, kind: str, snr_db: float
+) -> np.ndarray:
+    """Electrode millivolts with NSTDB ``kind`` noise added as NSTDB's records were made: scaled to
+    ``snr_db`` against the QRS amplitude of the reference beats ``ref``, on in alternating 2-minute
+    stretches after the first 5 minutes."""
+    noise = noise_signal(data, kind, fs, mv.size)
     noise -= noise.mean()
-    scale = math.sqrt(qrs_power(rec.mv, rec.fs, rec.ref) / (np.mean(noise**2) * 10 ** (snr / 10)))
-    t = np.arange(rec.mv.size) / rec.fs
+    scale = math.sqrt(qrs_power(mv, fs, ref) / (np.mean(noise**2) * 10 ** (snr_db / 10)))
+    t = np.arange(mv.size) / fs
     on = (t >= 300.0) & (((t - 300.0) // 120.0) % 2 == 0)  # 2 min on, 2 min off, after 5 min
-    return fe.simulate_mv(rec.mv + scale * noise * on, rec.fs).astype(np.float64)
+    return mv + scale * noise * on
 
 
 # ---------------------------------------------------------------- scoring
