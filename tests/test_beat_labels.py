@@ -206,28 +206,43 @@ def engine_run(
     ventricular_p: float = 0.5,
     run_rr_s: tuple[float, ...] = (0.4,),
     window_label: str | None = None,
+    noise_s: tuple[float, float] | None = None,
+    max_noise: float = 0.2,
 ):
     """Sinus, 14 wide beats at 150/min (or RR cycling through ``run_rr_s``), sinus, fed as the daemon
-    feeds the engine; labels trail by 1 s; with ``window_label`` every 2 s a 10-s window verdict."""
+    feeds the engine; labels trail by 1 s; with ``window_label`` every 2 s a 10-s window verdict; with
+    ``noise_s`` (from, to) muscle-like noise (0.3 mV rms, 20-100 Hz) on the lead over that stretch."""
     rr_n = round(0.8 * FS)
     seqs = [round(FS) + i * rr_n for i in range(10)]
     for i in range(14):
         seqs.append(seqs[-1] + round(run_rr_s[i % len(run_rr_s)] * FS))
     seqs += [seqs[-1] + (i + 1) * rr_n for i in range(10)]
-    settings = AlarmSettings(afib=False, vtach_confidence=confidence, ventricular_probability=ventricular_p)
+    settings = AlarmSettings(
+        afib=False,
+        vtach_confidence=confidence,
+        ventricular_probability=ventricular_p,
+        vtach_max_noise=max_noise,
+    )
     engine = AlarmEngine(FS, settings, labelled_beats=labelled_beats)
     lag = round(FS)
     events, raised = [], {}
     total = seqs[-1] + 3 * round(FS)
+    # a small slow wave, not a flat line: the engine's signal checks (asystole, VF, the run's muscle
+    # noise) see a quiet lead, and the beats come from ``seqs``
+    signal = (0.01 * np.sin(2 * np.pi * np.arange(total + BLOCK) / FS)).astype(np.float32)
+    if noise_s is not None:
+        a, b = round(noise_s[0] * FS), round(noise_s[1] * FS)
+        spectrum = np.fft.rfft(np.random.default_rng(5).normal(size=b - a))
+        freqs = np.fft.rfftfreq(b - a, 1 / FS)
+        burst = np.fft.irfft(np.where((freqs > 20) & (freqs < 100), spectrum, 0), b - a)
+        signal[a:b] += (0.3 * burst / burst.std()).astype(np.float32)
     for a in range(0, total, BLOCK):
         stop = a + BLOCK
         new = [s for s in seqs if a <= s + 10 < stop]  # the detector reports each beat soon after
         done = [i for i, s in enumerate(seqs) if a <= s + lag < stop]
         beats = type("B", (), {"seq": np.asarray(new, np.int64), "width_ms": np.full(len(new), 180.0)})()
         lab = labelled([seqs[i] for i in done], [labels[i] for i in done], stop - lag, p_v)
-        for e in engine.feed(
-            a, np.zeros(BLOCK, np.float32) + 0.01 * np.sin(np.arange(a, stop)), None, beats, labelled=lab
-        ):
+        for e in engine.feed(a, signal[a:stop], None, beats, labelled=lab):
             events.append(e)
             raised.setdefault((e.alarm, e.state), stop)
         if window_label is not None and stop % round(2 * FS) < BLOCK:
@@ -288,6 +303,30 @@ def test_an_irregular_run_in_atrial_fibrillation_is_aberrant_conduction_not_a_vt
     (vt_end,) = [e for e in events if e.alarm == "vtach" and e.state == "end"]
     assert "not a VT" not in vt_end.detail
     assert not [e for e in events if e.alarm == "ventricular_run" and "not a VT" in (e.detail or "")]
+
+
+def test_a_run_in_muscle_noise_is_a_ventricular_run_until_the_noise_ends():
+    """14 V-labelled beats at 150/min from 8.6 s to 13.8 s. The detector's "beats" in muscle noise are
+    its spikes, so while the run's newest six beats lie in such noise the run is a ventricular_run
+    (all of it in noise: its end says why); a VT outlasting a burst (7.5-10.5 s) is a VT once its six
+    newest beats are clear of it. With the check off (``vtach_max_noise`` 1) a VT at its sixth beat."""
+    labels = "N" * 10 + "V" * 14 + "N" * 10
+    runs = ("vtach", "ventricular_run")
+    events = engine_run(labels, noise_s=(7.5, 14.5))[0]
+    assert [e.alarm for e in events if e.state == "onset" and e.alarm in runs] == ["ventricular_run"]
+    (end,) = [e for e in events if e.alarm == "ventricular_run" and e.state == "end"]
+    assert "not a VT: 100 % of the run's signal power above 20 Hz (max 20 %), muscle noise?" in end.detail
+    events, _, seqs = engine_run(labels, noise_s=(7.5, 10.5))
+    onsets = [e for e in events if e.state == "onset" and e.alarm in runs]
+    assert [e.alarm for e in onsets] == ["ventricular_run", "vtach"]
+    vt = onsets[1]
+    assert vt.onset_seq - 5 * round(0.4 * FS) >= round(10.5 * FS)  # its six newest beats: after it
+    assert seqs[15] < vt.onset_seq < seqs[23]  # after the sixth V beat, before the run's last
+    (became,) = [e for e in events if e.alarm == "ventricular_run" and e.state == "end"]
+    assert became.detail == "became a ventricular tachycardia"
+    events = engine_run(labels, noise_s=(7.5, 14.5), max_noise=1.0)[0]
+    (vt_off,) = [e for e in events if e.state == "onset" and e.alarm == "vtach"]
+    assert vt_off.onset_seq == seqs[15]  # the sixth V beat
 
 
 def test_beats_below_the_v_label_threshold_count_for_the_ventricular_alarms():

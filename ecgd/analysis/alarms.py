@@ -36,6 +36,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from ecgd.analysis import vf
+from ecgd.analysis.quality import noise_power_fraction
 
 HIGH, MEDIUM, LOW = "high", "medium", "low"
 PHYSIOLOGICAL, TECHNICAL = "physiological", "technical"
@@ -51,6 +52,8 @@ _VF_BAND_HZ = (2.5, 9.0)  # 150-540 oscillations a minute: flutter and coarse fi
 _VF_END_HOLD_S = 5.0  # VF comes and goes below the limit: one episode, not a flood
 _RUN_GAP_S = 1.5  # no beat this long after a ventricular beat: the run is over
 _RUN_RR_SLACK = 1.25  # a run's beats follow each other within this × the VT interval; its mean rate decides
+_RUN_NOISE_CUTOFF_HZ = 20.0  # muscle noise above, QRS and VT below (the quality gate's default cutoff)
+_RUN_NOISE_EDGE_S = 0.15  # the noise check's signal: from this before a run's beats to this after
 _LEADS_ON_HOLD_S = 1.0  # the output must stay off the rails this long before leads count as on again
 _MISSING_MAX = 0.5  # more of the last second missing than this: nothing can be judged
 _QRS_REFERENCE = 16  # the patient's usual QRS: the median of the last this many beats that counted ...
@@ -120,6 +123,14 @@ class AlarmSettings:
         "in atrial fibrillation (afib_windows AF windows in a row, whether or not the afib alarm is on) a "
         "run whose RR intervals vary by at least this coefficient of variation is AF conducted with "
         "aberrancy, not VT, which is regular; it stays a ventricular_run (1: off)",
+        0.01,
+        1,
+    )
+    vtach_max_noise: float = _opt(
+        0.2,
+        "a run whose last vtach_beats beats lie in signal with more than this share of its power above "
+        "20 Hz (muscle noise, whose spikes the QRS detector takes for beats and the beat model for V) "
+        "stays a ventricular_run; VT's power lies below 20 Hz (1: off)",
         0.01,
         1,
     )
@@ -329,6 +340,7 @@ class AlarmEngine:
         self._consecutive_v = 0  # V beats at its end, one after the other
         self._gap_beat: int | None = None  # a beat not labelled V after the run's last V beat
         self._aberrant_cv: float | None = None  # RR CV of a run kept from VT only by being irregular in AF
+        self._noisy: float | None = None  # noise share of a run kept from VT only by muscle noise
         self._label_horizon = first_seq  # labelled_beats: every beat before this has its label
         self._window_stop = first_seq  # the newest window verdict's end
         self._last_labelled: int | None = None
@@ -856,7 +868,11 @@ class AlarmEngine:
         is unsure of is reported as a ``ventricular_run``, which keeps to consecutive V beats. So is an
         irregular run in atrial fibrillation (RR coefficient of variation ≥ ``vtach_af_rr_cv``): the
         clinical rule that VT is regular and an irregularly irregular wide-complex tachycardia is AF
-        conducted with aberrancy (DS1 203, AF with aberrant beats the model calls V)."""
+        conducted with aberrancy (DS1 203, AF with aberrant beats the model calls V). And so is a run
+        whose newest ``vtach_beats`` beats lie in muscle noise (more than ``vtach_max_noise`` of their
+        signal's power above 20 Hz): the detector's beats there are the noise's spikes, which the
+        model, finding them unlike the patient's beat, calls V (SVDB 854, 860); a VT's power lies
+        below 20 Hz, and one that outlasts the noise is raised once its newest beats are clear of it."""
         s = self.settings
         events: list[AlarmEvent] = []
         vt_rr = 60.0 / s.vtach_rate_bpm * self.fs
@@ -899,6 +915,7 @@ class AlarmEngine:
         self._run_p_v = beat.p_v if first and beat is not None else 0.0
         self._gap_beat = None
         self._aberrant_cv = None
+        self._noisy = None
 
     def _run_alarms(self, at: int) -> list[AlarmEvent]:
         """Onsets for the run as it stands after its newest V beat."""
@@ -919,10 +936,16 @@ class AlarmEngine:
         aberrant = rr_cv >= s.vtach_af_rr_cv  # irregular in AF: conducted with aberrancy, not VT
         held_back = aberrant and confident and self._run_v >= s.vtach_beats and "vtach" not in self.active
         self._aberrant_cv = rr_cv if held_back else None  # as the run stands now: it may turn regular
+        noise = 0.0
+        if confident and not aberrant and self._run_v >= s.vtach_beats and "vtach" not in self.active:
+            noise = self._run_noise(at)  # over its newest beats: a VT outlasting a noise burst is raised
+        noisy = noise > s.vtach_max_noise
+        self._noisy = noise if noisy else None
         if (
             self._run_v >= s.vtach_beats
             and confident
             and not aberrant
+            and not noisy
             and self._on("vtach")
             and "vtach" not in self.active
         ):
@@ -940,13 +963,13 @@ class AlarmEngine:
             )
         elif (
             self._consecutive_v >= 3
-            and (self._consecutive_v < s.vtach_beats or not confident or aberrant)
+            and (self._consecutive_v < s.vtach_beats or not confident or aberrant or noisy)
             and "vtach" not in self.active
             and self._on("ventricular_run")
             and "ventricular_run" not in self.active
         ):
             k = self._consecutive_v
-            why = self._aberrant_note()
+            why = self._held_back_note()
             events.append(
                 self._onset(
                     "ventricular_run",
@@ -973,15 +996,36 @@ class AlarmEngine:
             return f" (beats labelled V, or P(V) ≥ {p:g}, by the beat classifier{sure})"
         return f" (wide-complex rule: QRS ≥ {self.settings.vtach_width_ms:g} ms; beats not classified)"
 
-    def _aberrant_note(self) -> str:
+    def _held_back_note(self) -> str:
+        if self._noisy is not None:
+            return (
+                f"; not a VT: {100 * self._noisy:.0f} % of the run's signal power above "
+                f"{_RUN_NOISE_CUTOFF_HZ:g} Hz (max {100 * self.settings.vtach_max_noise:.0f} %), "
+                "muscle noise?"
+            )
         if self._aberrant_cv is None:
             return ""
         return f"; not a VT: irregular in AF (RR CV {self._aberrant_cv:.2f}), aberrant conduction?"
 
+    def _run_noise(self, at: int) -> float:
+        """Share of the power above ``_RUN_NOISE_CUTOFF_HZ`` in the signal of the run's newest
+        ``vtach_beats`` beats (from just before the first of them to just after ``at``); 0 when less
+        than a second of it is still in the history, so a run that cannot be judged is not held back."""
+        first = self._run[-min(len(self._run), self.settings.vtach_beats)]
+        edge = round(_RUN_NOISE_EDGE_S * self.fs)
+        x, ok = self._history(first - edge)
+        cut = max(0, self._stop - (at + edge))  # the history runs on past the run's newest beat
+        x, ok = x[: x.size - cut], ok[: ok.size - cut]
+        if x.size < self.fs or ok.mean() < 0.9:
+            return 0.0
+        if not ok.all():
+            x = np.where(ok, x, np.median(x[ok]))
+        return noise_power_fraction(x.astype(np.float64), self.fs, _RUN_NOISE_CUTOFF_HZ)
+
     def _run_over(self, at: int, why: str) -> list[AlarmEvent]:
         n = len(self._run)
         return [
-            self._end(name, at, n, f"run over ({n} beats): {why}{self._aberrant_note()}")
+            self._end(name, at, n, f"run over ({n} beats): {why}{self._held_back_note()}")
             for name in ("vtach", "ventricular_run")
             if name in self.active
         ]

@@ -145,7 +145,7 @@ def assess_window(
             f"no QRS complexes found: {count} detected beat(s) ≥ {threshold:.0f} mV/s "
             f"in {duration:.1f} s (need {needed})"
         )
-    hf = _noise_power_fraction(x, fs, settings.noise_cutoff_hz)
+    hf = noise_power_fraction(x, fs, settings.noise_cutoff_hz)
     if hf > settings.max_noise_power_fraction:
         return (
             f"gross noise: {100 * hf:.0f} % of signal power above {settings.noise_cutoff_hz:g} Hz "
@@ -262,8 +262,9 @@ def _running_max(x: np.ndarray, half: int) -> np.ndarray:
     return np.maximum(suffix[: n - width + 1], prefix[width - 1 : n])
 
 
-def _noise_power_fraction(x: np.ndarray, fs: float, cutoff_hz: float) -> float:
-    """Share of the power above 1 Hz that lies above ``cutoff_hz`` (QRS energy sits at 5-20 Hz)."""
+def noise_power_fraction(x: np.ndarray, fs: float, cutoff_hz: float) -> float:
+    """Share of the power above 1 Hz that lies above ``cutoff_hz`` (QRS energy sits at 5-20 Hz). The
+    alarm engine asks the same of a ventricular run's signal: one notion of muscle noise."""
     taper = np.hanning(x.size)
     power = np.abs(np.fft.rfft((x - x.mean()) * taper)) ** 2
     freqs = np.fft.rfftfreq(x.size, 1.0 / fs)
