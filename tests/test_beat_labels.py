@@ -329,6 +329,20 @@ def test_a_run_in_muscle_noise_is_a_ventricular_run_until_the_noise_ends():
     assert vt_off.onset_seq == seqs[15]  # the sixth V beat
 
 
+def test_a_short_run_in_muscle_noise_raises_no_ventricular_run():
+    """Four V-labelled beats at 150/min inside muscle noise are the noise's spikes: no ventricular_run
+    (nor anything else); the same four beats on a quiet lead, or with the check off, raise one."""
+    labels = "N" * 10 + "V" * 4 + "N" * 20
+    runs = ("vtach", "ventricular_run")
+
+    def onsets(**kwargs) -> list[str]:
+        return [e.alarm for e in engine_run(labels, **kwargs)[0] if e.state == "onset" and e.alarm in runs]
+
+    assert onsets(noise_s=(7.5, 10.5)) == []
+    assert onsets() == ["ventricular_run"]
+    assert onsets(noise_s=(7.5, 10.5), max_noise=1.0) == ["ventricular_run"]
+
+
 def test_beats_below_the_v_label_threshold_count_for_the_ventricular_alarms():
     """14 fast beats the model labels N but gives P(V) 0.85 (its V label needs more: the threshold is
     chosen for window labels): a VT with ``ventricular_probability`` 0.5, nothing when it is 0.9."""
