@@ -71,8 +71,8 @@ BEATS = set("NLRBAaJSVFejnE/fQ?")
 VT_RHYTHMS = ("(VT", "(VFL", "(VF")
 AF_RHYTHMS = ("(AFIB", "(AFL")
 AF_BRIDGE_S = 30.0  # AF episodes of the reference joined across other rhythms shorter than this
-# A QRS this small on the monitored lead is one a heart-rate meter is built to ignore (AAMI EC13 has it
-# not respond to complexes of 0.15 mV or less; monitors specify QRS detection from 0.5 mV). A false
+# A QRS this small on the monitored lead is below what monitors count: their specifications give QRS
+# detection from 0.5 mV and automatic minimum thresholds of about 0.15 mV (a Mindray manual: 0.16 mV). A false
 # asystole with every reference beat below it is the lead going silent, which the annotators, who had a
 # second lead, did not have to see: told apart in the table and the false log, still counted false.
 SILENT_LEAD_MV = 0.15

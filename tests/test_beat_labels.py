@@ -343,6 +343,19 @@ def test_a_short_run_in_muscle_noise_raises_no_ventricular_run():
     assert onsets(noise_s=(7.5, 10.5), max_noise=1.0) == ["ventricular_run"]
 
 
+def test_a_vt_length_run_in_muscle_noise_keeps_its_low_priority_alarm_through_a_gap_beat():
+    """14 beats at 150/min, every fourth labelled N (a run goes on through single ones), all in muscle
+    noise: 11 V beats, a VT's length, so held back as a ventricular_run that says why, never nothing,
+    although no more than three of its V beats come one after the other."""
+    labels = "N" * 10 + "VVVNVVVNVVVNVV" + "N" * 10
+    events = engine_run(labels, noise_s=(7.5, 14.5))[0]
+    onsets = [e for e in events if e.state == "onset" and e.alarm in ("vtach", "ventricular_run")]
+    # a ventricular_run keeps to consecutive V beats: the N beat ends it and the next V beats raise it again
+    assert [e.alarm for e in onsets] == ["ventricular_run", "ventricular_run"]
+    assert all("not a VT" in e.detail and "muscle noise?" in e.detail for e in onsets)
+    assert [e.alarm for e in engine_run(labels)[0] if e.state == "onset" and e.alarm == "vtach"] == ["vtach"]
+
+
 def test_beats_below_the_v_label_threshold_count_for_the_ventricular_alarms():
     """14 fast beats the model labels N but gives P(V) 0.85 (its V label needs more: the threshold is
     chosen for window labels): a VT with ``ventricular_probability`` 0.5, nothing when it is 0.9."""
