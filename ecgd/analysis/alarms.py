@@ -342,6 +342,7 @@ class AlarmEngine:
         self._gap_beat: int | None = None  # a beat not labelled V after the run's last V beat
         self._aberrant_cv: float | None = None  # RR CV of a run kept from VT only by being irregular in AF
         self._noisy: float | None = None  # noise share of a run kept from VT only by muscle noise
+        self._unsure: float | None = None  # mean P(V) of a VT-length run kept from VT by the model's doubt
         self._label_horizon = first_seq  # labelled_beats: every beat before this has its label
         self._window_stop = first_seq  # the newest window verdict's end
         self._last_labelled: int | None = None
@@ -866,7 +867,8 @@ class AlarmEngine:
         in a row). A VT also needs the model to be sure of them (mean P(V) of the run's ventricular beats
         at least ``vtach_confidence``; with 2.1.0's fold bundles the true vtach onsets of DS1 and SVDB had
         0.86 or more, the false ones of aberrant APCs (207) and fusion beats (208) 0.60-0.70); a run it
-        is unsure of is reported as a ``ventricular_run``, which keeps to consecutive V beats. So is an
+        is unsure of is reported as a ``ventricular_run`` (one for the whole run, through its gap beats,
+        while a short run's keeps to consecutive V beats). So is an
         irregular run in atrial fibrillation (RR coefficient of variation ≥ ``vtach_af_rr_cv``): the
         clinical rule that VT is regular and an irregularly irregular wide-complex tachycardia is AF
         conducted with aberrancy (DS1 203, AF with aberrant beats the model calls V). And so is a run
@@ -917,6 +919,7 @@ class AlarmEngine:
         self._gap_beat = None
         self._aberrant_cv = None
         self._noisy = None
+        self._unsure = None
 
     def _run_alarms(self, at: int) -> list[AlarmEvent]:
         """Onsets for the run as it stands after its newest V beat."""
@@ -949,6 +952,7 @@ class AlarmEngine:
         noise = self._run_noise(at) if judged else 0.0
         noisy = noise > s.vtach_max_noise
         self._noisy = noise if noisy and vt_length else None
+        self._unsure = mean_p_v if vt_length and not confident and self.labelled_beats else None
         if (
             vt_length
             and confident
@@ -959,7 +963,7 @@ class AlarmEngine:
         ):
             if "ventricular_run" in self.active:
                 events.append(self._end("ventricular_run", at, n, "became a ventricular tachycardia"))
-            beats = f"{n} ventricular beats" if self._run_v == n else f"{n} beats ({self._run_v} ventricular)"
+            beats = self._run_beats()
             events.append(
                 self._onset(
                     "vtach",
@@ -970,30 +974,36 @@ class AlarmEngine:
                 )
             )
         elif (
-            self._consecutive_v >= 3
-            and (self._consecutive_v < s.vtach_beats or not confident or aberrant or noisy)
+            # a VT-length run held back (unsure, aberrant or in noise), or 3+ V beats in a row out of noise
+            ((vt_length and (not confident or aberrant or noisy)) or (self._consecutive_v >= 3 and not noisy))
             and "vtach" not in self.active
             and self._on("ventricular_run")
             and "ventricular_run" not in self.active
-            and (vt_length or not noisy)
         ):
-            k = self._consecutive_v
-            why = self._held_back_note()
+            beats = self._run_beats() if vt_length else f"{self._consecutive_v} ventricular beats"
             events.append(
                 self._onset(
                     "ventricular_run",
                     at,
                     round(rate, 1),
                     s.vtach_rate_bpm,
-                    f"{k} ventricular beats at {rate:.0f} bpm{self._rule()}{why}",
+                    f"{beats} at {rate:.0f} bpm{self._rule()}{self._held_back_note()}",
                 )
             )
         return events
 
+    def _run_beats(self) -> str:
+        """The run's beats as its record counts them: the ones the model did not call V said so."""
+        n = len(self._run)
+        return f"{n} ventricular beats" if self._run_v == n else f"{n} beats ({self._run_v} ventricular)"
+
     def _short_run_over(self, at: int) -> list[AlarmEvent]:
-        """A beat not labelled V ends a ventricular_run (consecutive V beats); a VT run may go on."""
+        """A beat not labelled V ends a short run's ventricular_run (consecutive V beats); a VT-length
+        run goes on through it, and so does the ventricular_run standing for one held back from VT
+        (one episode per run, not one per stretch between the beats the model did not call V)."""
         self._consecutive_v = 0
-        if "ventricular_run" in self.active and "vtach" not in self.active:
+        held_vt = self._run_v >= self.settings.vtach_beats
+        if "ventricular_run" in self.active and "vtach" not in self.active and not held_vt:
             n = len(self._run)
             return [self._end("ventricular_run", at, n, f"run over ({n} beats): a non-ventricular beat")]
         return []
@@ -1012,9 +1022,14 @@ class AlarmEngine:
                 f"{_RUN_NOISE_CUTOFF_HZ:g} Hz (max {100 * self.settings.vtach_max_noise:.0f} %), "
                 "muscle noise?"
             )
-        if self._aberrant_cv is None:
-            return ""
-        return f"; not a VT: irregular in AF (RR CV {self._aberrant_cv:.2f}), aberrant conduction?"
+        if self._aberrant_cv is not None:
+            return f"; not a VT: irregular in AF (RR CV {self._aberrant_cv:.2f}), aberrant conduction?"
+        if self._unsure is not None:
+            return (
+                f"; not a VT: the beat classifier unsure (mean P(V) {self._unsure:.2f}, "
+                f"vtach_confidence {self.settings.vtach_confidence:g})"
+            )
+        return ""
 
     def _run_noise(self, at: int) -> float:
         """Share of the power above ``_RUN_NOISE_CUTOFF_HZ`` in the signal of the run's newest
