@@ -110,17 +110,25 @@ def mount_tmpfs(tmp_path: Path) -> Iterator[Callable[[str], Path]]:
         subprocess.run(["umount", str(mnt)], check=False)
 
 
-def rule_label(probabilities: dict[str, float], metadata, p_wave_coherence: float | None = None) -> set[str]:
+def rule_label(
+    probabilities: dict[str, float],
+    metadata,
+    p_wave_coherence: float | None = None,
+    p_wave_ratio: float | None = None,
+) -> set[str]:
     """The window labels a beat-aware model's evidence implies (README, Model contract): AF > V > S > N,
-    and no AF while the normal beats' P-wave coherence is at least the model's ``af_p_wave_max``.
-    Results round probabilities to 4 decimals and the coherence to 3, so a value within that of its
-    threshold (0.98 printed for 0.97996) allows the label on either side of it."""
+    and no AF while the normal beats' P-wave coherence is at least the model's ``af_p_wave_max`` or
+    their mean P wave at least ``af_p_wave_min_ratio`` of the QRS. Results round probabilities to 4
+    decimals, the coherence to 3 and the ratio to 4, so a value within that of its threshold (0.98
+    printed for 0.97996) allows the label on either side of it."""
     thr = {"AF": metadata.af_threshold, **metadata.beat_thresholds}
     labels: set[str] = set()
     p_max = metadata.af_p_wave_max
+    r_min = getattr(metadata, "af_p_wave_min_ratio", None)
     for nudge in (-5e-5, 5e-5):
         for wave in (-5e-4, 5e-4):
             vetoed = p_max is not None and p_wave_coherence is not None and p_wave_coherence + wave >= p_max
+            vetoed |= r_min is not None and p_wave_ratio is not None and p_wave_ratio + wave / 10 >= r_min
             above = {k: probabilities[k] + nudge >= thr[k] for k in ("AF", "V", "S")}
             above["AF"] = above["AF"] and not vetoed
             labels.add(next((k for k in ("AF", "V", "S") if above[k]), "N"))

@@ -16,7 +16,13 @@ from ecgd.analysis.beat_features import (
     RelearnSettings,
     waveform_step,
 )
-from ecgd.analysis.rhythm import RR_FEATURES, p_wave_coherence, rr_features, span_p_wave_coherence
+from ecgd.analysis.rhythm import (
+    RR_FEATURES,
+    p_wave_coherence,
+    p_wave_ratio,
+    rr_features,
+    span_p_wave_coherence,
+)
 
 F = {name: i for i, name in enumerate(BEAT_FEATURES)}
 R = {name: i for i, name in enumerate(RR_FEATURES)}
@@ -326,6 +332,28 @@ def test_p_wave_coherence_counts_only_normal_beats_with_room_for_their_p_wave():
     assert p_wave_coherence(seq, np.ones(12, bool), _p_stretches(12, 0.15), None, FS) > 0.8
     flat = np.zeros((12, 61))
     assert p_wave_coherence(seq, np.ones(12, bool), flat, None, FS) is None  # nothing to judge
+
+
+def test_p_wave_ratio_measures_the_locked_p_wave_against_the_qrs_whatever_the_noise():
+    """A P wave of 0.15 mV before every beat: its mean stretch's RMS over the QRS (1.5 mV) is the same
+    with 0.02 mV or 0.3 mV of activity not locked to the beats (which takes the coherence from ~1 to
+    below AF's limit); without a locked wave, noise of either size leaves about 0 (the noise's share
+    of a mean of n stretches is taken off)."""
+    seq = np.arange(60) * 288
+    normal = np.ones(60, bool)
+    t = np.arange(61)
+    locked_rms = float(np.sqrt(np.mean((0.15 * np.exp(-0.5 * ((t - 30) / 7.0) ** 2)) ** 2)))
+    rng = np.random.default_rng(1)
+    for noise_mv in (0.02, 0.3):
+        extra = rng.normal(0, noise_mv, (60, 61))
+        sinus = p_wave_ratio(seq, normal, _p_stretches(60, 0.15) + extra, None, FS, 1.5)
+        assert sinus == pytest.approx(locked_rms / 1.5, rel=0.15), noise_mv
+        fibrillation = p_wave_ratio(seq, normal, _p_stretches(60, 0.0) + extra, None, FS, 1.5)
+        assert fibrillation < 0.2 * locked_rms / 1.5, noise_mv
+    noisy = _p_stretches(60, 0.15) + rng.normal(0, 0.3, (60, 61))
+    assert p_wave_coherence(seq, normal, noisy, None, FS) < 0.5  # what the coherence makes of it
+    assert p_wave_ratio(seq[:7], normal[:7], _p_stretches(7, 0.15), None, FS, 1.5) is None  # too few beats
+    assert p_wave_ratio(seq, normal, _p_stretches(60, 0.15), None, FS, 0.0) is None  # no QRS to compare
 
 
 def test_span_p_wave_coherence_is_the_definition_for_every_span():

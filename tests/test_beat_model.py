@@ -42,7 +42,7 @@ def windows(clf: WindowClassifier, x: np.ndarray, beats_s: np.ndarray | None = N
 
 
 def test_bundle_is_the_shipped_version_and_within_budget(model: BeatRhythmModel):
-    assert model.metadata.ident == "ecgd-rhythm@2.9.0"
+    assert model.metadata.ident == "ecgd-rhythm@2.9.1"
     assert model.labels == ("N", "S", "V", "AF")
     assert model.metadata.beat is not None and model.metadata.beat.features == BEAT_FEATURES
     assert model.total_bytes <= 500_000
@@ -59,7 +59,7 @@ def test_relearn_settings_other_than_the_trained_ones_are_named(model: BeatRhyth
     """The bundle records the relearn settings of its training tables; the daemon names each one that
     the configuration changes (a different rule moves the morphology features the graph learned)."""
     meta = model.metadata
-    assert meta.trained_relearn == RelearnSettings()  # 2.9.0 was trained on the default tables
+    assert meta.trained_relearn == RelearnSettings()  # 2.9.1 was trained on the default tables
     assert meta.relearn_differences(RelearnSettings()) == []
     differ = meta.relearn_differences(RelearnSettings(former_templates=0, learn_seconds=30.0))
     assert differ == ["learn_seconds 30.0 (trained with 60.0)", "former_templates 0 (trained with 2)"]
@@ -169,11 +169,53 @@ def test_an_irregular_rhythm_with_a_p_wave_before_every_beat_is_not_af(model: Be
 
 
 def test_without_the_p_wave_rule_in_the_bundle_the_rr_series_alone_decides(tmp_path: Path):
-    """A bundle without ``af_p_wave_max`` (before 2.5.0) decides AF as it was trained to: on the RR."""
-    m = load_model(_bundle_with(tmp_path, af_p_wave_max=None))
+    """A bundle without the P-wave rules (before 2.5.0) decides AF as it was trained to: on the RR."""
+    m = load_model(_bundle_with(tmp_path, af_p_wave_max=None, af_p_wave_min_ratio=None))
     out = windows(WindowClassifier(m, FS, QualitySettings(), None, 0.0), *_irregular(4, True))
-    assert all(c.p_wave_coherence is None for c in out)
+    assert all(c.p_wave_coherence is None and c.p_wave_ratio is None for c in out)
     assert sum(c.label == "AF" for c in out) >= 5
+
+
+def _muscle_noise(seconds: float, rms_mv: float, seed: int = 1) -> np.ndarray:
+    """Band-limited noise (5-40 Hz, what passes the AD8232's band) before the beats, as a moving patient's."""
+    n = round(seconds * FS)
+    spectrum = np.fft.rfft(np.random.default_rng(seed).normal(size=n))
+    freqs = np.fft.rfftfreq(n, 1 / FS)
+    x = np.fft.irfft(np.where((freqs > 5) & (freqs < 40), spectrum, 0), n)
+    return rms_mv * x / x.std()
+
+
+def test_in_muscle_noise_a_p_wave_before_every_beat_still_vetoes_af_and_fibrillation_stays_af(tmp_path: Path):
+    """The irregular rhythm with P waves in 0.05 mV of muscle-band noise: the noise fills the P-wave
+    stretches, so their coherence falls below ``af_p_wave_max`` and the RR series would make it AF; the
+    P wave averaged over the span's beats is still there against the QRS (``af_p_wave_min_ratio``): not
+    AF. Without that rule in the bundle it is AF; the same rhythm without P waves, in the same noise, is
+    AF with it."""
+    ruled = load_model(_bundle_with(tmp_path / "ruled", af_p_wave_min_ratio=0.015))
+    meta = ruled.metadata
+    assert meta.af_p_wave_max is not None and meta.af_p_wave_min_ratio == 0.015
+    x, beats = _irregular(4, True)
+    noisy = x + _muscle_noise(101, 0.05)
+    out = windows(WindowClassifier(ruled, FS, QualitySettings(), None, 0.0), noisy, beats)
+    assert all(c.p_wave_coherence < meta.af_p_wave_max for c in out[2:])  # the coherence is fooled ...
+    assert all(c.p_wave_ratio >= meta.af_p_wave_min_ratio for c in out[2:])  # ... the mean P wave is not
+    assert all(c.probabilities["AF"] > meta.af_threshold for c in out[2:])
+    assert not any(c.label == "AF" for c in out)
+    without = load_model(_bundle_with(tmp_path / "without", af_p_wave_min_ratio=None))
+    out = windows(WindowClassifier(without, FS, QualitySettings(), None, 0.0), noisy, beats)
+    assert all(c.p_wave_ratio is None for c in out)
+    assert sum(c.label == "AF" for c in out[2:]) >= 6
+    x, beats = _irregular(4, False)
+    fibrillation = x + _muscle_noise(101, 0.05)
+    out = windows(WindowClassifier(ruled, FS, QualitySettings(), None, 0.0), fibrillation, beats)
+    assert all(c.p_wave_ratio < meta.af_p_wave_min_ratio for c in out[2:])
+    assert sum(c.label == "AF" for c in out[2:]) >= 6
+
+
+@pytest.mark.parametrize("bad", [0, 1, "0.01", True])
+def test_a_p_wave_ratio_limit_out_of_range_is_refused(tmp_path: Path, bad):
+    with pytest.raises(ModelError, match="af_p_wave_min_ratio"):
+        load_model(_bundle_with(tmp_path, af_p_wave_min_ratio=bad))
 
 
 @pytest.mark.parametrize("bad", [0, 1.5, "0.5", True])
@@ -221,6 +263,7 @@ def test_relearn_starts_learning_again(model: BeatRhythmModel):
 
 def _bundle_with(tmp_path: Path, **fields) -> Path:
     """A copy of the bundled model with metadata fields replaced (None: removed)."""
+    tmp_path.mkdir(parents=True, exist_ok=True)
     for name in ("default.tflite", "default-af.tflite"):
         shutil.copyfile(BUNDLED_MODEL.parent / name, tmp_path / name)
     meta = json.loads(BUNDLED_MODEL.with_suffix(".json").read_text())

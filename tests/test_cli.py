@@ -31,7 +31,7 @@ def test_check_config_prints_effective_settings():
     r = ecgd("check-config", "--config", str(REPO / "config" / "demo.yaml"))
     assert r.returncode == 0, r.stderr
     assert "kind: emulated" in r.stdout and "hop_seconds: 2.0" in r.stdout
-    assert "model ok: ecgd-rhythm@2.9.0" in r.stdout
+    assert "model ok: ecgd-rhythm@2.9.1" in r.stdout
 
 
 @pytest.mark.parametrize(
@@ -88,7 +88,9 @@ def test_classify_prints_one_json_line_per_window(capsys):
     model = load_model(BUNDLED_MODEL)
     for r in rows:
         if r["label"] in model.labels:
-            assert r["label"] in rule_label(r["probabilities"], model.metadata, r["p_wave_coherence"])
+            assert r["label"] in rule_label(
+                r["probabilities"], model.metadata, r["p_wave_coherence"], r["p_wave_ratio"]
+            )
             assert r["confidence"] == pytest.approx(r["probabilities"][r["label"]], abs=1e-3)
             assert len(r["beat_labels"]) == len(r["beat_seq"]) >= 4
         else:

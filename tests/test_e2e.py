@@ -112,7 +112,9 @@ def test_one_result_per_window_with_consistent_sequence_ranges(demo_run):
     for r in res:
         assert r["label"] in labels
         if r["label"] in ("N", "S", "V", "AF"):
-            assert r["label"] in rule_label(r["probabilities"], BUNDLED_META, r["p_wave_coherence"])
+            assert r["label"] in rule_label(
+                r["probabilities"], BUNDLED_META, r["p_wave_coherence"], r["p_wave_ratio"]
+            )
             assert r["confidence"] == r["probabilities"][r["label"]]
             assert len(r["beat_labels"]) >= 4 and set(r["beat_labels"]) <= set("NSVQ")
             assert r["missing_samples"] <= 180 and r["inference_ms"] > 0  # 5 % of the window

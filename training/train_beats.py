@@ -23,7 +23,10 @@ sigmoid (balanced). Thresholds by window macro-F1 on held-out predictions (neste
 LTAFDB's among them (:func:`choose_thresholds`). With
 ``--af-p-wave-max`` the bundle also carries the P-wave rule (``af_p_wave_max``: no AF while the normal
 beats' P-wave coherence reaches it), and the thresholds are chosen with the rule applied (the tables
-carry each beat's P-wave stretch; the normal beats are those the candidate thresholds call N).
+carry each beat's P-wave stretch; the normal beats are those the candidate thresholds call N). With
+``--af-p-wave-min-ratio`` the bundle also carries its noise-robust companion (``af_p_wave_min_ratio``: no
+AF while the normal beats' mean P wave reaches that share of the QRS); the tables carry no QRS amplitude,
+so the thresholds are chosen without it, and the daemon-path scoring of each fold's bundle applies it.
 Seeds are fixed (fold k: seed + 1 + k).
 """
 
@@ -55,7 +58,7 @@ from training import beat_data, beat_eval
 from training.labels import ABNORMAL, LABELS
 
 REPO = Path(__file__).resolve().parent.parent
-NAME, VERSION = "ecgd-rhythm", "2.9.0"
+NAME, VERSION = "ecgd-rhythm", "2.9.1"
 AF_RECORDS = ("mitdb/201", "mitdb/203")
 TRAINING_DATA = (
     "MIT-BIH Arrhythmia Database v1.0.0 (doi:10.13026/C2F305), DS1 of de Chazal et al. 2004 (22 records, "
@@ -85,6 +88,7 @@ class BeatTrainConfig:
     af_context_s: float = beat_data.AF_CONTEXT_S  # AF decided on the RR of this span ending with the window
     members: int = 1  # MLPs per graph, each from its own seed, their outputs averaged in one graph
     af_p_wave_max: float | None = None  # no AF while the normal beats' P-wave coherence is >= this
+    af_p_wave_min_ratio: float | None = None  # no AF while their mean P wave >= this × the QRS (bundle only)
     waveforms: bool = False  # the beat graph also sees each beat's waveform (tables from --waveforms)
     blend: bool = False  # with waveforms: the graph also averages in ``members`` features-only MLPs
     wide_not_s: float | None = None  # a beat this many times the template's QRS width is never S
@@ -404,6 +408,7 @@ def export_bundle(
     relearn: dict | None = None,
     p_wave_max: float | None = None,
     wide_not_s: float | None = None,
+    p_wave_min_ratio: float | None = None,
 ) -> Path:
     """``default.tflite`` (beats), ``default-af.tflite`` and ``default.json`` in ``out``; ``relearn`` is
     what the tables were made with (the daemon's defaults if not given)."""
@@ -441,6 +446,7 @@ def export_bundle(
         "af_rr_exclude_v": exclude_v,
         **({} if context_s is None else {"af_context_seconds": context_s}),
         **({} if p_wave_max is None else {"af_p_wave_max": p_wave_max}),
+        **({} if p_wave_min_ratio is None else {"af_p_wave_min_ratio": p_wave_min_ratio}),
         "beat_thresholds": {"S": thr["S"], "V": thr["V"]},
         **({} if wide_not_s is None else {"beat_wide_not_s": wide_not_s}),
         "relearn": dataclasses.asdict(RelearnSettings()) if relearn is None else relearn,
@@ -614,6 +620,7 @@ def run(args: argparse.Namespace) -> int:
         cfg.members = args.members
     cfg.af_threshold_from = args.af_threshold_from
     cfg.af_p_wave_max = args.af_p_wave_max
+    cfg.af_p_wave_min_ratio = args.af_p_wave_min_ratio
     cfg.waveforms = args.waveforms
     cfg.blend = args.blend
     cfg.wide_not_s = args.beat_wide_not_s
@@ -708,6 +715,7 @@ def run(args: argparse.Namespace) -> int:
             relearn,
             cfg.af_p_wave_max,
             cfg.wide_not_s,
+            cfg.af_p_wave_min_ratio,
         )
         w, b = beat_eval.score_records(path, args.data, folds[k], "reference")
         windows += w
@@ -804,6 +812,7 @@ def run(args: argparse.Namespace) -> int:
         relearn,
         cfg.af_p_wave_max,
         cfg.wide_not_s,
+        cfg.af_p_wave_min_ratio,
     )
     size = json.loads((path.parent / "default.json").read_text())["evaluation"]["model_bytes"]
     log(f"final bundle {path.parent}: {size} bytes, thresholds {final_thr}")
@@ -956,6 +965,13 @@ def main(argv: list[str] | None = None) -> int:
         type=float,
         help="no AF while the normal beats' P-wave coherence is at least this (bundle `af_p_wave_max`; "
         "default: no such rule)",
+    )
+    p.add_argument(
+        "--af-p-wave-min-ratio",
+        type=float,
+        help="no AF while the normal beats' mean P wave (RMS, noise averaged out) is at least this share of "
+        "the QRS amplitude (bundle `af_p_wave_min_ratio`; not used to choose the thresholds; default: no "
+        "such rule)",
     )
     add_recipe_options(p)
     p.add_argument("--no-cv", action="store_true")

@@ -72,6 +72,8 @@ class BeatRhythmMetadata(ModelMetadata):
     af_rr_exclude_v: bool = False  # AF features from the RR intervals between non-V beats only
     af_context_s: float | None = None  # seconds of RR ending with the window per AF decision (None: window)
     af_p_wave_max: float | None = None  # no AF while the normal beats' P-wave coherence is ≥ this (None: off)
+    # no AF while their mean P wave (RMS, noise averaged out) is ≥ this × the QRS (None: off; noise-robust)
+    af_p_wave_min_ratio: float | None = None
     trained_relearn: RelearnSettings | None = None  # the relearn settings of the tables it learned from
 
     def relearn_differences(self, running: RelearnSettings) -> list[str]:
@@ -173,6 +175,11 @@ def parse_metadata(path: Path, raw: dict[str, Any], base: ModelMetadata) -> Beat
         isinstance(p_max, bool) or not isinstance(p_max, (int, float)) or not 0 < p_max <= 1
     ):
         problems.append(f"'af_p_wave_max' must be a number in (0, 1] or absent, got {p_max!r}")
+    ratio = raw.get("af_p_wave_min_ratio")
+    if ratio is not None and (
+        isinstance(ratio, bool) or not isinstance(ratio, (int, float)) or not 0 < ratio < 1
+    ):
+        problems.append(f"'af_p_wave_min_ratio' must be a number in (0, 1) or absent, got {ratio!r}")
     wide = raw.get("beat_wide_not_s")
     if wide is not None and (isinstance(wide, bool) or not isinstance(wide, (int, float)) or not wide > 1):
         problems.append(f"'beat_wide_not_s' must be a number > 1 (a QRS width ratio) or absent, got {wide!r}")
@@ -190,6 +197,7 @@ def parse_metadata(path: Path, raw: dict[str, Any], base: ModelMetadata) -> Beat
         af_rr_exclude_v=bool(raw.get("af_rr_exclude_v", False)),
         af_context_s=None if ctx is None else float(ctx),
         af_p_wave_max=None if p_max is None else float(p_max),
+        af_p_wave_min_ratio=None if ratio is None else float(ratio),
         trained_relearn=relearn,
     )
 

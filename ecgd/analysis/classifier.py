@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
@@ -18,7 +19,7 @@ from ecgd.analysis.gaps import longest_run
 from ecgd.analysis.model import Model
 from ecgd.analysis.qrs import QrsSettings
 from ecgd.analysis.quality import QualitySettings, assess_window
-from ecgd.analysis.rhythm import p_wave_coherence, rr_between_kept, rr_features
+from ecgd.analysis.rhythm import p_wave_coherence, p_wave_ratio, rr_between_kept, rr_features
 
 UNREADABLE = "unreadable"
 UNCLASSIFIED = "unclassified"
@@ -47,6 +48,23 @@ class Classification:
     beats: BeatLabels | None = None  # beat-aware models only
     learning: bool | None = None  # the patient's dominant beat was still being learned
     p_wave_coherence: float | None = None  # the AF span's normal beats' P-wave coherence (when judged)
+    p_wave_ratio: float | None = None  # their mean P wave's RMS over the QRS amplitude (when judged)
+
+
+class AtrialWave(NamedTuple):
+    """What the AF span's normal beats show of a P wave (``rhythm``): None where not judged or not used."""
+
+    coherence: float | None = None
+    ratio: float | None = None
+
+    def vetoes_af(self, metadata) -> bool:
+        """A P wave before the beats: the bundle's ``af_p_wave_max`` (coherence) or its noise-robust
+        companion ``af_p_wave_min_ratio`` (the mean P wave against the QRS) is reached."""
+        p_max = getattr(metadata, "af_p_wave_max", None)
+        r_min = getattr(metadata, "af_p_wave_min_ratio", None)
+        return (p_max is not None and self.coherence is not None and self.coherence >= p_max) or (
+            r_min is not None and self.ratio is not None and self.ratio >= r_min
+        )
 
 
 class WindowClassifier:
@@ -166,7 +184,8 @@ class WindowClassifier:
         context = None
         if self.af_context_samples > stop - first:
             context = labeller.window(stop - self.af_context_samples, stop)
-        return self.from_labels(*labeller.window(first, stop), missing, context)
+        qrs_mv = labeller.analyzer.template.amp
+        return self.from_labels(*labeller.window(first, stop), missing, context, qrs_mv)
 
     def from_labels(
         self,
@@ -174,13 +193,15 @@ class WindowClassifier:
         prev_seq: int | None,
         missing: int,
         context: tuple[LabelledBeats, int | None] | None = None,
+        qrs_mv: float = 0.0,
     ) -> Classification:
         """A readable window's verdict from the beats the stream labelled (``BeatLabeller.window``): the
         window's beat labels are the beats the alarms saw, and its count is the beat stage's. AF is
         decided from the RR series of ``context`` (the beats of a longer span ending with the window,
-        and the beat before them) when given, else from the window's."""
+        and the beat before them) when given, else from the window's; ``qrs_mv``: the patient's QRS
+        amplitude (the template's), which the P wave is measured against."""
         t0 = time.perf_counter()
-        rr, p_wave = self._af_inputs(*(context if context is not None else (beats, prev_seq)))
+        rr, p_wave = self._af_inputs(*(context if context is not None else (beats, prev_seq)), qrs_mv)
         judged = beats.labels != "Q"
         return self._decide(
             beats.seq,
@@ -197,15 +218,18 @@ class WindowClassifier:
             p_wave,
         )
 
-    def _af_inputs(self, rhythm: LabelledBeats, prev_seq: int | None) -> tuple[np.ndarray, float | None]:
+    def _af_inputs(
+        self, rhythm: LabelledBeats, prev_seq: int | None, qrs_mv: float
+    ) -> tuple[np.ndarray, AtrialWave]:
         """What AF is decided on, from the labelled beats of its span (and the beat at ``prev_seq``
-        before them): their RR series, and the P-wave coherence of their normal beats when the model
-        vetoes AF by it (``af_p_wave_max``)."""
+        before them): their RR series, and the P wave of their normal beats by the measures the model
+        vetoes AF with (``af_p_wave_max``, ``af_p_wave_min_ratio``)."""
         rr = self._rr(rhythm.seq, rhythm.labels == "V", prev_seq)
-        if self.model.metadata.af_p_wave_max is None:
-            return rr, None
-        return rr, p_wave_coherence(
-            rhythm.seq, rhythm.labels == "N", rhythm.p_wave, prev_seq, self.input_rate_hz
+        meta = self.model.metadata
+        args = (rhythm.seq, rhythm.labels == "N", rhythm.p_wave, prev_seq, self.input_rate_hz)
+        return rr, AtrialWave(
+            None if meta.af_p_wave_max is None else p_wave_coherence(*args),
+            None if meta.af_p_wave_min_ratio is None else p_wave_ratio(*args, qrs_mv),
         )
 
     def _rr(self, seq: np.ndarray, is_v: np.ndarray, prev_seq: int | None) -> np.ndarray:
@@ -235,15 +259,15 @@ class WindowClassifier:
         all_probs[judged] = probs
         stop = first_seq + mv.size
         window = LabelledBeats(f.seq, labels, all_probs, np.full(f.seq.size, f.learning), stop, f.p_wave)
-        rr, p_wave = self._window_path_rhythm(window, f.rr_s, stop)
+        rr, p_wave = self._window_path_rhythm(window, f.rr_s, stop, self.analyzer.template.amp)
         why = (
             "no beats detected" if f.seq.size == 0 else "learning the patient's dominant beat (too few beats)"
         )
         return self._decide(f.seq, labels, probs, rr, missing, t0, f.learning, why, p_wave)
 
     def _window_path_rhythm(
-        self, window: LabelledBeats, rr_s: np.ndarray, stop: int
-    ) -> tuple[np.ndarray, float | None]:
+        self, window: LabelledBeats, rr_s: np.ndarray, stop: int, qrs_mv: float
+    ) -> tuple[np.ndarray, AtrialWave]:
         """The AF decision's inputs (:meth:`_af_inputs`) on the window-by-window path: the window's
         beats and, with an AF context longer than the window, the beats of the earlier windows within it
         (kept here)."""
@@ -252,14 +276,14 @@ class WindowClassifier:
             prev = int(window.seq[0] - round(float(rr_s[0]) * self.input_rate_hz))
         span = self.af_context_samples
         if span <= round(self.model.metadata.window_seconds * self.input_rate_hz):
-            return self._af_inputs(window, prev)
+            return self._af_inputs(window, prev, qrs_mv)
         earlier = self._rhythm.take(self._rhythm.seq < (window.seq[0] if len(window) else stop))
         joined = LabelledBeats.join([earlier, window], stop)
         keep = joined.seq >= stop - span
         self._rhythm = joined.take(keep)
         first = int(np.argmax(keep)) if keep.any() else len(joined)
         before = int(joined.seq[first - 1]) if first > 0 else prev
-        return self._af_inputs(self._rhythm, before)
+        return self._af_inputs(self._rhythm, before, qrs_mv)
 
     def _decide(
         self,
@@ -271,23 +295,22 @@ class WindowClassifier:
         t0: float,
         learning: bool,
         why_none: str,
-        p_wave: float | None = None,
+        p_wave: AtrialWave,
     ) -> Classification:
-        """AF from the window's RR series, unless the normal beats have a P wave (``af_p_wave_max``),
-        then the window label by the rule AF > V > S > N."""
+        """AF from the window's RR series, unless the normal beats have a P wave (``af_p_wave_max``,
+        ``af_p_wave_min_ratio``), then the window label by the rule AF > V > S > N."""
         model = self.model
         judged = labels != "Q"
         r = rr_features(rr)
         p_af = model.af_prob(r) if r is not None and judged.any() else 0.0
-        p_max = model.metadata.af_p_wave_max
-        atrial_wave = p_max is not None and p_wave is not None and p_wave >= p_max
-        is_af = r is not None and p_af >= model.metadata.af_threshold and not atrial_wave
+        is_af = r is not None and p_af >= model.metadata.af_threshold and not p_wave.vetoes_af(model.metadata)
         if is_af:
             labels[labels == "S"] = "N"  # irregular by definition in AF: no supraventricular "ectopy"
         beats = BeatLabels(seq, labels)
         ms = (time.perf_counter() - t0) * 1000.0
+        wave = {"p_wave_coherence": p_wave.coherence, "p_wave_ratio": p_wave.ratio}
         if not judged.any():
-            return Classification(UNCLASSIFIED, None, None, why_none, missing, ms, beats, learning, p_wave)
+            return Classification(UNCLASSIFIED, None, None, why_none, missing, ms, beats, learning, **wave)
         pj = probs
         evidence = {
             "N": round(float(pj[:, 0].min()) * (1.0 - p_af), 4),
@@ -303,7 +326,7 @@ class WindowClassifier:
             label = "S"
         else:
             label = "N"
-        return Classification(label, evidence[label], evidence, None, missing, ms, beats, learning, p_wave)
+        return Classification(label, evidence[label], evidence, None, missing, ms, beats, learning, **wave)
 
     def _detect(self, first_seq: int, mv: np.ndarray) -> np.ndarray:
         """The window's beats from the QRS detector (for ``ecgd classify`` and a daemon without a beat
