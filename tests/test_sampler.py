@@ -267,6 +267,9 @@ def test_a_refused_realtime_priority_is_reported_and_sampling_goes_on(tmp_path):
     )
     assert out.returncode == 0, out.stderr
     kind, policy, slots, detail = out.stdout.strip().split("|")
-    # 36 slots read; the conversion started in the last one is still in the chip, so 35 are final.
-    assert (kind, policy, slots) == ("realtime_refused", "normal", "35")
+    # 36 slots read; the conversion started in the last one is still in the chip, so 35 are final; 34
+    # when a busy machine wakes the sampler past the last slot's tolerance (at normal priority, as here):
+    # that slot is counted late and the run ends with the conversion before it still in the chip.
+    assert (kind, policy) == ("realtime_refused", "normal")
+    assert slots in ("34", "35")
     assert "SCHED_FIFO priority 20 for the sampler refused" in detail and "LimitRTPRIO=20" in detail
