@@ -8,7 +8,7 @@ beat stage's beats labelled as they come, AF on the RR of the context) by the fo
 ``train_beats`` run that never saw the patient (``--cv``; else the shipped bundle, in sample), once
 clean and once with the noise added as ``bench/qrs_accuracy.py`` adds it (2 min on, 2 off, after the
 first 5 min). A window is AF when its middle lies in a ``(AFIB``/``(AFL`` rhythm of the reference and
-not AF when it touches none. Printed: ``p_wave_ratio`` (the mean P wave of the AF context's normal
+not AF when it touches none. Printed: ``p_wave_to_qrs`` (the mean P wave of the AF context's normal
 beats over the QRS) of the AF windows and of the windows the RR series and the coherence rule alone
 would call AF wrongly, and for each limit what a rule "no AF while the ratio is at least the limit"
 would cost in AF windows and take away in false ones. The bundles must carry ``af_p_wave_min_ratio``
@@ -18,7 +18,6 @@ would cost in AF windows and take away in false ones. The bundles must carry ``a
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from pathlib import Path
@@ -28,8 +27,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from alarms import AF_RHYTHMS, BEATS, DS1, Reference, at_device_rate, load
-from qrs_accuracy import with_noise
+from alarms import AF_RHYTHMS, DS1, Reference, device_signal, fold_bundles
 
 from ecgd import config as cfg
 from ecgd.analysis.model import load_model
@@ -41,12 +39,8 @@ LIMITS = (0.008, 0.01, 0.012, 0.015, 0.02, 0.025)
 
 def record_windows(path: Path, model, settings, noise: str | None) -> list[dict]:
     """The record's windows: AF truth (True / False / None: touches AF without lying in it), whether
-    the RR series and the coherence rule call it AF, and its ``p_wave_ratio``."""
-    rec, ann = load(path)
-    mv, fs, ann = at_device_rate(rec.p_signal[:, 0], float(rec.fs), ann, settings.sampling.rate_hz)
-    if noise is not None:
-        beats = np.asarray(ann.sample)[np.isin(np.array(ann.symbol), list(BEATS))]
-        mv = with_noise(path.parent.parent, mv, fs, beats, noise[:2], float(noise[2:]))
+    the RR series and the coherence rule call it AF, and its ``p_wave_to_qrs``."""
+    mv, fs, ann = device_signal(path, settings.sampling.rate_hz, noise)
     ref = Reference(ann, fs, mv.size)
     meta = model.metadata
     out = []
@@ -61,7 +55,7 @@ def record_windows(path: Path, model, settings, noise: str | None) -> list[dict]
         relearn=settings.relearn,
     )
     for r in rows:
-        if r.get("probabilities") is None or "p_wave_ratio" not in r:
+        if r.get("probabilities") is None or "p_wave_to_qrs" not in r:
             continue
         mid = (r["start"] + r["end"]) // 2
         if ref.rhythm_near(AF_RHYTHMS, mid, mid + 1):
@@ -74,7 +68,7 @@ def record_windows(path: Path, model, settings, noise: str | None) -> list[dict]
         rr_says = r["probabilities"]["AF"] >= meta.af_threshold and not (
             meta.af_p_wave_max is not None and coherence is not None and coherence >= meta.af_p_wave_max
         )
-        out.append({"truth": truth, "rr_says_af": rr_says, "ratio": r["p_wave_ratio"]})
+        out.append({"truth": truth, "rr_says_af": rr_says, "ratio": r["p_wave_to_qrs"]})
     return out
 
 
@@ -92,7 +86,7 @@ def summary(name: str, windows: list[dict]) -> str:
 
     lines = [
         f"### {name}\n",
-        "| windows | count | `p_wave_ratio` 50th / 90th / 99th percentile / max |",
+        "| windows | count | `p_wave_to_qrs` 50th / 90th / 99th percentile / max |",
         "|---|---:|---|",
         f"| AF (reference) | {len(af)} | {pct(af)} |",
         f"| AF, called AF without the ratio rule | {len(called)} | {pct(called)} |",
@@ -121,12 +115,7 @@ def main() -> int:
     args = p.parse_args()
     settings = cfg.Settings()
     model = load_model(settings.model_path, settings.metadata_path)
-    fold_models: dict[str, object] = {}
-    if args.cv is not None:
-        folds = json.loads((args.cv / "cv_metrics.json").read_text())["folds"]
-        for k, rids in enumerate(folds):
-            held_out = load_model(args.cv / f"fold{k + 1}" / "default.tflite")
-            fold_models.update({rid: held_out for rid in rids})
+    fold_models = fold_bundles(args.cv) if args.cv is not None else {}
     results: dict[str, list[dict]] = {"clean": [], args.noise: []}
     for rid in args.records.split(","):
         m = fold_models.get(f"mitdb/{rid}", model)

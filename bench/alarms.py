@@ -98,6 +98,32 @@ def at_device_rate(mv: np.ndarray, fs: float, ann, rate_hz: float | None):
     return out, rate_hz, SimpleNamespace(sample=samples, symbol=ann.symbol, aux_note=ann.aux_note)
 
 
+def device_signal(path: Path, rate_hz: float | None, noise: str | None = None):
+    """A record's first signal and annotations at ``rate_hz`` (``at_device_rate``), with NSTDB noise
+    ``noise`` (e.g. ``ma6``: kind, SNR in dB) added as ``bench/qrs_accuracy.py`` adds it, if given."""
+    rec, ann = load(path)
+    mv, fs, ann = at_device_rate(rec.p_signal[:, 0], float(rec.fs), ann, rate_hz)
+    if noise is not None:
+        from qrs_accuracy import with_noise
+
+        beats = np.asarray(ann.sample)[np.isin(np.array(ann.symbol), list(BEATS))]
+        mv = with_noise(path.parent.parent, mv, fs, beats, noise[:2], float(noise[2:]))
+    return mv, fs, ann
+
+
+def fold_bundles(run: Path) -> dict[str, object]:
+    """Each record of a ``train_beats`` run's cross-validation (``mitdb/101``, ...) -> the fold bundle
+    that never saw that patient."""
+    from ecgd.analysis.model import load_model
+
+    folds = json.loads((run / "cv_metrics.json").read_text())["folds"]
+    out: dict[str, object] = {}
+    for k, rids in enumerate(folds):
+        held_out = load_model(run / f"fold{k + 1}" / "default.tflite")
+        out.update({rid: held_out for rid in rids})
+    return out
+
+
 class Reference:
     """Beats, V runs, long RRs and rhythm intervals of one record's annotations."""
 
@@ -253,14 +279,7 @@ def score_record(
     ``onsets_out`` and every reference episode no alarm found to ``missed_out`` if given. ``noise``
     (e.g. ``ma6``): NSTDB noise of that kind added at that SNR (dB) before the front end, as
     ``bench/qrs_accuracy.py`` adds it."""
-    rec, ann = load(path)
-    rate = None if native_rate else settings.sampling.rate_hz
-    mv, fs, ann = at_device_rate(rec.p_signal[:, 0], float(rec.fs), ann, rate)
-    if noise is not None:
-        from qrs_accuracy import with_noise
-
-        beats = np.asarray(ann.sample)[np.isin(np.array(ann.symbol), list(BEATS))]
-        mv = with_noise(path.parent.parent, mv, fs, beats, noise[:2], float(noise[2:]))
+    mv, fs, ann = device_signal(path, None if native_rate else settings.sampling.rate_hz, noise)
     recording = Recording(mv, fs, path.name, "0")
     eps = episodes(recording_events(recording, settings, settings.analog_frontend, model))
     ref = Reference(ann, fs, mv.size)
@@ -584,10 +603,7 @@ def main() -> int:
 
         model = load_model(settings.model_path, settings.metadata_path)
         if args.cv is not None:
-            folds = json.loads((args.cv / "cv_metrics.json").read_text())["folds"]
-            for k, rids in enumerate(folds):
-                held_out = load_model(args.cv / f"fold{k + 1}" / "default.tflite")
-                fold_models.update({rid: held_out for rid in rids})
+            fold_models = fold_bundles(args.cv)
     t0 = time.monotonic()
     stats: dict[str, dict] = {} if args.svdb_only else {"mitdb DS1": defaultdict(float)}
     if not args.quick:

@@ -194,7 +194,7 @@ def classify_recording(
     :class:`BeatLabeller`) and each window from its labelled beats; with ``beat_positions`` (sample
     numbers, sorted: e.g. the reference annotations, for evaluation) it judges those instead, window by
     window. Its windows also carry ``beat_seq``, ``beat_labels`` (N/S/V/Q per beat), ``learning``,
-    ``p_wave_coherence`` and ``p_wave_ratio``;
+    ``p_wave_coherence`` and ``p_wave_to_qrs``;
     the stream's template changes are appended to ``template_changes`` once the last window is out."""
     fs = rec.fs
     window_n = round(model.metadata.window_seconds * fs)
@@ -245,8 +245,8 @@ def classify_recording(
             out["learning"] = c.learning
             pw = c.p_wave_coherence
             out["p_wave_coherence"] = None if pw is None else round(pw, 3)
-            ratio = c.p_wave_ratio
-            out["p_wave_ratio"] = None if ratio is None else round(ratio, 4)
+            ratio = c.p_wave_to_qrs
+            out["p_wave_to_qrs"] = None if ratio is None else round(ratio, 4)
         yield out
     if labeller is not None and template_changes is not None:
         template_changes.extend(labeller.template_changes)

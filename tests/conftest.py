@@ -114,7 +114,7 @@ def rule_label(
     probabilities: dict[str, float],
     metadata,
     p_wave_coherence: float | None = None,
-    p_wave_ratio: float | None = None,
+    p_wave_to_qrs: float | None = None,
 ) -> set[str]:
     """The window labels a beat-aware model's evidence implies (README, Model contract): AF > V > S > N,
     and no AF while the normal beats' P-wave coherence is at least the model's ``af_p_wave_max`` or
@@ -128,7 +128,7 @@ def rule_label(
     for nudge in (-5e-5, 5e-5):
         for wave in (-5e-4, 5e-4):
             vetoed = p_max is not None and p_wave_coherence is not None and p_wave_coherence + wave >= p_max
-            vetoed |= r_min is not None and p_wave_ratio is not None and p_wave_ratio + wave / 10 >= r_min
+            vetoed |= r_min is not None and p_wave_to_qrs is not None and p_wave_to_qrs + wave / 10 >= r_min
             above = {k: probabilities[k] + nudge >= thr[k] for k in ("AF", "V", "S")}
             above["AF"] = above["AF"] and not vetoed
             labels.add(next((k for k in ("AF", "V", "S") if above[k]), "N"))

@@ -19,7 +19,7 @@ from ecgd.analysis.beat_features import (
 from ecgd.analysis.rhythm import (
     RR_FEATURES,
     p_wave_coherence,
-    p_wave_ratio,
+    p_wave_to_qrs,
     rr_features,
     span_p_wave_coherence,
 )
@@ -346,14 +346,14 @@ def test_p_wave_ratio_measures_the_locked_p_wave_against_the_qrs_whatever_the_no
     rng = np.random.default_rng(1)
     for noise_mv in (0.02, 0.3):
         extra = rng.normal(0, noise_mv, (60, 61))
-        sinus = p_wave_ratio(seq, normal, _p_stretches(60, 0.15) + extra, None, FS, 1.5)
+        sinus = p_wave_to_qrs(seq, normal, _p_stretches(60, 0.15) + extra, None, FS, 1.5)
         assert sinus == pytest.approx(locked_rms / 1.5, rel=0.15), noise_mv
-        fibrillation = p_wave_ratio(seq, normal, _p_stretches(60, 0.0) + extra, None, FS, 1.5)
+        fibrillation = p_wave_to_qrs(seq, normal, _p_stretches(60, 0.0) + extra, None, FS, 1.5)
         assert fibrillation < 0.2 * locked_rms / 1.5, noise_mv
     noisy = _p_stretches(60, 0.15) + rng.normal(0, 0.3, (60, 61))
     assert p_wave_coherence(seq, normal, noisy, None, FS) < 0.5  # what the coherence makes of it
-    assert p_wave_ratio(seq[:7], normal[:7], _p_stretches(7, 0.15), None, FS, 1.5) is None  # too few beats
-    assert p_wave_ratio(seq, normal, _p_stretches(60, 0.15), None, FS, 0.0) is None  # no QRS to compare
+    assert p_wave_to_qrs(seq[:7], normal[:7], _p_stretches(7, 0.15), None, FS, 1.5) is None  # too few beats
+    assert p_wave_to_qrs(seq, normal, _p_stretches(60, 0.15), None, FS, 0.0) is None  # no QRS to compare
 
 
 def test_span_p_wave_coherence_is_the_definition_for_every_span():

@@ -172,7 +172,7 @@ def test_without_the_p_wave_rule_in_the_bundle_the_rr_series_alone_decides(tmp_p
     """A bundle without the P-wave rules (before 2.5.0) decides AF as it was trained to: on the RR."""
     m = load_model(_bundle_with(tmp_path, af_p_wave_max=None, af_p_wave_min_ratio=None))
     out = windows(WindowClassifier(m, FS, QualitySettings(), None, 0.0), *_irregular(4, True))
-    assert all(c.p_wave_coherence is None and c.p_wave_ratio is None for c in out)
+    assert all(c.p_wave_coherence is None and c.p_wave_to_qrs is None for c in out)
     assert sum(c.label == "AF" for c in out) >= 5
 
 
@@ -198,17 +198,17 @@ def test_in_muscle_noise_a_p_wave_before_every_beat_still_vetoes_af_and_fibrilla
     noisy = x + _muscle_noise(101, 0.05)
     out = windows(WindowClassifier(ruled, FS, QualitySettings(), None, 0.0), noisy, beats)
     assert all(c.p_wave_coherence < meta.af_p_wave_max for c in out[2:])  # the coherence is fooled ...
-    assert all(c.p_wave_ratio >= meta.af_p_wave_min_ratio for c in out[2:])  # ... the mean P wave is not
+    assert all(c.p_wave_to_qrs >= meta.af_p_wave_min_ratio for c in out[2:])  # ... the mean P wave is not
     assert all(c.probabilities["AF"] > meta.af_threshold for c in out[2:])
     assert not any(c.label == "AF" for c in out)
     without = load_model(_bundle_with(tmp_path / "without", af_p_wave_min_ratio=None))
     out = windows(WindowClassifier(without, FS, QualitySettings(), None, 0.0), noisy, beats)
-    assert all(c.p_wave_ratio is None for c in out)
+    assert all(c.p_wave_to_qrs is None for c in out)
     assert sum(c.label == "AF" for c in out[2:]) >= 6
     x, beats = _irregular(4, False)
     fibrillation = x + _muscle_noise(101, 0.05)
     out = windows(WindowClassifier(ruled, FS, QualitySettings(), None, 0.0), fibrillation, beats)
-    assert all(c.p_wave_ratio < meta.af_p_wave_min_ratio for c in out[2:])
+    assert all(c.p_wave_to_qrs < meta.af_p_wave_min_ratio for c in out[2:])
     assert sum(c.label == "AF" for c in out[2:]) >= 6
 
 

@@ -89,7 +89,7 @@ def test_classify_prints_one_json_line_per_window(capsys):
     for r in rows:
         if r["label"] in model.labels:
             assert r["label"] in rule_label(
-                r["probabilities"], model.metadata, r["p_wave_coherence"], r["p_wave_ratio"]
+                r["probabilities"], model.metadata, r["p_wave_coherence"], r["p_wave_to_qrs"]
             )
             assert r["confidence"] == pytest.approx(r["probabilities"][r["label"]], abs=1e-3)
             assert len(r["beat_labels"]) == len(r["beat_seq"]) >= 4

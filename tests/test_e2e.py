@@ -113,7 +113,7 @@ def test_one_result_per_window_with_consistent_sequence_ranges(demo_run):
         assert r["label"] in labels
         if r["label"] in ("N", "S", "V", "AF"):
             assert r["label"] in rule_label(
-                r["probabilities"], BUNDLED_META, r["p_wave_coherence"], r["p_wave_ratio"]
+                r["probabilities"], BUNDLED_META, r["p_wave_coherence"], r["p_wave_to_qrs"]
             )
             assert r["confidence"] == r["probabilities"][r["label"]]
             assert len(r["beat_labels"]) >= 4 and set(r["beat_labels"]) <= set("NSVQ")

@@ -152,6 +152,11 @@ class BeatLabeller:
     def until(self) -> int:
         return self._until
 
+    @property
+    def qrs_mv(self) -> float:
+        """The patient's QRS amplitude (the dominant beat's peak-to-peak; 0 until one is learned)."""
+        return self.analyzer.template.amp
+
     def relearn(self, model=None, settings: RelearnSettings | None = None) -> None:
         """Learn the patient's dominant beat again from the next beats (``ecgd relearn``; a reload, with
         its model and settings)."""

@@ -19,7 +19,7 @@ from ecgd.analysis.gaps import longest_run
 from ecgd.analysis.model import Model
 from ecgd.analysis.qrs import QrsSettings
 from ecgd.analysis.quality import QualitySettings, assess_window
-from ecgd.analysis.rhythm import p_wave_coherence, p_wave_ratio, rr_between_kept, rr_features
+from ecgd.analysis.rhythm import p_wave_coherence, p_wave_to_qrs, rr_between_kept, rr_features
 
 UNREADABLE = "unreadable"
 UNCLASSIFIED = "unclassified"
@@ -48,22 +48,21 @@ class Classification:
     beats: BeatLabels | None = None  # beat-aware models only
     learning: bool | None = None  # the patient's dominant beat was still being learned
     p_wave_coherence: float | None = None  # the AF span's normal beats' P-wave coherence (when judged)
-    p_wave_ratio: float | None = None  # their mean P wave's RMS over the QRS amplitude (when judged)
+    p_wave_to_qrs: float | None = None  # their mean P wave's RMS over the QRS amplitude (when judged)
 
 
 class AtrialWave(NamedTuple):
     """What the AF span's normal beats show of a P wave (``rhythm``): None where not judged or not used."""
 
     coherence: float | None = None
-    ratio: float | None = None
+    to_qrs: float | None = None
 
     def vetoes_af(self, metadata) -> bool:
         """A P wave before the beats: the bundle's ``af_p_wave_max`` (coherence) or its noise-robust
         companion ``af_p_wave_min_ratio`` (the mean P wave against the QRS) is reached."""
-        p_max = getattr(metadata, "af_p_wave_max", None)
-        r_min = getattr(metadata, "af_p_wave_min_ratio", None)
+        p_max, r_min = metadata.af_p_wave_max, metadata.af_p_wave_min_ratio
         return (p_max is not None and self.coherence is not None and self.coherence >= p_max) or (
-            r_min is not None and self.ratio is not None and self.ratio >= r_min
+            r_min is not None and self.to_qrs is not None and self.to_qrs >= r_min
         )
 
 
@@ -184,8 +183,7 @@ class WindowClassifier:
         context = None
         if self.af_context_samples > stop - first:
             context = labeller.window(stop - self.af_context_samples, stop)
-        qrs_mv = labeller.analyzer.template.amp
-        return self.from_labels(*labeller.window(first, stop), missing, context, qrs_mv)
+        return self.from_labels(*labeller.window(first, stop), missing, context, labeller.qrs_mv)
 
     def from_labels(
         self,
@@ -229,7 +227,7 @@ class WindowClassifier:
         args = (rhythm.seq, rhythm.labels == "N", rhythm.p_wave, prev_seq, self.input_rate_hz)
         return rr, AtrialWave(
             None if meta.af_p_wave_max is None else p_wave_coherence(*args),
-            None if meta.af_p_wave_min_ratio is None else p_wave_ratio(*args, qrs_mv),
+            None if meta.af_p_wave_min_ratio is None else p_wave_to_qrs(*args, qrs_mv),
         )
 
     def _rr(self, seq: np.ndarray, is_v: np.ndarray, prev_seq: int | None) -> np.ndarray:
@@ -308,7 +306,7 @@ class WindowClassifier:
             labels[labels == "S"] = "N"  # irregular by definition in AF: no supraventricular "ectopy"
         beats = BeatLabels(seq, labels)
         ms = (time.perf_counter() - t0) * 1000.0
-        wave = {"p_wave_coherence": p_wave.coherence, "p_wave_ratio": p_wave.ratio}
+        wave = {"p_wave_coherence": p_wave.coherence, "p_wave_to_qrs": p_wave.to_qrs}
         if not judged.any():
             return Classification(UNCLASSIFIED, None, None, why_none, missing, ms, beats, learning, **wave)
         pj = probs

@@ -115,7 +115,7 @@ def p_wave_coherence(
 _NO_BEAT = -(1 << 62)  # the position before a record's first beat: its pre-RR is long enough
 
 
-def p_wave_ratio(
+def p_wave_to_qrs(
     beat_seq: np.ndarray,
     is_normal: np.ndarray,
     p_wave: np.ndarray,

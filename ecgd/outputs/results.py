@@ -117,8 +117,8 @@ def result_record(
         fields["learning"] = bool(c.learning)
         pw = c.p_wave_coherence
         fields["p_wave_coherence"] = None if pw is None else round(pw, 3)
-        ratio = c.p_wave_ratio
-        fields["p_wave_ratio"] = None if ratio is None else round(ratio, 4)
+        ratio = c.p_wave_to_qrs
+        fields["p_wave_to_qrs"] = None if ratio is None else round(ratio, 4)
     if classified:
         message = f"ECG {label} ({c.confidence:.2f}) {fields['window_start']} – {fields['window_end']}"
         if missing:
