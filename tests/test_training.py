@@ -386,6 +386,32 @@ def test_worst_patients_names_their_largest_confusions() -> None:
     assert worst_patients(rows, 2) == "a 75 % (N → V 3); b 50 % (S → N 2)"
 
 
+def test_the_report_gives_each_database_its_own_row() -> None:
+    """DS1 is MIT-BIH as the held-out DS2 is; SVDB's errors must not hide in (or behind) the pooled row."""
+    from training.beat_eval import by_database
+
+    rows = [{"record": "mitdb/101", "truth": "N", "pred": "N"}] * 9 + [
+        {"record": "mitdb/101", "truth": "N", "pred": "V"}
+    ]
+    rows += [{"record": "mitdb/201", "truth": "AF", "pred": "AF"}] * 4
+    rows += [{"record": "svdb/852", "truth": "S", "pred": "V"}] * 3 + [
+        {"record": "svdb/852", "truth": "N", "pred": "AF"}
+    ]
+    empty = [[0] * 5 for _ in range(4)]
+    beats = [
+        {"record": "mitdb/101", "matched": [[10, 0, 1, 0, 0], *empty[1:]], "unmatched": [0, 0, 0, 0]},
+        {"record": "svdb/852", "matched": [empty[0], [0, 1, 3, 0, 0], *empty[2:]], "unmatched": [0, 0, 0, 0]},
+    ]
+    lines = by_database(rows, beats).splitlines()
+    mitdb, svdb = lines[2].split(" | "), lines[3].split(" | ")
+    assert mitdb[:3] == ["| mitdb", "2", "14"] and svdb[:3] == ["| svdb", "1", "4"]
+    assert mitdb[3] == "90.0 / 100.0" and mitdb[5] == "– / 0.0" and mitdb[6] == "100.0 / 100.0"
+    assert mitdb[8] == "0, 0" and svdb[8] == "1, 1"  # 101: 10 % wrong, not more; 852: all wrong
+    assert mitdb[9] == "– / 0.0" and svdb[10] == "25.0 / 100.0 |"  # VEB: 101's false one; SVEB: 1 of 4
+    assert lines[4].startswith("mitdb: no S, V windows by the reference, so its S, V calls count as false")
+    assert lines[5].startswith("svdb: no V, AF windows by the reference")
+
+
 def test_beat_errors_are_told_by_patient_with_what_the_beats_were_taken_for() -> None:
     from training.beat_eval import beat_error_patients
 
