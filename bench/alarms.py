@@ -39,7 +39,8 @@ physiological onset with its judgement, e.g. to read the mean P(V) in the ``vtac
 ``--missed-log`` every reference VT run, short ventricular run and pause that no alarm found.
 ``--noise ma6`` adds NSTDB muscle noise (``bw``: baseline wander) at 6 dB SNR against the QRS before
 the front end, 2 minutes on and 2 off after the first 5, as ``bench/qrs_accuracy.py`` does: what the
-alarms do when the patient moves (DS1 with ``--quick``).
+alarms do when the patient moves (DS1 with ``--quick``). ``--records mitdb/203,svdb/801`` scores only
+those records (with ``--cv`` and ``--onset-log``: one patient's alarms, ~10 s a record).
 """
 
 from __future__ import annotations
@@ -68,6 +69,7 @@ from training.beat_data import resample  # noqa: E402
 
 DS1 = "101 106 108 109 112 114 115 116 118 119 122 124 201 203 205 207 208 209 215 220 223 230".split()  # noqa: SIM905
 BEATS = set("NLRBAaJSVFejnE/fQ?")
+TABLE_COLUMN = {"mitdb": "mitdb DS1", "svdb": "svdb"}  # a database's column in the tables
 VT_RHYTHMS = ("(VT", "(VFL", "(VF")
 AF_RHYTHMS = ("(AFIB", "(AFL")
 AF_BRIDGE_S = 30.0  # AF episodes of the reference joined across other rhythms shorter than this
@@ -569,6 +571,11 @@ def main() -> int:
         "--config", type=Path, help="an ecgd YAML (e.g. other alarm limits); default: the defaults"
     )
     ap.add_argument(
+        "--records",
+        help="only these records, e.g. mitdb/203,svdb/801 (with --onset-log, to read one patient's "
+        "alarms); no latency trials",
+    )
+    ap.add_argument(
         "--native-rate",
         action="store_true",
         help="replay SVDB at its recorded 128 Hz, not the device's sampling.rate_hz (before 2026-12-03)",
@@ -605,17 +612,22 @@ def main() -> int:
         if args.cv is not None:
             fold_models = fold_bundles(args.cv)
     t0 = time.monotonic()
-    stats: dict[str, dict] = {} if args.svdb_only else {"mitdb DS1": defaultdict(float)}
-    if not args.quick:
-        stats["svdb"] = defaultdict(float)
     false_eps: list[dict] = []
     onsets: list[dict] = []
     missed: list[dict] = []
     paths = [] if args.svdb_only else [args.data / "mitdb" / r for r in DS1]
     if not args.quick:
         paths += sorted({p.with_suffix("") for p in (args.data / "svdb").glob("*.hea")})
+    if args.records is not None:
+        paths = [args.data / r for r in args.records.split(",")]
+        unknown = [
+            str(p) for p in paths if p.parent.name not in TABLE_COLUMN or not p.with_suffix(".hea").exists()
+        ]
+        if unknown:
+            ap.error(f"--records: not a MIT-BIH or SVDB record here: {', '.join(unknown)}")
+    stats: dict[str, dict] = {TABLE_COLUMN[p.parent.name]: defaultdict(float) for p in paths}
     for p in paths:
-        st = stats["mitdb DS1" if p.parent.name == "mitdb" else "svdb"]
+        st = stats[TABLE_COLUMN[p.parent.name]]
         before = sum(v for k, v in st.items() if k.endswith(":false"))
         record_model = fold_models.get(f"{p.parent.name}/{p.name}", model)
         score_record(
@@ -644,8 +656,8 @@ def main() -> int:
     )
     print(false_alarm_table(stats) + "\n")
     print(sensitivity_table(stats) + "\n")
-    if args.svdb_only or args.cv is not None or args.noise:  # the latency trials: shipped model, no noise
-        return 0
+    if args.svdb_only or args.cv is not None or args.noise or args.records:
+        return 0  # the latency trials are the shipped model's on clean signals, as README gives them
     rng = np.random.default_rng(9)
     print("## Latency (offline, the daemon's blocks)\n")
     limit_s = settings.alarms.asystole_seconds + 1
