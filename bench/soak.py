@@ -3,7 +3,11 @@
 Accelerated soak (default, ``--hours 24`` of signal): the real ``Daemon`` in this process on the
 emulated PCF8591 with a ``SimulatedClock``, so the sampler runs many times faster than real time
 (the inference worker keeps real timeouts; when it falls behind, windows are coalesced and reported
-as skipped, each still one result line). Outputs: journald when one is live (reused, or started as a
+as skipped, each still one result line). ``--speed N`` paces the simulated clock at most N times real
+time, so that the worker keeps up and every window goes through the beat, classifier and alarm stages
+(unpaced, with the beat stage and the beat labeller since 2026-12, most windows are skipped). Alarm
+records are accounted too: one onset and one end per episode, or listed active at the stop.
+Outputs: journald when one is live (reused, or started as a
 child when root and none runs), and a log file with small rotation. A driver thread injects seeded
 random bus faults (EREMOTEIO / EIO / ETIMEDOUT bursts of 0.01–5 s, the device gone for 1–10 s) every
 few simulated minutes, on top of a random per-read error rate, samples RSS and open fds, follows the
@@ -21,7 +25,7 @@ result's) match; "windows expected" is computed from the final sequence number, 
 first_seq, the window and the hop. The accelerated soak's RSS and fds are those of this process, so
 the driver keeps its own memory flat (no per-window lists).
 
-    .venv/bin/python bench/soak.py [--hours 24] [--seed 1]
+    .venv/bin/python bench/soak.py [--hours 24] [--seed 1] [--speed 40]
     .venv/bin/python bench/soak.py --realtime 30
 """
 
@@ -163,6 +167,12 @@ class Accounting:
     leads_windows: int = 0  # windows that overlap a detachment and say "leads off" (as they must)
     leads_missed: int = 0  # windows that overlap one and do not
     leads_false: int = 0  # windows that say "leads off" without overlapping one
+    # alarm episodes: one onset and one end each (or listed active at the stop), never one more
+    alarm_onsets: Counter = field(default_factory=Counter)
+    alarm_ends: int = 0
+    alarms_open: set = field(default_factory=set)  # alarm_ids with an onset and no end yet
+    alarm_errors: int = 0  # an end without its onset, or a second onset of an episode
+    alarms_active_at_stop: set | None = None  # the ids the lifecycle's alarms_active record lists
 
     def __call__(self, r: dict) -> None:
         self.kinds[r.get("kind")] += 1
@@ -188,12 +198,41 @@ class Accounting:
                     self.inference_ms[j] = r["inference_ms"]
                 self.inference_n += 1
             self.last_result = r
+        elif r.get("kind") == "alarm":
+            self._alarm(r)
         else:
             self.events[r.get("event")] += 1
+            if r.get("event") == "alarms_active":
+                self.alarms_active_at_stop = set(r.get("alarm_ids") or [])
             if r.get("kind") == "fault":  # only what the fault analysis needs
                 self.faults.append({k: r.get(k) for k in ("event", "seq", "outage_s", "message")})
             if r.get("event") == "stopped":
                 self.stopped = r
+
+    def _alarm(self, r: dict) -> None:
+        aid = r.get("alarm_id")
+        if r.get("alarm_state") == "onset":
+            self.alarm_onsets[r.get("alarm")] += 1
+            self.alarm_errors += aid in self.alarms_open
+            self.alarms_open.add(aid)
+        else:
+            self.alarm_ends += 1
+            self.alarm_errors += aid not in self.alarms_open
+            self.alarms_open.discard(aid)
+
+    def alarm_row(self) -> list[str]:
+        """Every alarm episode told once at onset and once at its end, or listed active at the stop."""
+        kinds = ", ".join(f"{k} {n}" for k, n in self.alarm_onsets.most_common())
+        listed = self.alarms_active_at_stop
+        open_ok = self.alarms_open == (listed or set())
+        return [
+            "alarm records: onsets (by alarm) / ends / open at the stop (= listed active by it); "
+            "end without onset or onset twice",
+            f"{sum(self.alarm_onsets.values())} ({kinds or 'none'}) / {self.alarm_ends} / "
+            f"{len(self.alarms_open)} (listed {len(listed or ())}); {self.alarm_errors}",
+            "onsets = ends + open; 0",
+            mark(open_ok and self.alarm_errors == 0),
+        ]
 
     def _check_leads(self, r: dict) -> None:
         if self.span_of is None or r["label"] == "skipped" or "stopped before" in (r.get("reason") or ""):
@@ -296,6 +335,36 @@ def mark(ok: bool) -> str:
 
 
 # -- accelerated soak --------------------------------------------------------------------------------
+class PacedClock:
+    """A ``SimulatedClock`` that runs at most ``speed`` times faster than real time. Why: unpaced, the
+    sampler outruns the worker, which then coalesces most windows into ``skipped`` and the soak no
+    longer exercises the beat, classifier and alarm stages it is meant to soak. Real sleeps are taken
+    only when more than a millisecond ahead (a sleep per sample would cost more than the sample)."""
+
+    def __init__(self, speed: float) -> None:
+        from ecgd.acquisition.clock import SimulatedClock
+
+        self._sim = SimulatedClock()
+        self._speed = speed
+        self._sim0 = self._sim.monotonic_ns()
+        self._real0 = time.monotonic_ns()
+
+    def monotonic_ns(self) -> int:
+        return self._sim.monotonic_ns()
+
+    def wall_ns(self) -> int:
+        return self._sim.wall_ns()
+
+    def advance(self, ns: int) -> None:
+        self._sim.advance(ns)
+
+    def sleep_until(self, deadline_ns: int) -> None:
+        self._sim.sleep_until(deadline_ns)
+        ahead_ns = self._real0 + (deadline_ns - self._sim0) / self._speed - time.monotonic_ns()
+        if ahead_ns > 1_000_000:
+            time.sleep(ahead_ns / 1e9)
+
+
 @dataclass
 class Episode:
     kind: str
@@ -405,6 +474,7 @@ def analyse_faults(
     Returns table rows and one line per episode or record that does not fit, for a closer look.
     """
     margin_ns = int((backoff_s + 0.5) * 1e9)
+    faults = [f for f in faults if f.get("seq") is not None]  # the sampler's; leads, sinks name no slot
     raised = [f for f in faults if f.get("event") == "sensor_fault"]
     recovered = [f for f in faults if f.get("event") == "sensor_recovered"]
 
@@ -533,7 +603,8 @@ def accelerated(args, tmp: Path) -> None:
     from ecgd.daemon import Daemon
 
     print(
-        f"\n## Accelerated soak: {args.hours:g} h of signal, SimulatedClock, "
+        f"\n## Accelerated soak: {args.hours:g} h of signal, SimulatedClock"
+        f"{'' if args.speed is None else f' paced at ≤ {args.speed:g}× real time'}, "
         f"seeded faults (seed {args.seed})\n"
     )
     journald, max_bytes, log, conf = set_up(
@@ -552,7 +623,7 @@ def accelerated(args, tmp: Path) -> None:
     acct = Accounting(hop, window)
     follower = LogFollower(log, acct)
     cursor = journal_cursor() if journald.live else ""
-    clock = SimulatedClock()
+    clock = SimulatedClock() if args.speed is None else PacedClock(args.speed)
     daemon = Daemon(settings, clock=clock)
     t0 = time.monotonic()
     try:
@@ -655,6 +726,7 @@ def accelerated(args, tmp: Path) -> None:
             "0; 0",
             mark(daemon.dispatcher.dropped == 0 and not acct.events.get("sink_down")),
         ],
+        acct.alarm_row(),
         *fault_rows,
         [
             "electrode-off episodes (LO+ / LO−, 1-60 s) → leads_off / leads_on records",
@@ -894,6 +966,12 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--hours", type=float, help="simulated hours of the accelerated soak (default 24)")
     p.add_argument("--realtime", type=float, metavar="MINUTES", help="run the real-time soak instead")
+    p.add_argument(
+        "--speed",
+        type=float,
+        help="accelerated soak: simulated time at most this many times real time (default: unpaced, "
+        "as fast as the sampler runs; the worker then skips most windows)",
+    )
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--fault-every-min", type=float, default=3.0, help="mean simulated minutes between faults")
     p.add_argument(
