@@ -7,6 +7,7 @@ daemon worker's 0.2 s, and the engine code is the one the daemon runs (``alarm_r
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import json
 import subprocess
 import sys
@@ -402,6 +403,41 @@ def test_switched_off_alarms_never_sound_and_a_reload_ends_an_active_one():
     assert "asystole" in engine.active
     (ended,) = [e for e in engine.apply_settings(AlarmSettings(asystole=False)) if e.alarm == "asystole"]
     assert ended.state == "end" and "switched off" in ended.detail
+
+
+def _after_a_fault(after_mv: np.ndarray, big_block_s: float):
+    """12 s of beats, a 10-s sensor fault (samples missing), then ``after_mv``; the fault and the first
+    ``big_block_s`` s after it fed as one block, as a worker that fell behind reads them."""
+    x = FE.simulate_mv(np.concatenate([syn.regular(FS, 12, 70), syn.flat(FS, 10), after_mv]), FS)
+    ok = np.ones(x.size, dtype=bool)
+    ok[round(12 * FS) : round(22 * FS)] = False
+    x[~ok] = 0.0  # what the ring holds for a missing slot is never read as signal
+    engine, detector, events = (
+        AlarmEngine(FS, AlarmSettings(), rails_mv=RAILS),
+        QrsDetector(FS, QrsSettings()),
+        [],
+    )
+    big = round((22 + big_block_s) * FS)
+    cuts = [*range(0, round(12 * FS), 72), round(12 * FS), *range(big, x.size, 72), x.size]
+    for a, b in itertools.pairwise(cuts):
+        events += engine.feed(a, x[a:b], ok[a:b], detector.process(a, x[a:b]))
+    return events
+
+
+@pytest.mark.parametrize("big_block_s", [0.55, 0.7, 1.2])
+def test_a_sensor_fault_read_late_in_one_block_is_no_flat_line_no_pause_and_no_blind_detector(big_block_s):
+    """A late worker reads a whole fault and what followed it at once: the missing samples are no
+    signal, so no asystole or pause is counted across them (the soak found an 11-s false asystole so)."""
+    events = _after_a_fault(syn.regular(FS, 8, 70), big_block_s)
+    assert [(e.alarm, e.state) for e in events] == []
+
+
+def test_a_flat_line_after_a_sensor_fault_is_asystole_counted_from_the_end_of_the_fault():
+    events = _after_a_fault(syn.flat(FS, 8), 0.7)
+    (asy,) = [e for e in events if e.alarm == "asystole" and e.state == "onset"]
+    # 4 s of flat line seen after the fault (from when the last second was no longer mostly missing,
+    # 0.5 s after it, as with 0.2-s blocks), not 4 s after the last beat before it
+    assert 26 * FS <= asy.onset_seq <= 26.6 * FS
 
 
 def test_engine_rejects_a_gap_in_the_blocks():

@@ -391,6 +391,7 @@ class AlarmEngine:
         if self._fed and first_seq != self._stop:
             raise ValueError(f"block starts at {first_seq}, expected {self._stop}: blocks must be contiguous")
         self._fed = True
+        lost_until = self._starved_until(ok)
         self._append(x, ok)
         self._block_start = first_seq
         events: list[AlarmEvent] = []
@@ -410,6 +411,12 @@ class AlarmEngine:
             self._since = self._stop
             self._reset_conditions()
             return events + self._technical_suspend()
+        if lost_until is not None and lost_until > self._since:
+            # a stretch inside the block where nothing could be judged: what follows it starts afresh,
+            # as after a block that ended starved (a late worker reads a sensor fault and what came
+            # after it at once: its missing samples are no flat line, no pause, no blind detector)
+            self._since = lost_until
+            self._reset_conditions()
         events += self._ventricular(new, horizon)
         events += self._vf()
         events += self._gap()
@@ -548,6 +555,20 @@ class AlarmEngine:
 
     def _leads_off(self) -> bool:
         return self._pins_off is not None or self._rail_off
+
+    def _starved_until(self, ok: np.ndarray) -> int | None:
+        """The seq just after the last sample of a new block (validity ``ok``, not yet appended) at which
+        more than ``_MISSING_MAX`` of the second up to it was missing (None: at none). ``_starved`` asks
+        this of the newest sample only; a block longer than a second, which a worker that fell behind
+        reads, can hold a whole sensor fault and the samples after it."""
+        n = max(1, int(self.fs))
+        p = min(n, self._stop - self._first, self._valid.size)
+        both = np.concatenate((self._valid[self._valid.size - p :], ok)) if p else ok
+        missing = np.concatenate(([0], np.cumsum(~both)))
+        ends = np.arange(p + 1, both.size + 1)  # exclusive ends: each new sample as the newest
+        starts = np.maximum(0, ends - n)
+        hit = np.flatnonzero((missing[ends] - missing[starts]) > _MISSING_MAX * (ends - starts))
+        return None if hit.size == 0 else self._stop + int(ends[hit[-1]]) - p
 
     def _starved(self) -> bool:
         _, ok = self._history(max(self._first, self._stop - int(self.fs)))
