@@ -64,6 +64,7 @@ from daemon_bench import (  # bench/ is not a package: imported from the script 
     uptime,
 )
 
+from ecgd.acquisition.clock import SimulatedClock
 from ecgd.harness import Journald, journal_cursor
 
 RESULT_ID = "e59f77e50dac475e9f4c642396c50f3a"
@@ -335,31 +336,20 @@ def mark(ok: bool) -> str:
 
 
 # -- accelerated soak --------------------------------------------------------------------------------
-class PacedClock:
+class PacedClock(SimulatedClock):
     """A ``SimulatedClock`` that runs at most ``speed`` times faster than real time. Why: unpaced, the
     sampler outruns the worker, which then coalesces most windows into ``skipped`` and the soak no
     longer exercises the beat, classifier and alarm stages it is meant to soak. Real sleeps are taken
     only when more than a millisecond ahead (a sleep per sample would cost more than the sample)."""
 
     def __init__(self, speed: float) -> None:
-        from ecgd.acquisition.clock import SimulatedClock
-
-        self._sim = SimulatedClock()
+        super().__init__()
         self._speed = speed
-        self._sim0 = self._sim.monotonic_ns()
+        self._sim0 = self.monotonic_ns()
         self._real0 = time.monotonic_ns()
 
-    def monotonic_ns(self) -> int:
-        return self._sim.monotonic_ns()
-
-    def wall_ns(self) -> int:
-        return self._sim.wall_ns()
-
-    def advance(self, ns: int) -> None:
-        self._sim.advance(ns)
-
     def sleep_until(self, deadline_ns: int) -> None:
-        self._sim.sleep_until(deadline_ns)
+        super().sleep_until(deadline_ns)
         ahead_ns = self._real0 + (deadline_ns - self._sim0) / self._speed - time.monotonic_ns()
         if ahead_ns > 1_000_000:
             time.sleep(ahead_ns / 1e9)
@@ -599,7 +589,6 @@ def set_up(args, tmp: Path, name: str, default_max_bytes: int, **sections: dict)
 
 def accelerated(args, tmp: Path) -> None:
     from ecgd import config as cfg
-    from ecgd.acquisition.clock import SimulatedClock
     from ecgd.daemon import Daemon
 
     print(

@@ -412,11 +412,9 @@ def _after_a_fault(after_mv: np.ndarray, big_block_s: float):
     ok = np.ones(x.size, dtype=bool)
     ok[round(12 * FS) : round(22 * FS)] = False
     x[~ok] = 0.0  # what the ring holds for a missing slot is never read as signal
-    engine, detector, events = (
-        AlarmEngine(FS, AlarmSettings(), rails_mv=RAILS),
-        QrsDetector(FS, QrsSettings()),
-        [],
-    )
+    engine = AlarmEngine(FS, AlarmSettings(), rails_mv=RAILS)
+    detector = QrsDetector(FS, QrsSettings())
+    events = []
     big = round((22 + big_block_s) * FS)
     cuts = [*range(0, round(12 * FS), 72), round(12 * FS), *range(big, x.size, 72), x.size]
     for a, b in itertools.pairwise(cuts):
